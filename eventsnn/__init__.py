@@ -1,0 +1,10 @@
+"""eventsnn: event-driven spiking neural networks with exact spike times, on the CPU."""
+from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
+from .network import Sequential
+from .neurons import SRM
+from .spikes import SpikeTrains
+
+__version__ = "0.1.0"
+
+__all__ = ["SpikeTrains", "SRM", "Sequential", "Dense", "Conv2d", "MaxPool2d", "AvgPool2d",
+           "Flatten", "__version__"]

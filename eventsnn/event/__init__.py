@@ -1,0 +1,1 @@
+"""The event-driven mode: exact continuous-time simulation and timing backprop."""

@@ -1,0 +1,98 @@
+"""Exact threshold-crossing solver for the SRM membrane between two events.
+
+Between events the membrane of a neuron is, at offset s >= 0 (ms) from its reference time,
+
+    u(s) = A exp(-s / tau_m) + B exp(-s / tau_s),   A = c M,  B = -c S,  c = tau_m / (tau_m - tau_s)
+
+where M and S are the neuron's two traces. A sum of two exponentials has at most one
+extremum, found in closed form; the first crossing of theta is then bracketed on a monotone
+piece and located by Newton's method safeguarded by bisection, to CROSSING_TOL_MS.
+"""
+import math
+
+from numba import njit
+
+from .._constants import CROSSING_MAX_ITER, CROSSING_TOL_MS
+
+
+@njit(cache=True, nogil=True)
+def membrane(M, S, s, c, tau_m, tau_s):
+    """u at offset s (ms) for traces M, S."""
+    return c * (M * math.exp(-s / tau_m) - S * math.exp(-s / tau_s))
+
+
+@njit(cache=True, nogil=True)
+def membrane_slope(M, S, s, c, tau_m, tau_s):
+    """du/ds (1/ms) at offset s."""
+    return c * (S * math.exp(-s / tau_s) / tau_s - M * math.exp(-s / tau_m) / tau_m)
+
+
+@njit(cache=True, nogil=True)
+def extremum_offset(M, S, c, tau_m, tau_s):
+    """Offset of the single extremum of u (any sign), or NaN if u is monotone."""
+    A = c * M
+    B = -c * S
+    if A == 0.0 or B == 0.0:
+        return math.nan
+    ratio = -(B * tau_m) / (A * tau_s)
+    if ratio <= 0.0:
+        return math.nan
+    return math.log(ratio) / (1.0 / tau_s - 1.0 / tau_m)
+
+
+@njit(cache=True, nogil=True)
+def upper_bound(M, S, span, c, tau_m, tau_s):
+    """Cheap upper bound of u on [0, span] (span may be inf): each exponential term is
+    monotone, so each is bounded by its larger end value."""
+    A = c * M
+    B = -c * S
+    a = math.exp(-span / tau_m)
+    b = math.exp(-span / tau_s)
+    return max(A, A * a) + max(B, B * b)
+
+
+@njit(cache=True, nogil=True)
+def _root(M, S, lo, hi, c, tau_m, tau_s, theta):
+    """Root of u - theta on [lo, hi] where u is increasing, u(lo) < theta <= u(hi)."""
+    x = 0.5 * (lo + hi)
+    for _ in range(CROSSING_MAX_ITER):
+        f = membrane(M, S, x, c, tau_m, tau_s) - theta
+        if f >= 0.0:
+            hi = x
+        else:
+            lo = x
+        if hi - lo <= CROSSING_TOL_MS:
+            return hi
+        df = membrane_slope(M, S, x, c, tau_m, tau_s)
+        xn = x - f / df if df > 0.0 else math.nan
+        if not (lo < xn < hi):
+            xn = 0.5 * (lo + hi)
+        if abs(xn - x) <= 0.25 * CROSSING_TOL_MS:
+            return xn
+        x = xn
+    return hi
+
+
+@njit(cache=True, nogil=True)
+def first_crossing(M, S, s_lo, s_hi, c, tau_m, tau_s, theta):
+    """First offset s in [s_lo, s_hi] with u(s) >= theta; inf if there is none.
+
+    s_hi may be inf (u decays to 0 < theta, so only a maximum can reach threshold).
+    """
+    u_lo = membrane(M, S, s_lo, c, tau_m, tau_s)
+    if u_lo >= theta:
+        return s_lo
+    s_x = extremum_offset(M, S, c, tau_m, tau_s)
+    inside = s_x > s_lo and s_x < s_hi  # False for NaN
+    if inside:
+        u_x = membrane(M, S, s_x, c, tau_m, tau_s)
+        if u_x > u_lo:  # the extremum is a maximum: u rises on [s_lo, s_x]
+            if u_x >= theta:
+                return _root(M, S, s_lo, s_x, c, tau_m, tau_s, theta)
+            return math.inf  # falls after the maximum, never reaches theta on the span
+    if s_hi == math.inf:
+        return math.inf
+    if membrane(M, S, s_hi, c, tau_m, tau_s) < theta:
+        return math.inf
+    lo = s_x if inside else s_lo  # after an interior minimum u rises to s_hi
+    return _root(M, S, lo, s_hi, c, tau_m, tau_s, theta)

@@ -1,0 +1,391 @@
+"""numba kernels of the event engine, one layer at a time.
+
+A Sequential network is feed-forward, so layer l's spikes depend only on layer l-1's
+events: the engine runs the layers in order, each over its complete, time-sorted input
+stream, and gets the same result as one global queue over all layers (the reference engine
+uses such a global queue; tests compare the two).
+
+Neuron state is two traces M, S at a reference time t0; u(t) = c (M e^{-(t-t0)/tau_m} -
+S e^{-(t-t0)/tau_s}). After a spike the reference time moves to r = t_spike + t_ref:
+- full reset: M = S = 0 and inputs at times <= r are discarded;
+- membrane reset: M = S = S(r), so u(r) = 0 while the current keeps decaying; an input at
+  t < r adds w v e^{-(r-t)/tau_s} to both traces (its current at r).
+At one time, pending crossings fire first (an input does not change u at its own time,
+only its slope), then all coincident inputs are applied, then crossings are predicted.
+
+Two layer kernels implement this: ``dense_layer`` sweeps every target of an input event with
+one shared decay factor (all neurons of a Dense layer are touched by every event) and
+bounds u before any root finding; ``sparse_layer`` keeps per-neuron state and a heap of
+predicted crossings, for layers whose events touch few targets (Conv2d).
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from ._crossing import first_crossing, upper_bound
+from ._queue import heap_new, heap_pop, heap_push, heap_size, heap_top_time
+
+
+@njit(cache=True, nogil=True)
+def _grow(times, idx, n):
+    if n < times.size:
+        return times, idx
+    t2 = np.empty(2 * times.size + 16, np.float64)
+    i2 = np.empty(2 * times.size + 16, np.int64)
+    t2[:n] = times[:n]
+    i2[:n] = idx[:n]
+    return t2, i2
+
+
+@njit(cache=True, nogil=True)
+def _sorted_output(times, idx, n):
+    """Trim and sort spikes by (time, neuron)."""
+    t = times[:n].copy()
+    i = idx[:n].copy()
+    order = np.argsort(i, kind="mergesort")
+    t = t[order]
+    i = i[order]
+    order = np.argsort(t, kind="mergesort")
+    return t[order], i[order]
+
+
+@njit(cache=True, nogil=True)
+def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end):
+    """Simulate one fully connected layer. WT is the transposed weight, shape (n_in, n_out).
+
+    All traces share the reference time t_cur (the last input time), so one decay factor
+    serves every neuron. Returns (spike times, neuron indices), sorted by (time, neuron)."""
+    n_out = WT.shape[1]
+    c = tau_m / (tau_m - tau_s)
+    M = np.zeros(n_out)
+    S = np.zeros(n_out)
+    r = np.full(n_out, -math.inf)      # end of refractoriness (full reset: discard inputs <= r)
+    fired = np.zeros(n_out, np.bool_)
+    fired_list = np.empty(n_out, np.int64)
+    new_M = np.empty(n_out)
+    in_refr = np.zeros(n_out, np.bool_)
+    refr = np.empty(n_out, np.int64)   # neurons that may still be refractory
+    pre_S = np.empty(n_out)
+    n_refr = 0
+    out_t = np.empty(64, np.float64)
+    out_i = np.empty(64, np.int64)
+    n_spk = 0
+    t_cur = 0.0
+    n_ev = in_t.size
+    e = 0
+    while True:
+        last = not (e < n_ev and in_t[e] <= t_end)
+        t_next = t_end if last else in_t[e]
+        span = t_next - t_cur
+        # 1. threshold crossings in [t_cur, t_next] from the current traces
+        n_fired = 0
+        for i in range(n_out):
+            s_lo = 0.0
+            if r[i] > t_cur:
+                s_lo = r[i] - t_cur
+                if s_lo > span:
+                    continue
+            if upper_bound(M[i], S[i], span, c, tau_m, tau_s) < theta:
+                continue
+            S_cur = S[i]
+            while True:
+                s = first_crossing(M[i], S[i], s_lo, span, c, tau_m, tau_s, theta)
+                if s == math.inf:
+                    break
+                t_spk = t_cur + s
+                out_t, out_i = _grow(out_t, out_i, n_spk)
+                out_t[n_spk] = t_spk
+                out_i[n_spk] = i
+                n_spk += 1
+                if not fired[i]:
+                    fired[i] = True
+                    fired_list[n_fired] = i
+                    n_fired += 1
+                if not in_refr[i]:
+                    in_refr[i] = True
+                    refr[n_refr] = i
+                    n_refr += 1
+                r[i] = t_spk + t_ref
+                if not membrane_reset:
+                    M[i] = 0.0
+                    S[i] = 0.0
+                    break
+                # u(r) = 0: M, referenced at t_cur, such that M e^{-(r-t_cur)/tau_m} = S(r)
+                s_lo = r[i] - t_cur
+                if s_lo > span:
+                    break
+                M[i] = S_cur * math.exp(-s_lo / tau_s + s_lo / tau_m)
+            if fired[i] and not last:
+                # traces at t_next, computed here from S(t_cur) to avoid over/underflow
+                if not membrane_reset:
+                    new_M[i] = 0.0
+                elif r[i] >= t_next:
+                    new_M[i] = S_cur * math.exp(-(r[i] - t_cur) / tau_s + (r[i] - t_next) / tau_m)
+                else:
+                    new_M[i] = S_cur * math.exp(-(r[i] - t_cur) / tau_s - (t_next - r[i]) / tau_m)
+        if last:
+            break
+        # 2. decay every trace to t_next
+        a = math.exp(-span / tau_m)
+        b = math.exp(-span / tau_s)
+        for i in range(n_out):
+            M[i] *= a
+            S[i] *= b
+        for k in range(n_fired):
+            i = fired_list[k]
+            fired[i] = False
+            M[i] = new_M[i]
+        t_cur = t_next
+        # 3. apply every input event at t_cur; keep the neurons still refractory
+        k = 0
+        for q in range(n_refr):
+            i = refr[q]
+            if r[i] > t_cur or (not membrane_reset and r[i] == t_cur):
+                refr[k] = i
+                pre_S[k] = S[i]
+                k += 1
+            else:
+                in_refr[i] = False
+        n_refr = k
+        while e < n_ev and in_t[e] == t_cur:
+            j = in_i[e]
+            val = in_v[e]
+            row = WT[j]
+            for i in range(n_out):
+                w = row[i] * val
+                M[i] += w
+                S[i] += w
+            e += 1
+        for q in range(n_refr):
+            i = refr[q]
+            if not membrane_reset:
+                M[i] = 0.0  # inputs at or before r are discarded
+                S[i] = 0.0
+            else:
+                added = S[i] - pre_S[q]
+                M[i] += added * (math.exp((r[i] - t_cur) * (1.0 / tau_m - 1.0 / tau_s)) - 1.0)
+    return _sorted_output(out_t, out_i, n_spk)
+
+
+@njit(cache=True, nogil=True)
+def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s, theta,
+                 membrane_reset, t_ref, t_end):
+    """Simulate one layer given CSR connectivity: input j reaches
+    targets[indptr[j]:indptr[j+1]] with the matching ``weights``.
+
+    Per-neuron traces are updated lazily; a heap holds each touched neuron's predicted
+    next crossing. Returns (spike times, neuron indices) sorted by (time, neuron)."""
+    c = tau_m / (tau_m - tau_s)
+    t0 = np.zeros(n_out)
+    M = np.zeros(n_out)
+    S = np.zeros(n_out)
+    r = np.full(n_out, -math.inf)
+    S_r = 0.0
+    version = np.zeros(n_out, np.int64)
+    stamp = np.full(n_out, -1, np.int64)
+    touched = np.empty(n_out, np.int64)
+    heap = heap_new(64)
+    out_t = np.empty(64, np.float64)
+    out_i = np.empty(64, np.int64)
+    n_spk = 0
+    n_ev = in_t.size
+    e = 0
+    group = 0
+    while True:
+        t = in_t[e] if e < n_ev else math.inf
+        if t > t_end:
+            t = math.inf
+        # 1. fire every valid predicted crossing at or before t
+        while heap_size(heap) > 0 and heap_top_time(heap) <= t:
+            t_spk, i, ver = heap_pop(heap)
+            if ver != version[i]:
+                continue
+            out_t, out_i = _grow(out_t, out_i, n_spk)
+            out_t[n_spk] = t_spk
+            out_i[n_spk] = i
+            n_spk += 1
+            rr = t_spk + t_ref
+            if membrane_reset:
+                S_r = S[i] * math.exp(-(rr - t0[i]) / tau_s)
+                M[i] = S_r
+                S[i] = S_r
+            else:
+                M[i] = 0.0
+                S[i] = 0.0
+            t0[i] = rr
+            r[i] = rr
+            version[i] += 1
+            if membrane_reset and S_r != 0.0 and rr < t_end:
+                s = first_crossing(M[i], S[i], 0.0, t_end - rr, c, tau_m, tau_s, theta)
+                if s < math.inf:
+                    heap = heap_push(heap, rr + s, i, version[i])
+        if t == math.inf:
+            break
+        # 2. apply all inputs at time t
+        n_touch = 0
+        while e < n_ev and in_t[e] == t:
+            j = in_i[e]
+            val = in_v[e]
+            for q in range(indptr[j], indptr[j + 1]):
+                i = targets[q]
+                w = weights[q] * val
+                if t <= r[i]:
+                    if not membrane_reset:
+                        continue  # full reset: inputs at or before r are forgotten
+                    if t < r[i]:
+                        f = w * math.exp(-(r[i] - t) / tau_s)
+                        M[i] += f
+                        S[i] += f
+                        if stamp[i] != group:
+                            stamp[i] = group
+                            touched[n_touch] = i
+                            n_touch += 1
+                        continue
+                if t > t0[i]:
+                    d = t - t0[i]
+                    M[i] *= math.exp(-d / tau_m)
+                    S[i] *= math.exp(-d / tau_s)
+                    t0[i] = t
+                M[i] += w
+                S[i] += w
+                if stamp[i] != group:
+                    stamp[i] = group
+                    touched[n_touch] = i
+                    n_touch += 1
+            e += 1
+        group += 1
+        # 3. predict the next crossing of every touched neuron
+        for q in range(n_touch):
+            i = touched[q]
+            version[i] += 1
+            start = max(t, t0[i])
+            s = first_crossing(M[i], S[i], start - t0[i], t_end - t0[i], c, tau_m, tau_s, theta)
+            if s < math.inf:
+                heap = heap_push(heap, t0[i] + s, i, version[i])
+    return _sorted_output(out_t, out_i, n_spk)
+
+
+@njit(cache=True, nogil=True)
+def pool_relay(in_t, in_i, in_v, unit_of, n_units, is_max, scale):
+    """Relay events through a pooling layer.
+
+    unit_of[j] is the pooled unit of input neuron j (-1: outside every window). Coincident
+    events of one unit become one event: the largest value (max) or the sum of v * scale
+    (average, scale = 1/k^2). Returns (times, units, values, source_to_output, winner):
+    source_to_output[e] is the output event of input event e (-1 if dropped) and winner[e]
+    marks, for max pooling, the first source event holding the maximum.
+    """
+    n = in_t.size
+    out_t = np.empty(n, np.float64)
+    out_u = np.empty(n, np.int64)
+    out_v = np.empty(n, np.float64)
+    src = np.full(n, -1, np.int64)
+    winner = np.zeros(n, np.bool_)
+    slot = np.full(n_units, -1, np.int64)   # output index of each unit within the group
+    best = np.empty(n, np.int64)            # winning source event per output event
+    units = np.empty(n, np.int64)
+    n_out = 0
+    e = 0
+    while e < n:
+        t = in_t[e]
+        g0 = e
+        while e < n and in_t[e] == t:
+            e += 1
+        # collect the units hit at time t
+        n_u = 0
+        for q in range(g0, e):
+            u = unit_of[in_i[q]]
+            if u >= 0 and slot[u] == -1:
+                slot[u] = 0
+                units[n_u] = u
+                n_u += 1
+        units_g = np.sort(units[:n_u])
+        for k in range(n_u):
+            u = units_g[k]
+            slot[u] = n_out + k
+            out_t[n_out + k] = t
+            out_u[n_out + k] = u
+            out_v[n_out + k] = -math.inf if is_max else 0.0
+        for q in range(g0, e):
+            u = unit_of[in_i[q]]
+            if u < 0:
+                continue
+            o = slot[u]
+            src[q] = o
+            if is_max:
+                if in_v[q] > out_v[o]:
+                    out_v[o] = in_v[q]
+                    best[o] = q
+            else:
+                out_v[o] += in_v[q] * scale
+        for k in range(n_u):
+            slot[units_g[k]] = -1
+            if is_max:
+                winner[best[n_out + k]] = True
+        n_out += n_u
+    return out_t[:n_out].copy(), out_u[:n_out].copy(), out_v[:n_out].copy(), src, winner
+
+
+@njit(cache=True, nogil=True)
+def record_membrane(in_t, in_i, in_v, spk_t, spk_i, n_out, indptr, targets, weights,
+                    tau_m, tau_s, membrane_reset, t_ref, q_t):
+    """Membrane potential of every neuron at the sorted query times q_t, replaying the
+    inputs and the given output spikes (resets). At a query time equal to a spike time the
+    value before the reset (the limit from the left) is returned.
+    Returns an array (len(q_t), n_out)."""
+    c = tau_m / (tau_m - tau_s)
+    t0 = np.zeros(n_out)
+    M = np.zeros(n_out)
+    S = np.zeros(n_out)
+    r = np.full(n_out, -math.inf)
+    out = np.zeros((q_t.size, n_out))
+    e = 0
+    k = 0
+    for qi in range(q_t.size):
+        tq = q_t[qi]
+        while True:
+            te = in_t[e] if e < in_t.size else math.inf
+            tk = spk_t[k] if k < spk_t.size else math.inf
+            if min(te, tk) >= tq:
+                break
+            if tk <= te:  # resets before inputs at the same time
+                i = spk_i[k]
+                rr = tk + t_ref
+                if membrane_reset:
+                    S_r = S[i] * math.exp(-(rr - t0[i]) / tau_s)
+                    M[i] = S_r
+                    S[i] = S_r
+                else:
+                    M[i] = 0.0
+                    S[i] = 0.0
+                t0[i] = rr
+                r[i] = rr
+                k += 1
+            else:
+                j = in_i[e]
+                val = in_v[e]
+                for q in range(indptr[j], indptr[j + 1]):
+                    i = targets[q]
+                    w = weights[q] * val
+                    if te <= r[i]:
+                        if not membrane_reset:
+                            continue
+                        if te < r[i]:
+                            f = w * math.exp(-(r[i] - te) / tau_s)
+                            M[i] += f
+                            S[i] += f
+                            continue
+                    if te > t0[i]:
+                        d = te - t0[i]
+                        M[i] *= math.exp(-d / tau_m)
+                        S[i] *= math.exp(-d / tau_s)
+                        t0[i] = te
+                    M[i] += w
+                    S[i] += w
+                e += 1
+        for i in range(n_out):
+            if tq >= t0[i]:
+                d = tq - t0[i]
+                out[qi, i] = c * (M[i] * math.exp(-d / tau_m) - S[i] * math.exp(-d / tau_s))
+    return out

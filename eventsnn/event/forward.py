@@ -1,0 +1,118 @@
+"""Python driver of the event engine: runs a sample through the layers in order."""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
+from ..spikes import SpikeTrains
+from . import _engine
+
+
+@dataclass
+class Record:
+    """What one simulated sample left behind.
+
+    spikes : list of SpikeTrains, [input, layer 1, ..., output]; pooling layers' entries
+        hold the relayed (graded) events.
+    membrane : dict layer number (1-based, as in ``spikes``) -> array (len(record_times),
+        n_neurons), present when ``record_times`` was given.
+    record_times : the query times in ms (sorted), or None.
+    t_end : the simulation end in ms (inf: ran until no event was pending).
+    relays : per layer, for pooling layers (source_to_output, winner) of the relay
+        (used by the backward pass), None for the other layers.
+    """
+
+    spikes: list
+    t_end: float
+    record_times: np.ndarray = None
+    membrane: dict = field(default_factory=dict)
+    relays: list = field(default_factory=list)
+
+    @property
+    def output(self):
+        return self.spikes[-1]
+
+    def counts(self, layer=-1):
+        """Spike count per neuron of one entry of ``spikes``."""
+        return self.spikes[layer].counts()
+
+    def __repr__(self):
+        sizes = ", ".join(str(len(s)) for s in self.spikes)
+        return f"Record(events per level: [{sizes}], t_end={self.t_end})"
+
+
+def dense_csr(weight):
+    """CSR connectivity of a Dense layer (every input reaches every output)."""
+    n_out, n_in = weight.shape
+    indptr = np.arange(n_in + 1, dtype=np.int64) * n_out
+    targets = np.tile(np.arange(n_out, dtype=np.int64), n_in)
+    widx = targets * n_in + np.repeat(np.arange(n_in, dtype=np.int64), n_out)
+    return indptr, targets, widx
+
+
+def layer_connectivity(layer):
+    """(indptr, targets, weights) of a Dense or Conv2d layer."""
+    if isinstance(layer, Conv2d):
+        indptr, targets, widx = layer.connectivity()
+    else:
+        indptr, targets, widx = dense_csr(layer.weight)
+    return indptr, targets, np.ascontiguousarray(layer.weight.ravel()[widx])
+
+
+def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights):
+    """Simulate one sample; ``layer_weights`` are the weights as they were when the call
+    started (transposed for Dense), so concurrent samples see one network."""
+    tau_m, tau_s, theta, membrane_reset, t_ref = neuron.as_tuple()
+    t_stop = math.inf if t_end is None else float(t_end)
+    spikes = [st]
+    relays = [None]
+    membrane = {}
+    t, i, val = st.times, st.neurons, st.values
+    if t_stop < math.inf and t.size and t[-1] > t_stop:
+        keep = t <= t_stop
+        t, i, val = t[keep], i[keep], val[keep]
+    for li, layer in enumerate(layers, start=1):
+        w = layer_weights[li - 1]
+        relay = None
+        if isinstance(layer, Dense):
+            ot, oi = _engine.dense_layer(t, i, val, w, tau_m, tau_s, theta, membrane_reset,
+                                         t_ref, t_stop)
+            ov = np.ones(ot.size)
+        elif isinstance(layer, Conv2d):
+            indptr, targets, widx = layer.connectivity()
+            ot, oi = _engine.sparse_layer(t, i, val, layer.n_out, indptr, targets, w, tau_m,
+                                          tau_s, theta, membrane_reset, t_ref, t_stop)
+            ov = np.ones(ot.size)
+        elif isinstance(layer, (MaxPool2d, AvgPool2d)):
+            k2 = float(layer.kernel_size ** 2)
+            ot, oi, ov, src, win = _engine.pool_relay(t, i, val, w, layer.n_out,
+                                                      isinstance(layer, MaxPool2d), 1.0 / k2)
+            relay = (src, win)
+        elif isinstance(layer, Flatten):
+            ot, oi, ov = t, i, val
+        else:
+            raise TypeError(f"event mode does not support layer {layer!r}")
+        if record_times is not None and layer.has_neurons:
+            indptr, targets, weights = layer_connectivity(layer)
+            membrane[li] = _engine.record_membrane(t, i, val, ot, oi, layer.n_out, indptr,
+                                                   targets, weights, tau_m, tau_s,
+                                                   membrane_reset, t_ref, record_times)
+        spikes.append(SpikeTrains._trusted(ot, oi, ov, layer.n_out))
+        relays.append(relay)
+        t, i, val = ot, oi, ov
+    return Record(spikes=spikes, t_end=t_stop, record_times=record_times, membrane=membrane,
+                  relays=relays)
+
+
+def kernel_weights(layer):
+    """The array a layer's kernel takes: W.T for Dense, weight values along the CSR links for
+    Conv2d, the unit map for pooling, None otherwise."""
+    if isinstance(layer, Dense):
+        return np.ascontiguousarray(layer.weight.T)
+    if isinstance(layer, Conv2d):
+        _, _, widx = layer.connectivity()
+        return np.ascontiguousarray(layer.weight.ravel()[widx])
+    if isinstance(layer, (MaxPool2d, AvgPool2d)):
+        return layer.pool_index()
+    return None

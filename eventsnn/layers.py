@@ -1,0 +1,236 @@
+"""Layers: shapes, weights and connectivity, shared by the event and the dense mode.
+
+A layer of shape (C, H, W) numbers its neurons in C order: c*H*W + y*W + x.
+Dense and Conv2d hold neurons (the network's neuron model); MaxPool2d and AvgPool2d hold no
+neurons and relay events; Flatten only changes the nominal shape.
+"""
+import numpy as np
+
+from . import _validate as v
+
+
+class Layer:
+    """Base class. ``in_shape``/``out_shape`` are tuples, known once the layer is bound."""
+
+    has_neurons = False
+    has_weight = False
+
+    def __init__(self):
+        self.in_shape = None
+        self.out_shape = None
+        self._weight = None
+
+    @property
+    def n_in(self):
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self):
+        return int(np.prod(self.out_shape))
+
+    @property
+    def weight(self):
+        return self._weight
+
+    @weight.setter
+    def weight(self, value):
+        if not self.has_weight:
+            raise AttributeError(f"{type(self).__name__} has no weight")
+        arr = v.float_array("weight", value, finite=False)
+        if arr.shape != self.weight_shape:
+            raise ValueError(f"weight of {self!r} must have shape {self.weight_shape}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"weight of {self!r} must be finite (no NaN or inf)")
+        self._weight = arr.copy()
+
+    def bind(self, in_shape):
+        """Fix the input shape (called by Sequential) and return the output shape."""
+        raise NotImplementedError
+
+    def init_weight(self, rng):
+        pass
+
+
+class Dense(Layer):
+    """Fully connected layer of ``n_out`` neurons; weight shape (n_out, n_in).
+
+    Default weights are uniform in +-sqrt(6 / n_in) (He); eventsnn.init rescales them.
+    """
+
+    has_neurons = True
+    has_weight = True
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.n_in_decl = v.positive_int("n_in", n_in)
+        self.n_out_decl = v.positive_int("n_out", n_out)
+
+    @property
+    def weight_shape(self):
+        return (self.n_out_decl, self.n_in_decl)
+
+    def bind(self, in_shape):
+        if in_shape is not None and int(np.prod(in_shape)) != self.n_in_decl:
+            raise ValueError(f"Dense(n_in={self.n_in_decl}) follows a layer of shape {tuple(in_shape)} "
+                             f"({int(np.prod(in_shape))} neurons)")
+        self.in_shape = tuple(in_shape) if in_shape is not None else (self.n_in_decl,)
+        self.out_shape = (self.n_out_decl,)
+        return self.out_shape
+
+    def init_weight(self, rng):
+        bound = np.sqrt(6.0 / self.n_in_decl)
+        self._weight = rng.uniform(-bound, bound, size=self.weight_shape)
+
+    def __repr__(self):
+        return f"Dense({self.n_in_decl}, {self.n_out_decl})"
+
+
+class Conv2d(Layer):
+    """2-D convolution of ``out_channels`` SRM feature maps; weight (C_out, C_in, k, k).
+
+    in_shape is (C_in, H, W); output is (C_out, (H + 2p - k)//s + 1, (W + 2p - k)//s + 1).
+    """
+
+    has_neurons = True
+    has_weight = True
+
+    def __init__(self, in_shape, out_channels, kernel_size, stride=1, padding=0):
+        super().__init__()
+        self.in_decl = _shape3("in_shape", in_shape)
+        self.out_channels = v.positive_int("out_channels", out_channels)
+        self.kernel_size = v.positive_int("kernel_size", kernel_size)
+        self.stride = v.positive_int("stride", stride)
+        self.padding = v.positive_int("padding", padding, allow_zero=True)
+        C, H, W = self.in_decl
+        k, s, p = self.kernel_size, self.stride, self.padding
+        if H + 2 * p < k or W + 2 * p < k:
+            raise ValueError(f"kernel_size {k} is larger than the padded input {(H + 2 * p, W + 2 * p)}")
+        self._csr = None
+
+    @property
+    def weight_shape(self):
+        return (self.out_channels, self.in_decl[0], self.kernel_size, self.kernel_size)
+
+    def bind(self, in_shape):
+        if in_shape is not None and int(np.prod(in_shape)) != int(np.prod(self.in_decl)):
+            raise ValueError(f"Conv2d(in_shape={self.in_decl}) follows a layer of shape {tuple(in_shape)}")
+        C, H, W = self.in_decl
+        k, s, p = self.kernel_size, self.stride, self.padding
+        self.in_shape = self.in_decl
+        self.out_shape = (self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+        return self.out_shape
+
+    def init_weight(self, rng):
+        fan_in = self.in_decl[0] * self.kernel_size ** 2
+        bound = np.sqrt(6.0 / fan_in)
+        self._weight = rng.uniform(-bound, bound, size=self.weight_shape)
+
+    def connectivity(self):
+        """CSR map from input neurons to their targets: (indptr, targets, weight_index).
+
+        Input neuron j's targets are ``targets[indptr[j]:indptr[j+1]]`` and the weight of
+        each link is ``weight.ravel()[weight_index[...]]``. Built once per geometry.
+        """
+        if self._csr is None:
+            self._csr = _conv_csr(self.in_decl, self.out_shape, self.kernel_size, self.stride, self.padding)
+        return self._csr
+
+    def __repr__(self):
+        return (f"Conv2d({self.in_decl}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding})")
+
+
+class _Pool(Layer):
+    def __init__(self, kernel_size):
+        super().__init__()
+        self.kernel_size = v.positive_int("kernel_size", kernel_size)
+
+    def bind(self, in_shape):
+        if in_shape is None or len(in_shape) != 3:
+            raise ValueError(f"{type(self).__name__} needs a (C, H, W) input, got {in_shape}")
+        C, H, W = in_shape
+        k = self.kernel_size
+        if H < k or W < k:
+            raise ValueError(f"{type(self).__name__}({k}) is larger than its input {(H, W)}")
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (C, H // k, W // k)  # rows/columns beyond a whole window are dropped
+        return self.out_shape
+
+    def pool_index(self):
+        """For every input neuron, the index of its pooled unit (-1 if outside every window)."""
+        C, H, W = self.in_shape
+        k = self.kernel_size
+        Ho, Wo = self.out_shape[1:]
+        c, y, x = np.unravel_index(np.arange(C * H * W), (C, H, W))
+        oy, ox = y // k, x // k
+        inside = (oy < Ho) & (ox < Wo)
+        return np.where(inside, c * Ho * Wo + oy * Wo + ox, -1).astype(np.int64)
+
+
+class MaxPool2d(_Pool):
+    """Max pooling over k x k windows, stride k: every input event of a window is relayed as
+    an event of the pooled unit; coincident events of a window become one event with the
+    largest value."""
+
+    def __repr__(self):
+        return f"MaxPool2d({self.kernel_size})"
+
+
+class AvgPool2d(_Pool):
+    """Average pooling over k x k windows, stride k: each input event is relayed with value
+    v / k^2 (coincident events of a window summed into one event).
+
+    ``adjusted=True`` (default) changes only the backward pass: a pooled event's gradient
+    goes in equal shares g / n to its n coincident source events (sum conserved, Zhu et
+    al.); ``adjusted=False`` sends g / k^2 to each source event."""
+
+    def __init__(self, kernel_size, adjusted=True):
+        super().__init__(kernel_size)
+        if not isinstance(adjusted, (bool, np.bool_)):
+            raise TypeError(f"adjusted must be a bool, got {type(adjusted).__name__}")
+        self.adjusted = bool(adjusted)
+
+    def __repr__(self):
+        return f"AvgPool2d({self.kernel_size}, adjusted={self.adjusted})"
+
+
+class Flatten(Layer):
+    """Changes the nominal shape to (n,); neuron numbering is already flat, so events pass
+    unchanged."""
+
+    def bind(self, in_shape):
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (int(np.prod(in_shape)),)
+        return self.out_shape
+
+    def __repr__(self):
+        return "Flatten()"
+
+
+def _shape3(name, shape):
+    try:
+        dims = tuple(int(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a (C, H, W) tuple of ints") from None
+    if len(dims) != 3 or min(dims) <= 0:
+        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape}")
+    return dims
+
+
+def _conv_csr(in_shape, out_shape, k, s, p):
+    C, H, W = in_shape
+    Co, Ho, Wo = out_shape
+    # enumerate all (out neuron, in neuron, weight) links of the convolution
+    co, oy, ox, ci, ky, kx = np.meshgrid(np.arange(Co), np.arange(Ho), np.arange(Wo),
+                                         np.arange(C), np.arange(k), np.arange(k), indexing="ij")
+    y = oy * s - p + ky
+    x = ox * s - p + kx
+    ok = (y >= 0) & (y < H) & (x >= 0) & (x < W)
+    src = (ci * H * W + y * W + x)[ok]
+    tgt = (co * Ho * Wo + oy * Wo + ox)[ok]
+    widx = (((co * C + ci) * k + ky) * k + kx)[ok]
+    order = np.lexsort((tgt, src))
+    src, tgt, widx = src[order], tgt[order], widx[order]
+    indptr = np.zeros(C * H * W + 1, dtype=np.int64)
+    np.add.at(indptr, src + 1, 1)
+    return np.cumsum(indptr), tgt.astype(np.int64), widx.astype(np.int64)

@@ -1,0 +1,212 @@
+"""Sequential: an ordered stack of layers sharing one neuron model.
+
+Event mode: :meth:`Sequential.simulate` and :meth:`Sequential.backward`.
+Dense (time-stepped) mode: :meth:`Sequential.run` (see ``eventsnn.dense``).
+Models save to ``.npz`` (weights) with a JSON description and load without unpickling.
+"""
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _validate as v
+from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d
+from .neurons import SRM
+from .spikes import SpikeTrains
+
+FORMAT_VERSION = 1
+
+
+class Sequential:
+    """Feed-forward network.
+
+    Parameters
+    ----------
+    *layers : Layer
+        Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten. Shapes of pooling and Flatten layers
+        are inferred from the layer before; the first layer fixes the input shape.
+    neuron : SRM
+        Neuron model of every Dense and Conv2d layer (default ``SRM()``).
+    rng : numpy Generator, int or None
+        Seed of the weight initialisation.
+    """
+
+    def __init__(self, *layers, neuron=None, rng=0):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {k} must be an eventsnn layer, got {type(layer).__name__}")
+        if not any(layer.has_neurons for layer in layers):
+            raise ValueError("Sequential needs at least one Dense or Conv2d layer")
+        if neuron is None:
+            neuron = SRM()
+        if not isinstance(neuron, SRM):
+            raise TypeError(f"neuron must be an eventsnn.SRM, got {type(neuron).__name__}")
+        self.neuron = neuron
+        self.layers = list(layers)
+        first = self.layers[0]
+        if isinstance(first, Dense):
+            shape = (first.n_in_decl,)
+        elif isinstance(first, Conv2d):
+            shape = first.in_decl
+        else:
+            raise ValueError(f"the first layer must be Dense or Conv2d, got {first!r}")
+        self.in_shape = tuple(shape)
+        gen = v.rng_from(rng)
+        for layer in self.layers:
+            shape = layer.bind(shape)
+            if layer.has_weight:
+                layer.init_weight(gen)
+        self.out_shape = tuple(shape)
+
+    @property
+    def n_in(self):
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self):
+        return int(np.prod(self.out_shape))
+
+    @property
+    def weights(self):
+        """The weight arrays of the layers (None for layers without weights)."""
+        return [layer.weight for layer in self.layers]
+
+    def __repr__(self):
+        body = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential(\n  {body},\n  neuron={self.neuron!r})"
+
+    # ---- event mode ------------------------------------------------------------
+    def _check_input(self, st, name="input"):
+        if not isinstance(st, SpikeTrains):
+            raise TypeError(f"{name} must be a SpikeTrains, got {type(st).__name__}")
+        if st.n_neurons != self.n_in:
+            raise ValueError(f"{name} has n_neurons={st.n_neurons} but the network takes {self.n_in}")
+
+    def simulate(self, inputs, t_end=None, record_times=None, n_threads=None):
+        """Simulate SpikeTrains exactly in continuous time.
+
+        Parameters
+        ----------
+        inputs : SpikeTrains or list of SpikeTrains
+            One sample, or several (simulated in parallel, independently).
+        t_end : float or None
+            End of the simulation in ms; events after it are ignored. None runs until no
+            event is pending.
+        record_times : array-like of float, optional
+            Times (ms) at which to record the membrane potential of every neuron layer
+            (``record.membrane``).
+        n_threads : int, optional
+            Threads for a list of samples (default: numba's thread count). Results do not
+            depend on it.
+
+        Returns
+        -------
+        Record, or a list of Records for a list input.
+        """
+        single = isinstance(inputs, SpikeTrains)
+        samples = [inputs] if single else inputs
+        if not isinstance(samples, (list, tuple)):
+            raise TypeError("inputs must be a SpikeTrains or a list of SpikeTrains")
+        for k, st in enumerate(samples):
+            self._check_input(st, "inputs" if single else f"inputs[{k}]")
+        if t_end is not None:
+            t_end = v.positive_float("t_end", t_end, allow_zero=True)
+        if record_times is not None:
+            record_times = v.float_array("record_times", record_times, ndim=1)
+            if np.any(record_times < 0):
+                raise ValueError("record_times must be >= 0 ms")
+            record_times = np.sort(record_times)
+        records = self._simulate_many(samples, t_end, record_times, n_threads)
+        return records[0] if single else records
+
+    def _simulate_many(self, samples, t_end, record_times, n_threads):
+        from .event.forward import kernel_weights, simulate_sample
+
+        self._check_weights()
+        weights = [kernel_weights(layer) for layer in self.layers]
+
+        def one(st):
+            return simulate_sample(self.layers, self.neuron, st, t_end, record_times, weights)
+
+        if n_threads is None:
+            import numba
+            n_threads = numba.get_num_threads()
+        n_threads = v.positive_int("n_threads", n_threads)
+        if len(samples) <= 1 or n_threads == 1:
+            return [one(st) for st in samples]
+        with ThreadPoolExecutor(max_workers=min(n_threads, len(samples))) as pool:
+            return list(pool.map(one, samples))
+
+    def _check_weights(self):
+        for k, layer in enumerate(self.layers):
+            if layer.has_weight and not np.all(np.isfinite(layer.weight)):
+                raise ValueError(f"weight of layer {k} ({layer!r}) holds NaN or inf")
+
+    def backward(self, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
+        """Timing gradients of a recorded sample (Zhu et al. 2022); see
+        ``eventsnn.event.backward.backward`` for the options."""
+        from .event.backward import backward
+
+        return backward(self, rec, grad_out, kernel=kernel, tau_grad=tau_grad, **options)
+
+    # ---- files ---------------------------------------------------------------------
+    def save(self, path):
+        """Save to ``path`` (.npz): weights as arrays, architecture and neuron as JSON."""
+        meta = {"format": "eventsnn.Sequential", "version": FORMAT_VERSION,
+                "neuron": {"tau_m": self.neuron.tau_m, "tau_s": self.neuron.tau_s,
+                           "theta": self.neuron.theta, "reset": self.neuron.reset,
+                           "t_ref": self.neuron.t_ref},
+                "layers": [_layer_spec(layer) for layer in self.layers]}
+        arrays = {f"weight_{k}": layer.weight for k, layer in enumerate(self.layers) if layer.has_weight}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        with open(os.fspath(path), "wb") as fh:
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save` (never unpickles)."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            if "meta" not in data:
+                raise ValueError(f"{path} is not an eventsnn model (no metadata)")
+            meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+            if meta.get("format") != "eventsnn.Sequential":
+                raise ValueError(f"{path} is not an eventsnn model")
+            if meta.get("version", 0) > FORMAT_VERSION:
+                raise ValueError(f"{path} was written by a newer eventsnn (format {meta['version']})")
+            layers = [_layer_from_spec(spec) for spec in meta["layers"]]
+            net = cls(*layers, neuron=SRM(**meta["neuron"]), rng=0)
+            for k, layer in enumerate(net.layers):
+                if layer.has_weight:
+                    layer.weight = data[f"weight_{k}"]
+        return net
+
+
+def _layer_spec(layer):
+    if isinstance(layer, Dense):
+        return {"type": "Dense", "n_in": layer.n_in_decl, "n_out": layer.n_out_decl}
+    if isinstance(layer, Conv2d):
+        return {"type": "Conv2d", "in_shape": list(layer.in_decl), "out_channels": layer.out_channels,
+                "kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding}
+    if isinstance(layer, MaxPool2d):
+        return {"type": "MaxPool2d", "kernel_size": layer.kernel_size}
+    if isinstance(layer, AvgPool2d):
+        return {"type": "AvgPool2d", "kernel_size": layer.kernel_size, "adjusted": layer.adjusted}
+    if isinstance(layer, Flatten):
+        return {"type": "Flatten"}
+    raise TypeError(f"cannot save layer {layer!r}")
+
+
+def _layer_from_spec(spec):
+    kind = spec.get("type")
+    args = {k: val for k, val in spec.items() if k != "type"}
+    table = {"Dense": Dense, "Conv2d": Conv2d, "MaxPool2d": MaxPool2d, "AvgPool2d": AvgPool2d,
+             "Flatten": Flatten}
+    if kind not in table:
+        raise ValueError(f"unknown layer type {kind!r} in model file")
+    return table[kind](**args)

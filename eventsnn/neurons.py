@@ -1,0 +1,109 @@
+"""Neuron models: parameters, validation and response kernels.
+
+Times are in milliseconds. The event engine uses the continuous spike response model
+:class:`SRM` (Zhu et al. 2022, Eq. 1-3)::
+
+    eps(s) = tau_m / (tau_m - tau_s) * (exp(-s / tau_m) - exp(-s / tau_s)),  s >= 0
+
+which is also the membrane response of a current-based LIF neuron (membrane time constant
+tau_m, exponential synaptic current tau_s) to a current jump of w / tau_s.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate as v
+from ._constants import MIN_TAU_GAP
+
+RESETS = ("full", "membrane")
+GRAD_KERNELS = ("exp", "depsilon")
+
+
+@dataclass(frozen=True)
+class SRM:
+    """Spike response model neuron for the event engine.
+
+    Parameters
+    ----------
+    tau_m : float
+        Membrane time constant (ms), > 0.
+    tau_s : float
+        Synaptic time constant (ms), > 0 and different from ``tau_m``: the alpha-kernel
+        limit ``tau_m == tau_s`` is rejected (use e.g. ``tau_s = 0.999 * tau_m``).
+    theta : float
+        Firing threshold (dimensionless, same units as ``weight * eps``), > 0.
+    reset : {"full", "membrane"}
+        ``"full"`` (Zhu et al.): at a spike every input at or before the spike time stops
+        counting. ``"membrane"``: current-based LIF, the membrane is set to 0 and the
+        synaptic current keeps decaying.
+    t_ref : float
+        Refractory period (ms), >= 0. ``"membrane"``: the membrane is clamped at 0 for
+        ``t_ref`` after a spike while the synaptic current still integrates inputs.
+        ``"full"``: inputs arriving within ``t_ref`` after a spike are discarded.
+    """
+
+    tau_m: float = 5.0
+    tau_s: float = 3.0
+    theta: float = 1.0
+    reset: str = "full"
+    t_ref: float = 0.0
+
+    def __post_init__(self):
+        tau_m = v.positive_float("tau_m", self.tau_m)
+        tau_s = v.positive_float("tau_s", self.tau_s)
+        if abs(tau_m - tau_s) <= MIN_TAU_GAP * max(tau_m, tau_s):
+            raise ValueError(
+                f"tau_m ({tau_m}) and tau_s ({tau_s}) must differ: the alpha-kernel limit "
+                "tau_m == tau_s is not supported; use e.g. tau_s = 0.999 * tau_m"
+            )
+        object.__setattr__(self, "tau_m", tau_m)
+        object.__setattr__(self, "tau_s", tau_s)
+        object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
+        v.choice("reset", self.reset, RESETS)
+        object.__setattr__(self, "t_ref", v.positive_float("t_ref", self.t_ref, allow_zero=True))
+
+    @property
+    def scale(self):
+        """Kernel prefactor tau_m / (tau_m - tau_s)."""
+        return self.tau_m / (self.tau_m - self.tau_s)
+
+    @property
+    def t_peak(self):
+        """Time (ms) at which eps reaches its maximum."""
+        tm, ts = self.tau_m, self.tau_s
+        return np.log(tm / ts) * tm * ts / (tm - ts)
+
+    @property
+    def eps_peak(self):
+        """Maximum of eps (dimensionless)."""
+        return float(self.eps(self.t_peak))
+
+    def eps(self, s):
+        """PSP kernel eps(s) for s in ms (0 for s < 0)."""
+        s = np.asarray(s, dtype=np.float64)
+        sp = np.maximum(s, 0.0)
+        out = self.scale * (np.exp(-sp / self.tau_m) - np.exp(-sp / self.tau_s))
+        return np.where(s >= 0, out, 0.0)
+
+    def deps(self, s):
+        """Time derivative d eps / ds (1/ms, 0 for s < 0)."""
+        s = np.asarray(s, dtype=np.float64)
+        sp = np.maximum(s, 0.0)
+        out = self.scale * (np.exp(-sp / self.tau_s) / self.tau_s - np.exp(-sp / self.tau_m) / self.tau_m)
+        return np.where(s >= 0, out, 0.0)
+
+    def h(self, s, kernel="exp", tau_grad=2.5):
+        """Backward assignment kernel h(s) of the timing gradient (Zhu et al. Eq. 12).
+
+        ``"exp"``: exp(-s / tau_grad); ``"depsilon"``: d eps / ds.
+        """
+        v.choice("kernel", kernel, GRAD_KERNELS)
+        s = np.asarray(s, dtype=np.float64)
+        if kernel == "depsilon":
+            return self.deps(s)
+        tau_grad = v.positive_float("tau_grad", tau_grad)
+        return np.where(s >= 0, np.exp(-np.maximum(s, 0.0) / tau_grad), 0.0)
+
+    def as_tuple(self):
+        """(tau_m, tau_s, theta, membrane_reset, t_ref) as plain scalars for the kernels."""
+        return (self.tau_m, self.tau_s, self.theta, self.reset == "membrane", self.t_ref)

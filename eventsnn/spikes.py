@@ -1,0 +1,187 @@
+"""SpikeTrains: the validated, time-sorted event list of one sample.
+
+An event is (time in ms, neuron index, value). Value is 1 for a spike and any finite real
+for a graded event (a current pulse of that size, or an average-pooled event). Events are
+kept sorted by (time, neuron); the sort is stable so coincident events of one neuron keep
+the order they were given in.
+"""
+import numpy as np
+
+from . import _validate as v
+
+
+class SpikeTrains:
+    """Events of one sample.
+
+    Parameters
+    ----------
+    times : array-like of float
+        Event times in ms; finite and >= 0.
+    neurons : array-like of int
+        Neuron index of each event, in ``[0, n_neurons)``.
+    n_neurons : int
+        Size of the population (> 0).
+    values : array-like of float, optional
+        Event values (default 1.0 for every event); finite.
+    """
+
+    __slots__ = ("times", "neurons", "values", "n_neurons")
+
+    def __init__(self, times, neurons, n_neurons, values=None):
+        n_neurons = v.positive_int("n_neurons", n_neurons)
+        times = v.float_array("times", times, ndim=1, finite=False)
+        if np.any(np.isnan(times)):
+            raise ValueError("times must not contain NaN")
+        if np.any(np.isinf(times)):
+            raise ValueError("times must be finite (no inf)")
+        if np.any(times < 0):
+            raise ValueError(f"times must be >= 0 ms, got minimum {times.min()}")
+        neurons = v.int_array("neurons", neurons, ndim=1)
+        if neurons.shape != times.shape:
+            raise ValueError(f"neurons has {neurons.size} entries but times has {times.size}")
+        if neurons.size and (neurons.min() < 0 or neurons.max() >= n_neurons):
+            bad = neurons[(neurons < 0) | (neurons >= n_neurons)][0]
+            raise ValueError(f"neurons must lie in [0, {n_neurons}), found {bad}")
+        if values is None:
+            values = np.ones_like(times)
+        else:
+            values = v.float_array("values", values, ndim=1, finite=False)
+            if values.shape != times.shape:
+                raise ValueError(f"values has {values.size} entries but times has {times.size}")
+            if not np.all(np.isfinite(values)):
+                raise ValueError("values must be finite (no NaN or inf)")
+        order = np.lexsort((neurons, times))
+        if np.any(order[1:] < order[:-1]):
+            times, neurons, values = times[order], neurons[order], values[order]
+        self.times = times
+        self.neurons = neurons
+        self.values = values
+        self.n_neurons = n_neurons
+
+    @classmethod
+    def _trusted(cls, times, neurons, values, n_neurons):
+        """Wrap kernel output that is already sorted and in range (no checks)."""
+        obj = cls.__new__(cls)
+        obj.times = np.ascontiguousarray(times, dtype=np.float64)
+        obj.neurons = np.ascontiguousarray(neurons, dtype=np.int64)
+        obj.values = np.ascontiguousarray(values, dtype=np.float64)
+        obj.n_neurons = int(n_neurons)
+        return obj
+
+    @classmethod
+    def empty(cls, n_neurons):
+        return cls(np.zeros(0), np.zeros(0, dtype=np.int64), n_neurons)
+
+    def __len__(self):
+        return self.times.size
+
+    def __repr__(self):
+        n = len(self)
+        if n == 0:
+            return f"SpikeTrains(0 events, n_neurons={self.n_neurons})"
+        graded = "" if np.all(self.values == 1.0) else ", graded values"
+        active = np.unique(self.neurons).size
+        return (f"SpikeTrains({n} events, n_neurons={self.n_neurons}, {active} active, "
+                f"t=[{self.times[0]:.4g}, {self.times[-1]:.4g}] ms{graded})")
+
+    def __eq__(self, other):
+        if not isinstance(other, SpikeTrains):
+            return NotImplemented
+        return (self.n_neurons == other.n_neurons and np.array_equal(self.times, other.times)
+                and np.array_equal(self.neurons, other.neurons)
+                and np.array_equal(self.values, other.values))
+
+    def counts(self):
+        """Number of events per neuron, shape (n_neurons,)."""
+        return np.bincount(self.neurons, minlength=self.n_neurons)
+
+    def first_times(self, fill=np.inf):
+        """Time of each neuron's first event (``fill`` where it has none)."""
+        out = np.full(self.n_neurons, float(fill))
+        if len(self):
+            # events are time-sorted, so the first occurrence of a neuron is its first event
+            idx, first = np.unique(self.neurons, return_index=True)
+            out[idx] = self.times[first]
+        return out
+
+    # ---- dense rasters -------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, raster, dt=1.0):
+        """Events from a raster of shape (T, n): entry [k, i] != 0 becomes an event of
+        neuron i at time k * dt (ms) with that value."""
+        raster = v.float_array("raster", raster, ndim=2)
+        dt = v.positive_float("dt", dt)
+        if raster.shape[1] == 0:
+            raise ValueError("raster must have at least one neuron column")
+        steps, neurons = np.nonzero(raster)
+        return cls(steps * dt, neurons, raster.shape[1], raster[steps, neurons])
+
+    def to_dense(self, n_steps, dt=1.0):
+        """Raster (n_steps, n_neurons): the values of events with k*dt <= t < (k+1)*dt are
+        summed into step k. Events at or after n_steps * dt are dropped."""
+        n_steps = v.positive_int("n_steps", n_steps)
+        dt = v.positive_float("dt", dt)
+        out = np.zeros((n_steps, self.n_neurons))
+        step = np.floor(self.times / dt).astype(np.int64)
+        keep = step < n_steps
+        np.add.at(out, (step[keep], self.neurons[keep]), self.values[keep])
+        return out
+
+    # ---- tonic-style structured events -------------------------------------------
+    @classmethod
+    def from_tonic(cls, events, shape):
+        """Events from a structured array with fields t (microseconds), x, y and p
+        (tonic's layout). ``shape`` = (C, H, W) of the layer: the flat index is
+        p * H * W + y * W + x and the time becomes t / 1000 ms."""
+        C, H, W = _shape3("shape", shape)
+        names = getattr(getattr(events, "dtype", None), "names", None)
+        if not names or not {"t", "x", "y"} <= set(names):
+            raise TypeError("events must be a structured array with fields t, x, y (and p)")
+        x = v.int_array("events['x']", events["x"])
+        y = v.int_array("events['y']", events["y"])
+        p = v.int_array("events['p']", events["p"]) if "p" in names else np.zeros_like(x)
+        for name, arr, bound in (("x", x, W), ("y", y, H), ("p", p, C)):
+            if arr.size and (arr.min() < 0 or arr.max() >= bound):
+                raise ValueError(f"events['{name}'] must lie in [0, {bound}) for shape {(C, H, W)}")
+        t = v.float_array("events['t']", events["t"], ndim=1) / 1000.0
+        return cls(t, p * H * W + y * W + x, C * H * W)
+
+    def to_tonic(self, shape):
+        """Structured array (t in microseconds as int64, x, y, p) for layer ``shape``."""
+        C, H, W = _shape3("shape", shape)
+        if C * H * W != self.n_neurons:
+            raise ValueError(f"shape {(C, H, W)} holds {C * H * W} neurons, not {self.n_neurons}")
+        out = np.zeros(len(self), dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
+        out["t"] = np.round(self.times * 1000.0).astype(np.int64)
+        out["p"] = self.neurons // (H * W)
+        out["y"] = (self.neurons % (H * W)) // W
+        out["x"] = self.neurons % W
+        return out
+
+    # ---- NIR-style (index, time) pairs -------------------------------------------
+    @classmethod
+    def from_pairs(cls, pairs, n_neurons):
+        """Events from NIR-style (index, time in ms) pairs: an array of shape (N, 2) or a
+        tuple ``(indices, times)``."""
+        if isinstance(pairs, tuple) and len(pairs) == 2:
+            idx, t = pairs
+        else:
+            arr = v.float_array("pairs", pairs)
+            if arr.ndim != 2 or arr.shape[1] != 2:
+                raise ValueError(f"pairs must have shape (N, 2), got {arr.shape}")
+            idx, t = arr[:, 0], arr[:, 1]
+        return cls(t, idx, n_neurons)
+
+    def to_pairs(self):
+        """(indices, times in ms) as two arrays, in the event order."""
+        return self.neurons.copy(), self.times.copy()
+
+
+def _shape3(name, shape):
+    try:
+        dims = tuple(int(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a (C, H, W) tuple of ints") from None
+    if len(dims) != 3 or min(dims) <= 0:
+        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape}")
+    return dims
