@@ -155,6 +155,13 @@ class Sequential:
 
         return backward(self, rec, grad_out, kernel=kernel, tau_grad=tau_grad, **options)
 
+    # ---- dense (time-stepped) mode ------------------------------------------------
+    def run(self, x, **options):
+        """Run the network on a time grid (dense mode); see ``eventsnn.dense.forward.run``."""
+        from .dense.forward import run
+
+        return run(self, x, **options)
+
     # ---- files ---------------------------------------------------------------------
     def save(self, path):
         """Save to ``path`` (.npz): weights as arrays, architecture and neuron as JSON."""
