@@ -259,6 +259,9 @@ def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s
         for q in range(n_touch):
             i = touched[q]
             version[i] += 1
+            # free bound over all future times: each exponential term is at most its start value
+            if max(c * M[i], 0.0) + max(-c * S[i], 0.0) < theta:
+                continue
             start = max(t, t0[i])
             s = first_crossing(M[i], S[i], start - t0[i], t_end - t0[i], c, tau_m, tau_s, theta)
             if s < math.inf:
