@@ -51,120 +51,162 @@ def _sorted_output(times, idx, n):
 
 
 @njit(cache=True, nogil=True)
+def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
+    """M += w, S += w for w = row * val; flag neurons whose bound on u over the span
+    reaches theta (each exponential term is bounded by one of its end values). Branch-free,
+    so it vectorises. Returns the number of flagged neurons."""
+    n = 0
+    for i in range(M.size):
+        w = row[i] * val
+        m = M[i] + w
+        s = S[i] + w
+        M[i] = m
+        S[i] = s
+        A = c * m
+        B = -c * s
+        hit = max(A, A * a) + max(B, B * b) >= theta
+        flag[i] = hit
+        n += hit
+    return n
+
+
+@njit(cache=True, nogil=True)
 def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end):
     """Simulate one fully connected layer. WT is the transposed weight, shape (n_in, n_out).
 
-    All traces share the reference time t_cur (the last input time), so one decay factor
-    serves every neuron. Returns (spike times, neuron indices), sorted by (time, neuron)."""
+    All traces share one reference time, the time t of the current group of coincident
+    input events, so one decay factor serves every neuron. Per group: one vectorised pass
+    adds the input and bounds u up to the next group; only flagged neurons get the exact
+    crossing search; a second pass decays every trace to the next group.
+    Returns (spike times, neuron indices), sorted by (time, neuron)."""
     n_out = WT.shape[1]
     c = tau_m / (tau_m - tau_s)
     M = np.zeros(n_out)
     S = np.zeros(n_out)
     r = np.full(n_out, -math.inf)      # end of refractoriness (full reset: discard inputs <= r)
-    fired = np.zeros(n_out, np.bool_)
-    fired_list = np.empty(n_out, np.int64)
-    new_M = np.empty(n_out)
-    in_refr = np.zeros(n_out, np.bool_)
-    refr = np.empty(n_out, np.int64)   # neurons that may still be refractory
+    flag = np.zeros(n_out, np.bool_)
+    cand = np.empty(n_out, np.int64)
+    refr = np.empty(n_out, np.int64)   # neurons that may be refractory at the next group
+    pre_M = np.empty(n_out)
     pre_S = np.empty(n_out)
+    in_refr = np.zeros(n_out, np.bool_)
     n_refr = 0
+    fired = np.empty(n_out, np.int64)
+    fired_M = np.empty(n_out)
+    fired_S = np.empty(n_out)
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
-    t_cur = 0.0
     n_ev = in_t.size
     e = 0
-    while True:
+    while e < n_ev and in_t[e] <= t_end:
+        t = in_t[e]
+        g0 = e
+        while e < n_ev and in_t[e] == t:
+            e += 1
         last = not (e < n_ev and in_t[e] <= t_end)
         t_next = t_end if last else in_t[e]
-        span = t_next - t_cur
-        # 1. threshold crossings in [t_cur, t_next] from the current traces
-        n_fired = 0
-        for i in range(n_out):
-            s_lo = 0.0
-            if r[i] > t_cur:
-                s_lo = r[i] - t_cur
-                if s_lo > span:
-                    continue
-            if upper_bound(M[i], S[i], span, c, tau_m, tau_s) < theta:
-                continue
-            S_cur = S[i]
-            while True:
-                s = first_crossing(M[i], S[i], s_lo, span, c, tau_m, tau_s, theta)
-                if s == math.inf:
-                    break
-                t_spk = t_cur + s
-                out_t, out_i = _grow(out_t, out_i, n_spk)
-                out_t[n_spk] = t_spk
-                out_i[n_spk] = i
-                n_spk += 1
-                if not fired[i]:
-                    fired[i] = True
-                    fired_list[n_fired] = i
-                    n_fired += 1
-                if not in_refr[i]:
-                    in_refr[i] = True
-                    refr[n_refr] = i
-                    n_refr += 1
-                r[i] = t_spk + t_ref
-                if not membrane_reset:
-                    M[i] = 0.0
-                    S[i] = 0.0
-                    break
-                # u(r) = 0: M, referenced at t_cur, such that M e^{-(r-t_cur)/tau_m} = S(r)
-                s_lo = r[i] - t_cur
-                if s_lo > span:
-                    break
-                M[i] = S_cur * math.exp(-s_lo / tau_s + s_lo / tau_m)
-            if fired[i] and not last:
-                # traces at t_next, computed here from S(t_cur) to avoid over/underflow
-                if not membrane_reset:
-                    new_M[i] = 0.0
-                elif r[i] >= t_next:
-                    new_M[i] = S_cur * math.exp(-(r[i] - t_cur) / tau_s + (r[i] - t_next) / tau_m)
-                else:
-                    new_M[i] = S_cur * math.exp(-(r[i] - t_cur) / tau_s - (t_next - r[i]) / tau_m)
-        if last:
-            break
-        # 2. decay every trace to t_next
+        span = t_next - t
         a = math.exp(-span / tau_m)
         b = math.exp(-span / tau_s)
-        for i in range(n_out):
-            M[i] *= a
-            S[i] *= b
-        for k in range(n_fired):
-            i = fired_list[k]
-            fired[i] = False
-            M[i] = new_M[i]
-        t_cur = t_next
-        # 3. apply every input event at t_cur; keep the neurons still refractory
+        # neurons refractory at t: keep their traces to correct them after the sweep
         k = 0
         for q in range(n_refr):
             i = refr[q]
-            if r[i] > t_cur or (not membrane_reset and r[i] == t_cur):
+            if r[i] >= t:
                 refr[k] = i
+                pre_M[k] = M[i]
                 pre_S[k] = S[i]
                 k += 1
             else:
                 in_refr[i] = False
         n_refr = k
-        while e < n_ev and in_t[e] == t_cur:
-            j = in_i[e]
-            val = in_v[e]
-            row = WT[j]
-            for i in range(n_out):
-                w = row[i] * val
-                M[i] += w
-                S[i] += w
-            e += 1
+        # 1. add the group's inputs and flag the neurons that may cross before t_next
+        n_flag = 0
+        for q in range(g0, e):
+            n_flag = _add_and_bound(M, S, WT[in_i[q]], in_v[q], a, b, c, theta, flag)
         for q in range(n_refr):
             i = refr[q]
-            if not membrane_reset:
-                M[i] = 0.0  # inputs at or before r are discarded
-                S[i] = 0.0
+            if membrane_reset:
+                # the current integrates; the membrane restarts from 0 at r
+                w = S[i] - pre_S[q]
+                M[i] = pre_M[q] + w * math.exp((r[i] - t) * (1.0 / tau_m - 1.0 / tau_s))
             else:
-                added = S[i] - pre_S[q]
-                M[i] += added * (math.exp((r[i] - t_cur) * (1.0 / tau_m - 1.0 / tau_s)) - 1.0)
+                M[i] = pre_M[q]  # full reset: inputs at or before r are forgotten
+                S[i] = pre_S[q]
+            A = c * M[i]
+            B = -c * S[i]
+            hit = max(A, A * a) + max(B, B * b) >= theta
+            n_flag += hit - flag[i]
+            flag[i] = hit
+        # 2. exact crossings in [t, t_next] of the flagged neurons
+        n_fired = 0
+        if n_flag > 0:
+            # a compact candidate list: the loop below reassigns the output arrays, which
+            # costs reference counting on every iteration, so it must be short
+            n_cand = 0
+            for i in range(n_out):
+                if flag[i]:
+                    cand[n_cand] = i
+                    n_cand += 1
+            for ci in range(n_cand):
+                i = cand[ci]
+                s_lo = 0.0
+                if r[i] > t:
+                    s_lo = r[i] - t
+                    if s_lo > span:
+                        continue
+                S_t = S[i]
+                spiked = False
+                while True:
+                    s = first_crossing(M[i], S[i], s_lo, span, c, tau_m, tau_s, theta)
+                    if s == math.inf:
+                        break
+                    spiked = True
+                    t_spk = t + s
+                    out_t, out_i = _grow(out_t, out_i, n_spk)
+                    out_t[n_spk] = t_spk
+                    out_i[n_spk] = i
+                    n_spk += 1
+                    r[i] = t_spk + t_ref
+                    if not membrane_reset:
+                        M[i] = 0.0
+                        S[i] = 0.0
+                        break
+                    # u(r) = 0: M, referenced at t, such that M e^{-(r-t)/tau_m} = S(r)
+                    s_lo = r[i] - t
+                    if s_lo > span:
+                        break
+                    M[i] = S_t * math.exp(-s_lo / tau_s + s_lo / tau_m)
+                if not spiked:
+                    continue
+                if not in_refr[i]:
+                    in_refr[i] = True
+                    refr[n_refr] = i
+                    n_refr += 1
+                # traces at t_next, set from S(t) directly to avoid over/underflow
+                fired[n_fired] = i
+                if not membrane_reset:
+                    fired_M[n_fired] = 0.0
+                    fired_S[n_fired] = 0.0
+                else:
+                    d_r = r[i] - t
+                    if r[i] >= t_next:
+                        fired_M[n_fired] = S_t * math.exp(-d_r / tau_s + (r[i] - t_next) / tau_m)
+                    else:
+                        fired_M[n_fired] = S_t * math.exp(-d_r / tau_s - (t_next - r[i]) / tau_m)
+                    fired_S[n_fired] = S_t * b
+                n_fired += 1
+        if last:
+            break
+        # 3. decay every trace to t_next
+        for i in range(n_out):
+            M[i] *= a
+            S[i] *= b
+        for q in range(n_fired):
+            i = fired[q]
+            M[i] = fired_M[q]
+            S[i] = fired_S[q]
     return _sorted_output(out_t, out_i, n_spk)
 
 
