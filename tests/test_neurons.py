@@ -94,15 +94,37 @@ def test_crossing_solver_against_dense_scan(M, S, span, p, theta):
         assert abs(c * (M * np.exp(-s / tau_m) - S * np.exp(-s / tau_s)) - theta) < 1e-6
 
 
-@given(st.lists(st.tuples(st.floats(0, 100), st.integers(0, 20)), max_size=200),
-       st.integers(0, 10**6))
-def test_heap_pops_in_order(items, seed):
+@given(st.lists(st.tuples(st.integers(0, 19), st.one_of(st.floats(0, 100), st.none())), max_size=300))
+def test_indexed_heap_against_dict(ops):
+    """Random set/remove operations; the heap pops in (time, neuron) order what a plain
+    dict of the latest prediction per neuron holds."""
     from eventsnn.event import _queue
-    heap = _queue.heap_new(4)
-    for k, (t, i) in enumerate(items):
-        heap = _queue.heap_push(heap, t, i, k)
+    heap = _queue.heap_new(20)
+    latest = {}
+    for i, t in ops:
+        if t is None:
+            _queue.heap_remove(heap, i)
+            latest.pop(i, None)
+        else:
+            _queue.heap_set(heap, i, t)
+            latest[i] = t
+        assert _queue.heap_size(heap) == len(latest)
     out = []
     while _queue.heap_size(heap) > 0:
-        t, i, k = _queue.heap_pop(heap)
+        t, i = _queue.heap_pop(heap)
         out.append((t, i))
-    assert out == sorted((t, i) for t, i in items)
+    assert out == sorted((t, i) for i, t in latest.items())
+
+
+@given(M=st.floats(-50, 50), S=st.floats(-50, 50), p=taus, span=st.floats(0.001, 50))
+def test_bounds_hold(M, S, p, span):
+    """upper_bound (finite span) and peak_bound (all s >= 0) are upper bounds of u."""
+    tau_m, tau_s = p
+    c = tau_m / (tau_m - tau_s)
+    grid = np.linspace(0, span, 2001)
+    u = c * (M * np.exp(-grid / tau_m) - S * np.exp(-grid / tau_s))
+    tol = 1e-9 * (1 + abs(c) * (abs(M) + abs(S)))
+    assert u.max() <= _crossing.upper_bound(M, S, span, c, tau_m, tau_s) + tol
+    far = np.linspace(0, 50 * max(tau_m, tau_s), 20001)
+    u_far = c * (M * np.exp(-far / tau_m) - S * np.exp(-far / tau_s))
+    assert max(u.max(), u_far.max()) <= _crossing.peak_bound(M, S, c) + tol

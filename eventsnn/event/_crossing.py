@@ -52,6 +52,13 @@ def upper_bound(M, S, span, c, tau_m, tau_s):
 
 
 @njit(cache=True, nogil=True)
+def peak_bound(M, S, c):
+    """Upper bound of u over all s >= 0, with no exponentials: at its only extremum s*,
+    u = M exp(-s*/tau_m) (from du/ds = 0), so u <= max(u(0), M, 0) (0 being the limit at infinity)."""
+    return max(c * (M - S), M, 0.0)
+
+
+@njit(cache=True, nogil=True)
 def _root(M, S, lo, hi, c, tau_m, tau_s, theta):
     """Root of u - theta on [lo, hi] where u is increasing, u(lo) < theta <= u(hi)."""
     x = 0.5 * (lo + hi)

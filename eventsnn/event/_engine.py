@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from ._crossing import first_crossing, upper_bound
-from ._queue import heap_new, heap_pop, heap_push, heap_size, heap_top_time
+from ._queue import heap_new, heap_pop, heap_remove, heap_set, heap_size, heap_top
 
 
 @njit(cache=True, nogil=True)
@@ -64,7 +64,8 @@ def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
         S[i] = s
         A = c * m
         B = -c * s
-        hit = max(A, A * a) + max(B, B * b) >= theta
+        # u's only extremum has the value m exp(-s*/tau_m), so also u <= max(u(t), m)
+        hit = min(max(A, A * a) + max(B, B * b), max(A + B, m)) >= theta
         flag[i] = hit
         n += hit
     return n
@@ -136,7 +137,7 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
                 S[i] = pre_S[q]
             A = c * M[i]
             B = -c * S[i]
-            hit = max(A, A * a) + max(B, B * b) >= theta
+            hit = min(max(A, A * a) + max(B, B * b), max(A + B, M[i])) >= theta
             n_flag += hit - flag[i]
             flag[i] = hit
         # 2. exact crossings in [t, t_next] of the flagged neurons
@@ -211,23 +212,56 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
 
 
 @njit(cache=True, nogil=True)
+def _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m, tau_s,
+                 membrane_reset, t0, M, S, r, stamp, group, touched):
+    """Apply every input event at time t (starting at event e) to its targets, updating
+    their traces lazily. Returns (next event index, number of touched neurons)."""
+    n_touch = 0
+    n_ev = in_t.size
+    while e < n_ev and in_t[e] == t:
+        j = in_i[e]
+        val = in_v[e]
+        for q in range(indptr[j], indptr[j + 1]):
+            i = targets[q]
+            w = weights[q] * val
+            if t <= r[i]:
+                if not membrane_reset:
+                    continue  # full reset: inputs at or before r are forgotten
+                if t < r[i]:
+                    # refractory: the current integrates, the membrane restarts from 0 at r
+                    w *= math.exp(-(r[i] - t) / tau_s)
+            elif t > t0[i]:
+                d = t - t0[i]
+                M[i] *= math.exp(-d / tau_m)
+                S[i] *= math.exp(-d / tau_s)
+                t0[i] = t
+            M[i] += w
+            S[i] += w
+            if stamp[i] != group:
+                stamp[i] = group
+                touched[n_touch] = i
+                n_touch += 1
+        e += 1
+    return e, n_touch
+
+
+@njit(cache=True, nogil=True)
 def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s, theta,
                  membrane_reset, t_ref, t_end):
     """Simulate one layer given CSR connectivity: input j reaches
     targets[indptr[j]:indptr[j+1]] with the matching ``weights``.
 
-    Per-neuron traces are updated lazily; a heap holds each touched neuron's predicted
+    Per-neuron traces are updated lazily; an indexed heap holds each neuron's predicted
     next crossing. Returns (spike times, neuron indices) sorted by (time, neuron)."""
     c = tau_m / (tau_m - tau_s)
     t0 = np.zeros(n_out)
     M = np.zeros(n_out)
     S = np.zeros(n_out)
     r = np.full(n_out, -math.inf)
-    S_r = 0.0
-    version = np.zeros(n_out, np.int64)
     stamp = np.full(n_out, -1, np.int64)
     touched = np.empty(n_out, np.int64)
-    heap = heap_new(64)
+    heap = heap_new(n_out)
+    heap_pos = heap[2]
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
@@ -238,11 +272,9 @@ def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s
         t = in_t[e] if e < n_ev else math.inf
         if t > t_end:
             t = math.inf
-        # 1. fire every valid predicted crossing at or before t
-        while heap_size(heap) > 0 and heap_top_time(heap) <= t:
-            t_spk, i, ver = heap_pop(heap)
-            if ver != version[i]:
-                continue
+        # 1. fire every predicted crossing at or before t
+        while heap_size(heap) > 0 and heap_top(heap)[0] <= t:
+            t_spk, i = heap_pop(heap)
             out_t, out_i = _grow(out_t, out_i, n_spk)
             out_t[n_spk] = t_spk
             out_i[n_spk] = i
@@ -257,57 +289,29 @@ def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s
                 S[i] = 0.0
             t0[i] = rr
             r[i] = rr
-            version[i] += 1
-            if membrane_reset and S_r != 0.0 and rr < t_end:
+            if membrane_reset and S[i] != 0.0 and rr < t_end:
                 s = first_crossing(M[i], S[i], 0.0, t_end - rr, c, tau_m, tau_s, theta)
                 if s < math.inf:
-                    heap = heap_push(heap, rr + s, i, version[i])
+                    heap_set(heap, i, rr + s)
         if t == math.inf:
             break
         # 2. apply all inputs at time t
-        n_touch = 0
-        while e < n_ev and in_t[e] == t:
-            j = in_i[e]
-            val = in_v[e]
-            for q in range(indptr[j], indptr[j + 1]):
-                i = targets[q]
-                w = weights[q] * val
-                if t <= r[i]:
-                    if not membrane_reset:
-                        continue  # full reset: inputs at or before r are forgotten
-                    if t < r[i]:
-                        f = w * math.exp(-(r[i] - t) / tau_s)
-                        M[i] += f
-                        S[i] += f
-                        if stamp[i] != group:
-                            stamp[i] = group
-                            touched[n_touch] = i
-                            n_touch += 1
-                        continue
-                if t > t0[i]:
-                    d = t - t0[i]
-                    M[i] *= math.exp(-d / tau_m)
-                    S[i] *= math.exp(-d / tau_s)
-                    t0[i] = t
-                M[i] += w
-                S[i] += w
-                if stamp[i] != group:
-                    stamp[i] = group
-                    touched[n_touch] = i
-                    n_touch += 1
-            e += 1
+        e, n_touch = _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m,
+                                  tau_s, membrane_reset, t0, M, S, r, stamp, group, touched)
         group += 1
         # 3. predict the next crossing of every touched neuron
         for q in range(n_touch):
             i = touched[q]
-            version[i] += 1
-            # free bound over all future times: each exponential term is at most its start value
-            if max(c * M[i], 0.0) + max(-c * S[i], 0.0) < theta:
-                continue
-            start = max(t, t0[i])
-            s = first_crossing(M[i], S[i], start - t0[i], t_end - t0[i], c, tau_m, tau_s, theta)
+            s = math.inf
+            # u's only extremum has the value M exp(-s*/tau_m), so over all future times
+            # u <= max(u(now), M): a free test before the exact search
+            if max(c * (M[i] - S[i]), M[i]) >= theta:
+                start = max(t, t0[i])
+                s = first_crossing(M[i], S[i], start - t0[i], t_end - t0[i], c, tau_m, tau_s, theta)
             if s < math.inf:
-                heap = heap_push(heap, t0[i] + s, i, version[i])
+                heap_set(heap, i, t0[i] + s)
+            elif heap_pos[i] >= 0:
+                heap_remove(heap, i)
     return _sorted_output(out_t, out_i, n_spk)
 
 

@@ -1,0 +1,187 @@
+"""The event-mode learning rule: exact event simulation + timing backprop (Zhu et al. 2022).
+
+``EventLearner(net, rng=None, **options)`` implements the :class:`eventsnn.learner.Learner`
+contract (rule name ``"event"``). A mini-batch is encoded to event streams, simulated in
+parallel threads over ``[0, t_window]`` ms, turned into spike-time gradients by the loss,
+and differentiated per sample in parallel threads (``backward_many``); gradients are the
+batch mean. See docs/training.md for every option.
+"""
+import numpy as np
+
+from .. import _validate as v
+from .. import encode as _encode
+from .. import losses as _losses
+from ..init import init_firing_rate
+from ..learner import Learner
+from ..network import Sequential
+from ..neurons import GRAD_KERNELS
+from ..spikes import SpikeTrains
+from .backward import backward_many
+
+#: options of EventLearner and their defaults (docs/training.md explains each)
+DEFAULTS = {
+    "encoder": "current",                 # "current" | "latency" | "poisson"
+    "input_times": [0.0, 1.0, 2.0, 3.0, 4.0],   # current encoder: event times (ms)
+    "input_gain": 1.0,                    # multiplies the encoded values (current encoder)
+    "latency_t_max": 5.0,                 # latency encoder: t for a zero pixel (ms)
+    "poisson_rate": 200.0,                # poisson encoder: max rate (Hz)
+    "t_window": 8.0,                      # simulated window T (ms)
+    "loss": "count",                      # "count" | "first_spike"
+    "desired": 4.0,                       # count loss: floor for the label neuron
+    "undesired": 1.0,                     # count loss: ceiling for the others
+    "supervisory": True,                  # force the label neuron to fire at t_window
+    "first_spike_tau": 1.0,               # first_spike loss: softmax temperature (ms)
+    "kernel": "exp",                      # backward kernel h: "exp" | "depsilon"
+    "tau_grad": 2.5,                      # ms, "exp" kernel
+    "clamp": [-4.0, 0.0],                 # clamp of -1/(du/dt); null: none
+    "factor": 1.0,                        # gradient factor per layer (reference 0.85)
+    "drop_nonpositive": True,             # drop shares of spikes with S_k <= 0
+    "init": True,                         # firing-rate initialisation on the first batch
+    "init_target": 1.0,                   # mean spikes per neuron it aims at
+    "init_samples": 64,                   # samples of the first batch used for it
+    "n_threads": None,                    # threads over samples (default: numba's count)
+}
+
+LOSSES = ("count", "first_spike")
+
+
+class EventLearner(Learner):
+    """Timing-backprop learner of an event-mode :class:`eventsnn.Sequential`.
+
+    Parameters
+    ----------
+    net : Sequential with ``reset="full"`` neurons.
+    rng : numpy Generator, int seed or None (the Poisson encoder's randomness).
+    **options : see ``DEFAULTS`` (unknown names raise ValueError).
+    """
+
+    name = "event"
+
+    def __init__(self, net, rng=None, **options):
+        if not isinstance(net, Sequential):
+            raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+        unknown = sorted(set(options) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for rule 'event'; known: {sorted(DEFAULTS)}")
+        if net.neuron.reset != "full":
+            raise ValueError("the event rule needs SRM(reset='full') neurons (timing backprop "
+                             "does not support reset='membrane')")
+        o = dict(DEFAULTS)
+        o.update(options)
+        self.net = net
+        self.rng = v.rng_from(rng)
+        v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
+        o["input_times"] = [float(t) for t in v.float_array("input_times", o["input_times"], ndim=1)]
+        o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
+        o["latency_t_max"] = v.positive_float("latency_t_max", o["latency_t_max"])
+        o["poisson_rate"] = v.positive_float("poisson_rate", o["poisson_rate"])
+        o["t_window"] = v.positive_float("t_window", o["t_window"])
+        v.choice("loss", o["loss"], LOSSES)
+        o["desired"] = v.finite_float("desired", o["desired"])
+        o["undesired"] = v.finite_float("undesired", o["undesired"])
+        o["first_spike_tau"] = v.positive_float("first_spike_tau", o["first_spike_tau"])
+        v.choice("kernel", o["kernel"], GRAD_KERNELS)
+        o["tau_grad"] = v.positive_float("tau_grad", o["tau_grad"])
+        o["factor"] = v.finite_float("factor", o["factor"])
+        o["init_target"] = v.positive_float("init_target", o["init_target"])
+        o["init_samples"] = v.positive_int("init_samples", o["init_samples"])
+        for name in ("supervisory", "drop_nonpositive", "init"):
+            if not isinstance(o[name], (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {o[name]!r}")
+        if o["n_threads"] is not None:
+            o["n_threads"] = v.positive_int("n_threads", o["n_threads"])
+        self.options = o
+        self.initialised = not o["init"]
+        self.init_scales = None
+
+    # ---- encoding ---------------------------------------------------------------
+    def encode(self, X, rng=None):
+        """Event streams of raw samples X (n, *in_shape) in [0, 1], or X itself if it is
+        already a list of SpikeTrains."""
+        if isinstance(X, (list, tuple)) and X and isinstance(X[0], SpikeTrains):
+            return list(X)
+        X = v.float_array("X", X)
+        if X.ndim < 2 or int(np.prod(X.shape[1:])) != self.net.n_in:
+            raise ValueError(f"X must be (n, *in_shape) with {self.net.n_in} features per "
+                             f"sample, got shape {X.shape}")
+        o = self.options
+        if o["encoder"] == "current":
+            out = _encode.current(X, times=o["input_times"])
+            if o["input_gain"] != 1.0:
+                out = [SpikeTrains._trusted(s.times, s.neurons, s.values * o["input_gain"],
+                                            s.n_neurons) for s in out]
+            return out
+        if o["encoder"] == "latency":
+            return _encode.latency(X, t_max=o["latency_t_max"])
+        return _encode.poisson(X, t_end=o["t_window"], max_rate=o["poisson_rate"],
+                               rng=self.rng if rng is None else rng)
+
+    # ---- contract -----------------------------------------------------------------
+    def _simulate(self, events):
+        return self.net.simulate(events, t_end=self.options["t_window"],
+                                 n_threads=self.options["n_threads"])
+
+    def _predict_records(self, recs):
+        outs = [r.spikes[-1] for r in recs]
+        if self.options["loss"] == "first_spike":
+            return np.array([int(np.argmin(o.first_times())) if len(o) else 0 for o in outs],
+                            dtype=np.int64)
+        return _losses.predict_counts(outs)
+
+    def _spikes(self, recs):
+        levels = [li for li, layer in enumerate(self.net.layers, start=1) if layer.has_neurons]
+        return float(np.mean([sum(len(r.spikes[li]) for li in levels) for r in recs]))
+
+    def initialise(self, X):
+        """Firing-rate initialisation (``eventsnn.init``) on samples X; done automatically
+        on the first batch when ``init`` is True."""
+        events = self.encode(X)[: self.options["init_samples"]]
+        self.init_scales, _ = init_firing_rate(self.net, events, target=self.options["init_target"],
+                                               t_end=self.options["t_window"],
+                                               n_threads=self.options["n_threads"])
+        self.initialised = True
+
+    def loss_and_grads(self, X, y, rng=None):
+        o = self.options
+        y = np.asarray(y)
+        events = self.encode(X, rng)
+        if len(events) != y.shape[0]:
+            raise ValueError(f"X has {len(events)} samples but y has {y.shape[0]}")
+        if not self.initialised:
+            self.initialise(events)
+        recs = self._simulate(events)
+        preds = self._predict_records(recs)
+        used, grads_out, losses = [], [], []
+        for rec, label in zip(recs, y):
+            label = int(label)
+            if o["loss"] == "count":
+                if o["supervisory"]:
+                    rec = _losses.with_supervisory_spike(rec, label, o["t_window"])
+                loss, g = _losses.count_loss(rec.spikes[-1], label, o["t_window"],
+                                             o["desired"], o["undesired"])
+            else:
+                loss, g = _losses.first_spike_loss(rec.spikes[-1], label, o["first_spike_tau"],
+                                                   t_silent=o["t_window"])
+            used.append(rec)
+            grads_out.append(g)
+            losses.append(loss)
+        clamp = None if o["clamp"] is None else tuple(o["clamp"])
+        gs = backward_many(self.net, used, grads_out, kernel=o["kernel"], tau_grad=o["tau_grad"],
+                           n_threads=o["n_threads"], clamp=clamp, factor=o["factor"],
+                           drop_nonpositive=o["drop_nonpositive"])
+        n = len(gs)
+        grads = []
+        for li, layer in enumerate(self.net.layers):
+            if layer.has_weight:
+                total = np.zeros(layer.weight.shape)
+                for g in gs:
+                    total += g.weights[li]
+                grads.append(total / n)
+            else:
+                grads.append(None)
+        stats = {"spikes_per_sample": self._spikes(recs)}
+        return float(np.mean(losses)), grads, preds, stats
+
+    def predict(self, X):
+        recs = self._simulate(self.encode(X))
+        return self._predict_records(recs), {"spikes_per_sample": self._spikes(recs)}
