@@ -137,3 +137,307 @@ def layer_grad_weight(layer, x, g):
             for o, j, w in links:
                 out[w] += g[t, b, o] * x[t, b, j]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# neuron forward
+# ---------------------------------------------------------------------------------------------
+def zhu_eps(tau_m, tau_s, n):
+    return [tau_m / (tau_m - tau_s) * ((1 - 1 / tau_m) ** (d + 1) - (1 - 1 / tau_s) ** (d + 1))
+            for d in range(n)]
+
+
+def antlr_eps(a_i, a_v, b_i, b_v, n):
+    return [b_i * b_v * sum(a_i ** k * a_v ** (d - k) for k in range(d + 1)) for d in range(n)]
+
+
+def srm_neuron_forward(c, eps, theta):
+    """SRM form (Zhu Eq. 1 / ANTLR Eq. 4): u[t] = sum_{last < t' <= t} c[t'] eps[t - t'].
+
+    c: (T,) currents of one neuron. Returns (spikes, u, du) with
+    du[t] = u[t] - u[t-1] (1 - S[t-1])."""
+    T = len(c)
+    S = np.zeros(T)
+    u = np.zeros(T)
+    du = np.zeros(T)
+    last = -1
+    for t in range(T):
+        acc = 0.0
+        for tp in range(last + 1, t + 1):
+            acc += c[tp] * eps[t - tp]
+        u[t] = acc
+        prev = 0.0 if (t == 0 or S[t - 1] == 1) else u[t - 1]
+        du[t] = acc - prev
+        if acc >= theta:
+            S[t] = 1.0
+            last = t
+    return S, u, du
+
+
+def antlr_neuron_forward(c, a_i, a_v, b_i, b_v, theta):
+    """RNN form, ANTLR Eq. 1-3 (bias 0). Returns (spikes, V, du)."""
+    T = len(c)
+    S = np.zeros(T)
+    V = np.zeros(T)
+    du = np.zeros(T)
+    I_prev = 0.0
+    V_prev = 0.0
+    S_prev = 0.0
+    for t in range(T):
+        I = a_i * (1 - S_prev) * I_prev + b_i * c[t]
+        V[t] = a_v * (1 - S_prev) * V_prev + b_v * I
+        du[t] = V[t] - (1 - S_prev) * V_prev
+        S[t] = 1.0 if V[t] >= theta else 0.0
+        I_prev, V_prev, S_prev = I, V[t], S[t]
+    return S, V, du
+
+
+def network_forward(net, x, neuron, pool_weight=1.0, srm_form=None):
+    """Whole network, neuron by neuron. Returns lists (currents, membranes, increments, outputs).
+
+    srm_form: use the SRM sum for both families (True) or each family's own recursion
+    (False: Zhu via SRM sum -- its traces are the sum's closed form -- and ANTLR via Eq. 1-3)."""
+    T, B, _ = x.shape
+    h = x
+    cur, mem, inc, outs = [], [], [], []
+    for layer in net.layers:
+        if layer.has_neurons:
+            c = layer_forward(layer, h)
+            n = layer.n_out
+            S = np.zeros((T, B, n)); U = np.zeros((T, B, n)); D = np.zeros((T, B, n))
+            for b in range(B):
+                for i in range(n):
+                    if neuron.family == "zhu" or srm_form:
+                        eps = (zhu_eps(neuron.tau_m, neuron.tau_s, T) if neuron.family == "zhu"
+                               else antlr_eps(neuron.a_i, neuron.a_v, neuron.b_i, neuron.resolved_b_v(T), T))
+                        s_, u_, d_ = srm_neuron_forward(c[:, b, i], eps, neuron.theta)
+                    else:
+                        s_, u_, d_ = antlr_neuron_forward(c[:, b, i], neuron.a_i, neuron.a_v, neuron.b_i,
+                                                          neuron.resolved_b_v(T), neuron.theta)
+                    S[:, b, i], U[:, b, i], D[:, b, i] = s_, u_, d_
+            cur.append(c); mem.append(U); inc.append(D); outs.append(S)
+            h = S
+        else:
+            h = layer_forward(layer, h, pool_weight)
+            cur.append(None); mem.append(None); inc.append(None); outs.append(h)
+    return cur, mem, inc, outs
+
+
+# ---------------------------------------------------------------------------------------------
+# rules
+# ---------------------------------------------------------------------------------------------
+def surrogate(u, theta, name, k):
+    x = u - theta
+    if name == "exp":
+        return math.exp(-k * abs(x))
+    if name == "fast_sigmoid":
+        return 1.0 / (1.0 + k * abs(x)) ** 2
+    if name == "triangle":
+        return max(0.0, 1.0 - k * abs(x))
+    s = 1.0 / (1.0 + math.exp(-k * x))
+    return k * s * (1 - s)
+
+
+def links(layer):
+    """(out i, in j, weight index) for Dense and Conv2d."""
+    if isinstance(layer, Dense):
+        return [(i, j, (i, j)) for i in range(layer.n_out) for j in range(layer.n_in)]
+    return _conv_links(layer)
+
+
+def last_spike_before(S, t):
+    """Last step < t with a spike, -1 if none (S: (T,) of one neuron)."""
+    for tp in range(t - 1, -1, -1):
+        if S[tp]:
+            return tp
+    return -1
+
+
+def srm_adjoint(dv, S, kern):
+    """ANTLR Eq. 6: dL/dc[tau] = sum_{t_a >= tau, tau > last(t_a)} kern[t_a - tau] dv[t_a]."""
+    T = len(dv)
+    out = np.zeros(T)
+    for tau in range(T):
+        for ta in range(tau, T):
+            if tau > last_spike_before(S, ta):
+                out[tau] += kern[ta - tau] * dv[ta]
+    return out
+
+
+def bptt_neuron(gs, S, u, c, neuron, sname, k):
+    """BPTT with reset paths through each family's own recursion; returns dL/dc (T,)."""
+    T = len(c)
+    theta = neuron.theta
+    if neuron.family == "zhu":
+        a_m, a_s = 1 - 1 / neuron.tau_m, 1 - 1 / neuron.tau_s
+        K = neuron.tau_m / (neuron.tau_m - neuron.tau_s)
+        m = np.zeros(T); s = np.zeros(T)
+        pm = ps = 0.0
+        for t in range(T):
+            m[t] = a_m * (pm + c[t]); s[t] = a_s * (ps + c[t])
+            pm, ps = (0.0, 0.0) if S[t] else (m[t], s[t])
+        lm = ls = 0.0
+        dc = np.zeros(T)
+        for t in range(T - 1, -1, -1):
+            g = gs[t]
+            if t < T - 1:
+                g += -(a_m * m[t] * lm + a_s * s[t] * ls)
+            gu = surrogate(u[t], theta, sname, k) * g
+            lm = K * gu + (1 - S[t]) * a_m * lm
+            ls = -K * gu + (1 - S[t]) * a_s * ls
+            dc[t] = a_m * lm + a_s * ls
+        return dc
+    a_i, a_v, b_i, b_v = neuron.a_i, neuron.a_v, neuron.b_i, neuron.resolved_b_v(T)
+    I = np.zeros(T); V = np.zeros(T)
+    pI = pV = 0.0; pS = 0.0
+    for t in range(T):
+        I[t] = a_i * (1 - pS) * pI + b_i * c[t]
+        V[t] = a_v * (1 - pS) * pV + b_v * I[t]
+        pI, pV, pS = I[t], V[t], S[t]
+    lI = lV = 0.0
+    dc = np.zeros(T)
+    for t in range(T - 1, -1, -1):
+        g = gs[t]
+        if t < T - 1:
+            g += -(a_v * V[t] * lV + a_i * I[t] * lI)
+        gu = surrogate(u[t], theta, sname, k) * g
+        lV = gu + (1 - S[t]) * a_v * lV
+        lI = b_v * lV + (1 - S[t]) * a_i * lI
+        dc[t] = b_i * lI
+    return dc
+
+
+def activation_backward(net, rec, grad_s, sname="exp", k=3.0, reset_path=False):
+    """Returns (weight grads, dL/dS per level)."""
+    T, B = rec.n_steps, rec.batch_size
+    neuron = rec.neuron
+    eps = list(neuron.eps(T))
+    L = len(net.layers)
+    W = [None] * L
+    gl = [None] * (L + 1)
+    g = grad_s.copy()
+    gl[L] = g
+    for l in range(L - 1, -1, -1):
+        layer = net.layers[l]
+        x = rec.inputs[l]
+        if layer.has_neurons:
+            S, U = rec.outputs[l], rec.membranes[l]
+            dc = np.zeros_like(S)
+            for b in range(B):
+                for i in range(layer.n_out):
+                    if reset_path:
+                        dc[:, b, i] = bptt_neuron(g[:, b, i], S[:, b, i], U[:, b, i],
+                                                  rec.currents[l][:, b, i], neuron, sname, k)
+                    else:
+                        dv = [surrogate(U[t, b, i], neuron.theta, sname, k) * g[t, b, i] for t in range(T)]
+                        dc[:, b, i] = srm_adjoint(dv, S[:, b, i], eps)
+            W[l] = layer_grad_weight(layer, x, dc)
+            g = layer_backward_input(layer, dc, x)
+        else:
+            g = layer_backward_input(layer, g, x, rec.pool_weight)
+        gl[l] = g
+    return W, gl
+
+
+def antlr_backward(net, rec, grad_s, grad_t, lam_act=1.0, lam_tim=1.0, sname="exp", k=3.0,
+                   vmin=0.01, clip=None):
+    T, B = rec.n_steps, rec.batch_size
+    neuron = rec.neuron
+    eps_ext = list(neuron.eps(T + 1))
+    eps = eps_ext[:T]
+    estar = [((eps_ext[kk - 1] if kk >= 1 else 0.0) - eps_ext[kk + 1]) / 2 for kk in range(T)]
+    L = len(net.layers)
+    W = [None] * L
+    gs, r = grad_s.copy(), grad_t.copy()
+    for l in range(L - 1, -1, -1):
+        layer = net.layers[l]
+        x = rec.inputs[l]
+        if layer.has_neurons:
+            S, U, D = rec.outputs[l], rec.membranes[l], rec.increments[l]
+            dca = np.zeros_like(S); dct = np.zeros_like(S)
+            for b in range(B):
+                for i in range(layer.n_out):
+                    dv = []
+                    for t in range(T):
+                        vp = max(D[t, b, i], vmin)
+                        val = lam_act * surrogate(U[t, b, i], neuron.theta, sname, k) * gs[t, b, i] \
+                            + lam_tim * S[t, b, i] * r[t, b, i] / (-vp)
+                        if clip is not None:
+                            val = min(max(val, -clip), clip)
+                        dv.append(val)
+                    dca[:, b, i] = srm_adjoint(dv, S[:, b, i], eps)
+                    dct[:, b, i] = srm_adjoint(dv, S[:, b, i], estar)
+            W[l] = layer_grad_weight(layer, x, dca)
+            gs = layer_backward_input(layer, dca, x)
+            r = layer_backward_input(layer, dct, x)
+        else:
+            gs = layer_backward_input(layer, gs, x, rec.pool_weight)
+            r = layer_backward_input(layer, r, x, rec.pool_weight)
+    return W
+
+
+def timing_backward(net, rec, grad_t, h, max_inv=4.0, factor=1.0, out_spikes=None):
+    """Zhu et al. discrete timing rule, spike by spike. Returns (weights, dL/dt per level)."""
+    T, B = rec.n_steps, rec.batch_size
+    eps = list(rec.neuron.eps(T))
+    L = len(net.layers)
+    W = [None] * L
+    levels = [None] * (L + 1)
+    gt = grad_t * ((out_spikes if out_spikes is not None else rec.outputs[-1]) != 0)
+    levels[L] = gt
+    for l in range(L - 1, -1, -1):
+        layer = net.layers[l]
+        x = rec.inputs[l]
+        below = np.zeros_like(x)
+        if layer.has_neurons:
+            S = out_spikes if (l == L - 1 and out_spikes is not None) else rec.outputs[l]
+            dW = np.zeros(layer.weight.shape)
+            lk = links(layer)
+            by_out = {}
+            for i, j, w in lk:
+                by_out.setdefault(i, []).append((j, w))
+            for b in range(B):
+                for i in range(layer.n_out):
+                    last = -1
+                    for t in range(T):
+                        if not S[t, b, i]:
+                            continue
+                        g = gt[t, b, i]
+                        window = range(last + 1, t + 1)
+                        last = t
+                        if g == 0:
+                            continue
+                        H = sum(layer.weight[w] * x[tp, b, j] * h[t - tp]
+                                for tp in window for j, w in by_out.get(i, []))
+                        d = rec.increments[l][t, b, i]
+                        f = -max_inv if d == 0 else (0.0 if d < 0 else max(-1.0 / d, -max_inv))
+                        for tp in window:
+                            for j, w in by_out.get(i, []):
+                                if H > 0:
+                                    below[tp, b, j] += factor * g * layer.weight[w] * x[tp, b, j] * h[t - tp] / H
+                                dW[w] += g * f * eps[t - tp] * x[tp, b, j]
+            W[l] = dW
+        elif isinstance(layer, Flatten):
+            below = gt.copy()
+        else:
+            wins = _pool_windows(layer)
+            k2 = layer.kernel_size ** 2
+            for t in range(T):
+                for b in range(B):
+                    for o, idx in enumerate(wins):
+                        g = gt[t, b, o]
+                        if g == 0:
+                            continue
+                        if isinstance(layer, MaxPool2d):
+                            best = idx[0]
+                            for j in idx:
+                                if x[t, b, j] > x[t, b, best]:
+                                    best = j
+                            below[t, b, best] += g
+                        else:
+                            active = [j for j in idx if x[t, b, j] != 0]
+                            for j in active:
+                                below[t, b, j] += g / (len(active) if layer.adjusted else k2)
+        gt = below
+        levels[l] = gt
+    return W, levels

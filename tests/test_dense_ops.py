@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 import eventsnn as es
 from eventsnn.dense import ops
 
-import naive_dense as nd
+from . import naive_dense as nd
 
 
 def _conv_net(C, H, W, Co, k, s, p, pool=None, rng=0):

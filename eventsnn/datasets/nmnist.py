@@ -1,0 +1,164 @@
+"""N-MNIST reader: the 40-bit event files of the original release (``.bin``) and SLAYER's
+``.bs2`` copies (same layout), plus conversion to dense frames and SpikeTrains.
+
+File format (no header; 5 bytes per event, one big-endian 40-bit word): x (8 bits), y
+(8 bits), polarity (1 bit, 1 = ON), timestamp (23 bits, microseconds). A row with
+y == 240 is a timestamp-overflow marker of the ATIS tools: it is dropped and 2**13 us are
+added to the timestamps of all following events (never happens in N-MNIST recordings,
+which last about 0.3 s).
+
+Folder layouts understood by :func:`load`:
+
+- SLAYER subset: ``<root>/<id>.bs2`` with label lists ``train*.txt`` / ``test*.txt`` (lines
+  ``<id> <label>``, ``#`` comments), e.g. the 1,000 / 100 sample subset;
+- original release: ``<root>/Train/<label>/<id>.bin`` and ``<root>/Test/<label>/<id>.bin``.
+
+Sensor 34 x 34, two polarities; neuron index of an event = p * 34 * 34 + y * 34 + x
+(channel-major like every (C, H, W) layer of eventsnn, channel 0 = OFF, 1 = ON).
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import _validate as _v
+
+#: sensor size of N-MNIST (pixels)
+WIDTH = HEIGHT = 34
+#: input shape of a network reading both polarities (C, H, W)
+SHAPE = (2, HEIGHT, WIDTH)
+#: marker row of the ATIS overflow convention and the time added per marker (us)
+OVERFLOW_Y = 240
+OVERFLOW_US = 1 << 13
+
+EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
+
+
+def read_events(path):
+    """Events of one ``.bin`` / ``.bs2`` file as a structured array (t us, x, y, p)."""
+    path = os.fspath(path)
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 5:
+        raise ValueError(f"{path}: length {raw.size} is not a multiple of 5 bytes (not a 40-bit event file)")
+    b = raw.reshape(-1, 5).astype(np.int64)
+    x, y = b[:, 0], b[:, 1]
+    p = b[:, 2] >> 7
+    t = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+    marker = y == OVERFLOW_Y
+    if marker.any():
+        t = t + OVERFLOW_US * (np.cumsum(marker) - marker)
+        keep = ~marker
+        x, y, p, t = x[keep], y[keep], p[keep], t[keep]
+    ev = np.empty(t.size, dtype=EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"], ev["p"] = t, x, y, p
+    return ev
+
+
+def write_events(path, events):
+    """Write events (structured array with t, x, y, p) in the 40-bit format (t masked to 23
+    bits); the inverse of :func:`read_events` for recordings shorter than 2**23 us."""
+    ev = np.asarray(events)
+    for name in ("t", "x", "y", "p"):
+        if name not in (ev.dtype.names or ()):
+            raise ValueError(f"events must have a field {name!r}")
+    t = ev["t"].astype(np.int64)
+    if np.any(t < 0) or np.any(t >= 1 << 23):
+        raise ValueError("event times must be in [0, 2**23) us")
+    out = np.empty((ev.size, 5), dtype=np.uint8)
+    out[:, 0] = ev["x"]
+    out[:, 1] = ev["y"]
+    out[:, 2] = ((ev["p"].astype(np.int64) & 1) << 7) | ((t >> 16) & 0x7F)
+    out[:, 3] = (t >> 8) & 0xFF
+    out[:, 4] = t & 0xFF
+    out.tofile(os.fspath(path))
+
+
+def _label_file(root, split):
+    cands = sorted(p for p in root.glob(f"{split}*.txt"))
+    return cands[0] if cands else None
+
+
+def load(path, split="train", limit=None):
+    """Load a labelled N-MNIST split.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder in one of the layouts of the module docstring.
+    split : {"train", "test"}
+    limit : int, optional
+        Read at most this many samples (in file-list order).
+
+    Returns
+    -------
+    events : list of structured arrays (t us, x, y, p), labels : int64 array.
+    """
+    root = Path(os.fspath(path))
+    _v.choice("split", split, ("train", "test"))
+    if not root.is_dir():
+        raise ValueError(f"path {root} is not a folder")
+    if limit is not None:
+        limit = _v.positive_int("limit", limit)
+    items = []
+    lab = _label_file(root, split)
+    if lab is not None:
+        for line in lab.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            sid, label = line.split()[:2]
+            f = root / f"{sid}.bs2"
+            if not f.exists():
+                f = root / f"{sid}.bin"
+            items.append((f, int(label)))
+    else:
+        sub = root / split.capitalize()
+        if not sub.is_dir():
+            raise ValueError(f"{root} has neither a {split}*.txt label list nor a {sub.name}/ folder")
+        for d in sorted(sub.iterdir(), key=lambda q: q.name):
+            if d.is_dir() and d.name.isdigit():
+                items += [(f, int(d.name)) for f in sorted(d.glob("*.bin"))]
+    if limit is not None:
+        items = items[:limit]
+    events = [read_events(f) for f, _ in items]
+    return events, np.array([lab for _, lab in items], dtype=np.int64)
+
+
+def to_frames(events, n_steps, t_max_us=None, binary=True):
+    """Bin each recording into ``n_steps`` frames over [0, t_max_us) (default: the last event
+    time of each recording + 1).
+
+    Returns an array (n_samples, n_steps, 2 * 34 * 34): event counts per step (or 0/1 when
+    ``binary``), neuron index p * 34 * 34 + y * 34 + x."""
+    n_steps = _v.positive_int("n_steps", n_steps)
+    if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
+        events = [events]
+    n_in = SHAPE[0] * HEIGHT * WIDTH
+    out = np.zeros((len(events), n_steps, n_in))
+    for k, ev in enumerate(events):
+        if ev.size == 0:
+            continue
+        span = float(ev["t"].max() + 1) if t_max_us is None else _v.positive_float("t_max_us", t_max_us)
+        keep = (ev["t"] < span) & (ev["x"] < WIDTH) & (ev["y"] < HEIGHT)
+        e = ev[keep]
+        step = np.minimum((e["t"] * n_steps / span).astype(np.int64), n_steps - 1)
+        idx = e["p"].astype(np.int64) * HEIGHT * WIDTH + e["y"].astype(np.int64) * WIDTH + e["x"]
+        np.add.at(out[k], (step, idx), 1.0)
+    if binary:
+        np.minimum(out, 1.0, out=out)
+    return out
+
+
+def to_spike_trains(events):
+    """One :class:`eventsnn.SpikeTrains` per recording (times in ms, 2 * 34 * 34 neurons)."""
+    from ..spikes import SpikeTrains
+
+    if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
+        events = [events]
+    out = []
+    for ev in events:
+        keep = (ev["x"] < WIDTH) & (ev["y"] < HEIGHT)
+        e = ev[keep]
+        idx = e["p"].astype(np.int64) * HEIGHT * WIDTH + e["y"].astype(np.int64) * WIDTH + e["x"]
+        out.append(SpikeTrains(e["t"] / 1000.0, idx, SHAPE[0] * HEIGHT * WIDTH))
+    return out

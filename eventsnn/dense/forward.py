@@ -1,0 +1,82 @@
+"""Dense (time-stepped) forward pass: ``Sequential.run`` delegates here."""
+import numbers
+
+import numpy as np
+
+from .. import _validate as v
+from .neurons import resolve_neuron
+from .record import DenseRecord
+from . import ops
+
+
+def check_input(net, x, name="x"):
+    """Validate a time-major input (T, B, *in_shape) or (T, B, n_in); returns (T, B, n_in)."""
+    arr = v.float_array(name, x)
+    if arr.ndim < 3:
+        raise ValueError(f"{name} must be time-major (T, B, *in_shape), got shape {arr.shape}")
+    T, B = arr.shape[:2]
+    if T == 0 or B == 0:
+        raise ValueError(f"{name} needs at least one step and one sample, got shape {arr.shape}")
+    rest = arr.shape[2:]
+    if rest != tuple(net.in_shape) and not (len(rest) == 1 and rest[0] == net.n_in):
+        raise ValueError(f"{name} must have shape (T, B, *{tuple(net.in_shape)}), got {arr.shape}")
+    return arr.reshape(T, B, net.n_in)
+
+
+def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
+    """Run ``net`` on a time grid.
+
+    Parameters
+    ----------
+    net : eventsnn.Sequential
+    x : float array (T, B, *in_shape) or (T, B, n_in)
+        Input per step: spikes (0/1) or currents (e.g. a pixel intensity every step). An
+        input acts in its own step.
+    neuron : ZhuNeuron, AntlrNeuron, "zhu", "antlr" or None
+        Neuron of every Dense/Conv2d layer. A family name (None = "zhu") discretises
+        ``net.neuron`` (an SRM, time constants in ms) with step ``dt``.
+    dt : float
+        ms per step, used only to discretise ``net.neuron`` (default 1.0).
+    pool_weight : float
+        Multiplier of pooled values (``eventsnn.dense.ops``; 1.0: mean / max).
+
+    Returns
+    -------
+    DenseRecord with inputs, currents, membranes, increments and outputs of every layer.
+    """
+    from ..network import Sequential
+
+    if not isinstance(net, Sequential):
+        raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+    x = check_input(net, x)
+    neuron = resolve_neuron(neuron, net.neuron, dt)
+    if isinstance(pool_weight, bool) or not isinstance(pool_weight, numbers.Real) \
+            or not np.isfinite(pool_weight):
+        raise ValueError(f"pool_weight must be a finite real number, got {pool_weight!r}")
+    net._check_weights()
+    return forward_layers(net.layers, x, neuron, float(dt), float(pool_weight))
+
+
+def forward_layers(layers, x, neuron, dt=1.0, pool_weight=1.0):
+    """Forward through ``layers`` without validation (x: (T, B, n_in) float64)."""
+    T, B = x.shape[:2]
+    inputs, currents, membranes, increments, outputs = [], [], [], [], []
+    h = x
+    for layer in layers:
+        inputs.append(h)
+        if layer.has_neurons:
+            c = ops.forward(layer, h)
+            s, u, du = neuron.simulate(np.ascontiguousarray(c.reshape(T, -1)))
+            n = layer.n_out
+            currents.append(c)
+            membranes.append(u.reshape(T, B, n))
+            increments.append(du.reshape(T, B, n))
+            h = s.reshape(T, B, n)
+        else:
+            h = ops.forward(layer, h, pool_weight=pool_weight)
+            currents.append(None)
+            membranes.append(None)
+            increments.append(None)
+        outputs.append(h)
+    return DenseRecord(inputs, currents, membranes, increments, outputs, neuron, list(layers), dt,
+                       pool_weight)

@@ -1,0 +1,218 @@
+"""Learners of TSSL-BP, NA and ASF-BP (the :class:`eventsnn.learner.Learner` contract).
+
+Each learner wraps an :class:`eventsnn.Sequential` (its layers and weights; the SRM neuron
+of the Sequential is not used) and its own neuron model. Construct with
+``Learner(net, rng=None, **options)``; unknown options raise ValueError. Raw samples ``X``
+(n, *in_shape) in [0, 1] are encoded per rule:
+
+- TSSL-BP / NA: constant input currents ``input_scale * X`` at every one of ``n_steps``
+  steps, filtered by the PSC kernel (the codes feed pixel intensities as currents).
+- ASF-BP: Bernoulli ("Poisson") spikes with probability ``input_rate * |X|`` per step, signed
+  like X (the code: |x|/2).
+
+Gradients are those of the batch-mean loss.
+"""
+import numpy as np
+
+from .. import _validate as _v
+from ..layers import AvgPool2d, MaxPool2d
+from ..learner import Learner
+from ..network import Sequential
+from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, asf_backward, asf_forward,
+                          asf_scale_ratios, count_loss, desired_spikes, psc_backward, psc_forward,
+                          spike_train_loss)
+from .psc_neurons import AsfNeuron, PscLIF, psc_filter
+from .rules.asf import RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
+from .rules.na import B_PAPER, na_delta
+from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
+
+
+def _samples(net, X):
+    X = _v.float_array("X", X)
+    if X.ndim < 1 or X.shape[0] < 1:
+        raise ValueError("X must hold at least one sample")
+    n = X.shape[0]
+    flat = X.reshape(n, -1)
+    if flat.shape[1] != net.n_in:
+        raise ValueError(f"each sample of X must have {net.n_in} values (network input {net.in_shape}), "
+                         f"got shape {X.shape[1:]}")
+    return flat
+
+
+def _options(defaults, options, rule):
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for rule {rule!r}; known: {sorted(defaults)}")
+    out = dict(defaults)
+    out.update(options)
+    return out
+
+
+class _PscLearner(Learner):
+    """Shared part of TSSL-BP and NA: PscLIF network, PSC losses, classification by the
+    time-summed output PSC."""
+
+    COMMON = dict(n_steps=5, tau_m=8.0, tau_s=2.0, theta=1.0, reset="zero", loss="spike_train",
+                  desired_count=None, undesired_count=0.0, pool_sum_weight=POOL_SUM_WEIGHT_CODE,
+                  input_scale=1.0, sequence_input=False)
+    RULE = {}
+
+    def __init__(self, net, rng=None, **options):
+        if not isinstance(net, Sequential):
+            raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+        self.net = net
+        opts = _options({**self.COMMON, **self.RULE}, options, self.name)
+        self.n_steps = _v.positive_int("n_steps", opts["n_steps"])
+        self.neuron = PscLIF(opts["tau_m"], opts["tau_s"], opts["theta"], opts["reset"])
+        self.loss = _v.choice("loss", opts["loss"], PSC_LOSSES)
+        self.input_scale = _v.finite_float("input_scale", opts["input_scale"])
+        psw = opts["pool_sum_weight"]
+        self.pool_sum_weight = None if psw is None else _v.positive_float("pool_sum_weight", psw)
+        desired = opts["desired_count"]
+        if desired is None:  # PSC sum of the desired train of the spike-train loss
+            desired = float(psc_filter(desired_spikes(self.n_steps)[:, None], self.neuron.tau_s).sum())
+        self.desired_count = _v.finite_float("desired_count", desired)
+        self.undesired_count = _v.finite_float("undesired_count", opts["undesired_count"])
+        self.options = opts
+        self._check_rule_options(opts)
+
+    def _check_rule_options(self, opts):
+        pass
+
+    def encode(self, X):
+        """Input currents (T, B, n_in) of raw samples X: ``input_scale * X`` at every step, or
+        with ``sequence_input=True`` X holds one input per step, shape (n, n_steps, *in_shape)
+        (e.g. event frames; the input spikes then go through the PSC filter)."""
+        if self.options["sequence_input"]:
+            X = _v.float_array("X", X)
+            if X.ndim < 3 or X.shape[1] != self.n_steps:
+                raise ValueError(f"with sequence_input, X must have shape (n, {self.n_steps}, *in_shape), "
+                                 f"got {X.shape}")
+            flat = X.reshape(X.shape[0], self.n_steps, -1)
+            if flat.shape[2] != self.net.n_in:
+                raise ValueError(f"each step of X must have {self.net.n_in} values, got {X.shape[2:]}")
+            return np.ascontiguousarray(flat.transpose(1, 0, 2)) * self.input_scale
+        flat = _samples(self.net, X) * self.input_scale
+        return np.ascontiguousarray(np.broadcast_to(flat, (self.n_steps,) + flat.shape))
+
+    def _forward(self, X):
+        return psc_forward(self.net, self.encode(X), self.neuron, self.pool_sum_weight)
+
+    def loss_and_grads(self, X, y, rng=None):
+        rec = self._forward(X)
+        if self.loss == "spike_train":
+            losses, g = spike_train_loss(rec.output, y, self.neuron.tau_s)
+        else:
+            losses, g = count_loss(rec.output, y, self.desired_count, self.undesired_count)
+        B = g.shape[1]
+        grads = psc_backward(self.net, rec, g, self._delta, self.pool_sum_weight)
+        grads = [None if gw is None else gw / B for gw in grads]
+        preds = np.argmax(rec.output.sum(axis=0), axis=1)
+        stats = {"spikes_per_sample": float(np.mean(rec.spike_count()))}
+        return float(np.mean(losses)), grads, preds, stats
+
+    def predict(self, X):
+        rec = self._forward(X)
+        preds = np.argmax(rec.output.sum(axis=0), axis=1)
+        return preds, {"spikes_per_sample": float(np.mean(rec.spike_count()))}
+
+
+class TsslLearner(_PscLearner):
+    """TSSL-BP (Zhang & Li 2020); see :mod:`eventsnn.dense.rules.tssl` for the rule options
+    ``low_psc_surrogate`` (default True = code), ``psc_threshold`` (None = 1/(4 tau_s)),
+    ``silent_timing`` (default False), ``max_inv`` (8), ``surrogate_width`` (0.2)."""
+
+    name = "tssl"
+    RULE = dict(low_psc_surrogate=True, psc_threshold=None, silent_timing=False,
+                max_inv=MAX_INV_DELTA, surrogate_width=SURROGATE_WIDTH)
+
+    def _delta(self, l, g, st):
+        o = self.options
+        return tssl_delta(g, st["v"], st["s"], st["u"], st["a"], self.neuron,
+                          low_psc_surrogate=o["low_psc_surrogate"], psc_threshold=o["psc_threshold"],
+                          silent_timing=o["silent_timing"], max_inv=o["max_inv"],
+                          surrogate_width=o["surrogate_width"])
+
+
+class NaLearner(_PscLearner):
+    """Neighbourhood aggregation (Yang et al. 2021); options ``b`` (clip bound, paper 10,
+    code 5) and ``rescale`` (the code's layer-wise rescaling, default off)."""
+
+    name = "na"
+    RULE = dict(b=B_PAPER, rescale=False)
+
+    def _delta(self, l, g, st):
+        return na_delta(g, st["c"], st["v"], st["s"], self.neuron, b=self.options["b"],
+                        rescale=bool(self.options["rescale"]))
+
+
+class AsfLearner(Learner):
+    """ASF-BP (Wu et al. 2021).
+
+    Options: ``n_steps`` (100, the code), ``theta`` (1), ``leak`` (1 = IF; 0.99 = LIF),
+    ``pool_theta`` (0.75: IF neurons after every pooling layer as in the code; None: none),
+    ``input_rate`` (0.5: spike probability |x|/2 per step, the code), ``scale_every`` (5: the
+    scales are updated on every batch of epochs 0, 5, 10, ...; 0 = never), ``scale_momentum``
+    (0.4), ``ratio_entries`` ("fi_ge_fo" = code, "all" = paper Eq. 12), ``gate`` (True: the
+    code's [FI > 0]). The epoch is counted by :meth:`after_epoch` calls.
+    """
+
+    name = "asf"
+    DEFAULTS = dict(n_steps=100, theta=1.0, leak=1.0, pool_theta=0.75, input_rate=0.5,
+                    scale_every=5, scale_momentum=SCALE_MOMENTUM, ratio_entries="fi_ge_fo", gate=True)
+
+    def __init__(self, net, rng=None, **options):
+        if not isinstance(net, Sequential):
+            raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+        self.net = net
+        o = _options(self.DEFAULTS, options, self.name)
+        self.n_steps = _v.positive_int("n_steps", o["n_steps"])
+        self.neuron = AsfNeuron(o["theta"], o["leak"], o["pool_theta"])
+        self.input_rate = _v.positive_float("input_rate", o["input_rate"])
+        self.scale_every = _v.positive_int("scale_every", o["scale_every"], allow_zero=True)
+        self.scale_momentum = _v.finite_float("scale_momentum", o["scale_momentum"])
+        if not 0.0 <= self.scale_momentum <= 1.0:
+            raise ValueError(f"scale_momentum must be in [0, 1], got {self.scale_momentum}")
+        self.ratio_entries = _v.choice("ratio_entries", o["ratio_entries"], RATIO_ENTRIES)
+        self.gate = bool(o["gate"])
+        self.options = o
+        self.scales = [1.0 if self._spiking(layer, l) else None for l, layer in enumerate(net.layers)]
+        self.epoch = 0
+        self._rng = _v.rng_from(rng)
+
+    def _spiking(self, layer, l):
+        last = max(k for k, lay in enumerate(self.net.layers) if lay.has_neurons)
+        if layer.has_neurons:
+            return l != last
+        return self.neuron.pool_theta is not None and isinstance(layer, (AvgPool2d, MaxPool2d))
+
+    def encode(self, X, rng=None):
+        """Signed Bernoulli spikes (T, B, n_in): P(spike) = min(1, input_rate |x|)."""
+        flat = _samples(self.net, X)
+        gen = self._rng if rng is None else _v.rng_from(rng)
+        p = np.minimum(1.0, self.input_rate * np.abs(flat))
+        r = gen.random((self.n_steps,) + flat.shape)
+        return (r < p).astype(np.float64) * np.sign(flat)
+
+    def updating_scales(self):
+        """Whether the scales are updated during the current epoch."""
+        return self.scale_every > 0 and self.epoch % self.scale_every == 0
+
+    def loss_and_grads(self, X, y, rng=None):
+        rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
+        if self.updating_scales():
+            ratios = asf_scale_ratios(self.net, rec, self.ratio_entries)
+            self.scales = [None if r is None else update_scale(s, r, self.scale_momentum)
+                           for s, r in zip(self.scales, ratios)]
+        losses, g = output_loss(rec.u_out, y, self.neuron.theta, self.n_steps)
+        B = g.shape[0]
+        grads = asf_backward(self.net, rec, g / B, self.scales, self.gate)
+        preds = np.argmax(rec.u_out, axis=1)
+        return float(np.mean(losses)), grads, preds, {"spikes_per_sample": float(np.mean(rec.n_spikes))}
+
+    def predict(self, X):
+        rec = asf_forward(self.net, self.encode(X), self.neuron)
+        return np.argmax(rec.u_out, axis=1), {"spikes_per_sample": float(np.mean(rec.n_spikes))}
+
+    def after_epoch(self, epoch):
+        self.epoch += 1

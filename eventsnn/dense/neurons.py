@@ -1,0 +1,217 @@
+"""Discrete (time-stepped) full-reset neurons of the dense mode.
+
+Time is in steps (one step = ``dt`` ms of the continuous model). Both families have a
+double-exponential response kernel with *current and potential reset*: at a spike every
+input at or before the spike step is forgotten (the discrete counterpart of
+``SRM(reset="full")``). They differ in how the reference codes write the recursion, and
+both are implemented exactly as written there:
+
+:class:`ZhuNeuron` (Zhu et al. 2022, reference code)::
+
+    m <- (m + I[t]) (1 - 1/tau_m);  s <- (s + I[t]) (1 - 1/tau_s)
+    u[t] = (m - s) tau_m / (tau_m - tau_s)          # = sum_{t'} I[t'] eps[t - t']
+    S[t] = [u[t] >= theta];  m = s = 0 at a spike
+    eps[d] = tau_m/(tau_m - tau_s) ((1 - 1/tau_m)^(d+1) - (1 - 1/tau_s)^(d+1)),  eps[0] = 1/tau_s
+    Delta u[t] = u[t] - u[t-1] (1 - S[t-1])
+
+:class:`AntlrNeuron` (Kim et al. 2020, Eq. 1-3 and their code)::
+
+    I[t] = a_i (1 - S[t-1]) I[t-1] + b_i (W x)[t]
+    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t]
+    S[t] = [V[t] >= theta]
+    eps[d] = b_i b_v sum_{k=0}^{d} a_i^k a_v^(d-k)
+    V'[t] = max(V[t] - (1 - S[t-1]) V[t-1], 0.01)   (the ANTLR rule's v_prime_min option)
+
+With ``a_v = 1 - 1/tau_m``, ``a_i = 1 - 1/tau_s``, ``b_i b_v = 1/tau_s`` the two kernels are
+the same function (see :meth:`AntlrNeuron.from_srm`); the recursions then agree to
+rounding. Both expose their dynamics as a 2-state linear system (``linear_system``) used by
+the BPTT backward pass: ``z[t] = (1 - S[t-1]) A z[t-1] + B c[t]``, ``u[t] = C . z[t]``.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _validate as v
+from .._constants import MIN_TAU_GAP
+from ..neurons import SRM
+
+
+def _decay(name, value):
+    value = v.positive_float(name, value, allow_zero=True)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ZhuNeuron:
+    """Discrete full-reset SRM neuron of Zhu et al.'s code.
+
+    Parameters
+    ----------
+    tau_m, tau_s : float
+        Membrane and synaptic time constants in *steps*, each >= 1 (the decay per step is
+        ``1 - 1/tau``), and different from each other.
+    theta : float
+        Threshold, > 0.
+    """
+
+    tau_m: float = 5.0
+    tau_s: float = 3.0
+    theta: float = 1.0
+
+    family = "zhu"
+
+    def __post_init__(self):
+        tau_m = v.positive_float("tau_m", self.tau_m)
+        tau_s = v.positive_float("tau_s", self.tau_s)
+        for name, tau in (("tau_m", tau_m), ("tau_s", tau_s)):
+            if tau < 1.0:
+                raise ValueError(f"{name} must be >= 1 step (decay 1 - 1/{name} in [0, 1)), got {tau}")
+        if abs(tau_m - tau_s) <= MIN_TAU_GAP * max(tau_m, tau_s):
+            raise ValueError(f"tau_m ({tau_m}) and tau_s ({tau_s}) must differ (the kernel divides "
+                             "by tau_m - tau_s); use AntlrNeuron for equal decays")
+        object.__setattr__(self, "tau_m", tau_m)
+        object.__setattr__(self, "tau_s", tau_s)
+        object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
+
+    @classmethod
+    def from_srm(cls, srm, dt=1.0):
+        """The discretisation of an :class:`eventsnn.SRM` with step ``dt`` ms: tau / dt."""
+        if not isinstance(srm, SRM):
+            raise TypeError(f"srm must be an eventsnn.SRM, got {type(srm).__name__}")
+        dt = v.positive_float("dt", dt)
+        return cls(tau_m=srm.tau_m / dt, tau_s=srm.tau_s / dt, theta=srm.theta)
+
+    @property
+    def scale(self):
+        return self.tau_m / (self.tau_m - self.tau_s)
+
+    @property
+    def decays(self):
+        """(a_m, a_s) = (1 - 1/tau_m, 1 - 1/tau_s)."""
+        return 1.0 - 1.0 / self.tau_m, 1.0 - 1.0 / self.tau_s
+
+    def eps(self, n_steps):
+        """Kernel eps[d], d = 0..n_steps-1 (response at step t + d to a unit input at t)."""
+        a_m, a_s = self.decays
+        d = np.arange(int(n_steps), dtype=np.float64)
+        return self.scale * (a_m ** (d + 1) - a_s ** (d + 1))
+
+    def linear_system(self, n_steps=None):
+        """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (m, s)."""
+        a_m, a_s = self.decays
+        A = np.array([[a_m, 0.0], [0.0, a_s]])
+        B = np.array([a_m, a_s])
+        C = np.array([self.scale, -self.scale])
+        return A, B, C
+
+    def simulate(self, c):
+        """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
+        returns (spikes, u, du), each (T, N)."""
+        from ._neurons import zhu_forward
+        a_m, a_s = self.decays
+        return zhu_forward(c, a_m, a_s, self.scale, self.theta)
+
+
+
+@dataclass(frozen=True)
+class AntlrNeuron:
+    """Discrete LIF neuron with current and potential reset (ANTLR, Eq. 1-3).
+
+    Parameters
+    ----------
+    a_i, a_v : float
+        Decay per step of the synaptic current and of the potential, in [0, 1).
+    b_i : float
+        Input scale of the current, > 0.
+    b_v : float or None
+        Scale of the current into the potential, > 0. None (default, as the authors' code):
+        1 / peak of the kernel sum_k a_i^k a_v^(d-k) b_i over the window d = 0..T-1, so a
+        single unit input peaks at exactly 1 within the simulated window.
+    theta : float
+        Threshold, > 0 (the paper uses 1).
+    """
+
+    a_i: float = 0.99
+    a_v: float = 0.99
+    b_i: float = 1.0
+    b_v: float = None
+    theta: float = 1.0
+
+    family = "antlr"
+
+    def __post_init__(self):
+        object.__setattr__(self, "a_i", _decay("a_i", self.a_i))
+        object.__setattr__(self, "a_v", _decay("a_v", self.a_v))
+        object.__setattr__(self, "b_i", v.positive_float("b_i", self.b_i))
+        if self.b_v is not None:
+            object.__setattr__(self, "b_v", v.positive_float("b_v", self.b_v))
+        object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
+
+    @classmethod
+    def from_srm(cls, srm, dt=1.0):
+        """Same kernel as ``ZhuNeuron.from_srm(srm, dt)``: a_v = 1 - dt/tau_m,
+        a_i = 1 - dt/tau_s, b_i = 1, b_v = dt/tau_s, theta = srm.theta."""
+        if not isinstance(srm, SRM):
+            raise TypeError(f"srm must be an eventsnn.SRM, got {type(srm).__name__}")
+        dt = v.positive_float("dt", dt)
+        if dt > min(srm.tau_m, srm.tau_s):
+            raise ValueError(f"dt ({dt} ms) must not exceed tau_m and tau_s")
+        return cls(a_i=1.0 - dt / srm.tau_s, a_v=1.0 - dt / srm.tau_m, b_i=1.0, b_v=dt / srm.tau_s,
+                   theta=srm.theta)
+
+    def _raw_kernel(self, n_steps):
+        d = np.arange(int(n_steps))
+        out = np.empty(len(d))
+        acc_i = self.b_i
+        acc_v = 0.0
+        for k in range(len(d)):  # the recursion of Eq. 1-2 for one unit input at step 0
+            if k > 0:
+                acc_i *= self.a_i
+            acc_v = self.a_v * acc_v + acc_i
+            out[k] = acc_v
+        return out
+
+    def resolved_b_v(self, n_steps):
+        """b_v used for a window of ``n_steps`` steps (see the class docstring)."""
+        if self.b_v is not None:
+            return self.b_v
+        n_steps = v.positive_int("n_steps", n_steps)
+        return 1.0 / float(np.max(self._raw_kernel(n_steps)))
+
+    def eps(self, n_steps):
+        """Kernel eps[d], d = 0..n_steps-1, with b_v resolved for a window of n_steps."""
+        return self.resolved_b_v(n_steps) * self._raw_kernel(n_steps)
+
+    def linear_system(self, n_steps):
+        """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (I, V)."""
+        b_v = self.resolved_b_v(n_steps)
+        A = np.array([[self.a_i, 0.0], [b_v * self.a_i, self.a_v]])
+        B = np.array([self.b_i, b_v * self.b_i])
+        C = np.array([0.0, 1.0])
+        return A, B, C
+
+    def simulate(self, c):
+        """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
+        returns (spikes, V, du), each (T, N), du = V[t] - (1 - S[t-1]) V[t-1] unclamped."""
+        from ._neurons import antlr_forward
+        return antlr_forward(c, self.a_i, self.a_v, self.b_i, self.resolved_b_v(c.shape[0]), self.theta)
+
+
+
+NEURONS = (ZhuNeuron, AntlrNeuron)
+
+
+def resolve_neuron(neuron, srm, dt=1.0):
+    """The dense neuron to use: ``neuron`` itself, or a family name ("zhu", "antlr")
+    discretised from ``srm`` with step ``dt`` ms, or None (= "zhu")."""
+    if neuron is None or neuron == "zhu":
+        return ZhuNeuron.from_srm(srm, dt)
+    if neuron == "antlr":
+        return AntlrNeuron.from_srm(srm, dt)
+    if isinstance(neuron, NEURONS):
+        return neuron
+    raise TypeError("neuron must be a ZhuNeuron, an AntlrNeuron, 'zhu', 'antlr' or None, "
+                    f"got {neuron!r}")
+

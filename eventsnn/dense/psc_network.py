@@ -1,0 +1,273 @@
+"""Whole-network forward/backward of the PSC family (TSSL-BP, NA) and of ASF-BP, dense mode.
+
+PSC family (:class:`~eventsnn.dense.psc_neurons.PscLIF` in every Dense/Conv2d layer):
+input currents ``x (T, B, n_in)`` go through the PSC filter; each neuron layer receives
+``c = W a_prev`` and passes its own PSC ``a`` on; AvgPool2d pools PSCs as
+``pool_sum_weight * window sum`` (the TSSL-BP/NA codes: 1.1; None = the window mean),
+MaxPool2d takes the window max; Flatten is the identity. The class is the output neuron with
+the largest time-summed PSC.
+
+ASF-BP (:class:`~eventsnn.dense.psc_neurons.AsfNeuron`): spikes pass between layers, no
+synaptic filter; the last layer does not spike (it integrates ``W s``); pooling layers are
+followed by IF neurons of threshold ``pool_theta`` (the code) or pass the pooled spikes on
+(``pool_theta=None``). The class is the output with the largest membrane u_T.
+
+Layer operations come from :mod:`eventsnn.dense.ops`.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _validate as _v
+from ..layers import AvgPool2d, MaxPool2d
+from . import ops
+from .psc_neurons import AsfNeuron, PscLIF, asf_layer, psc_filter, psc_layer
+from .rules.asf import flow_input_grad, scale_ratio
+
+#: TSSL-BP / NA codes: weight of each input of an average-pooling window (window summed)
+POOL_SUM_WEIGHT_CODE = 1.1
+PSC_LOSSES = ("spike_train", "count")
+
+
+def _pool_weight(layer, pool_sum_weight):
+    """ops' pool_weight for a pooling layer: AvgPool2d returns pool_weight * mean."""
+    if isinstance(layer, AvgPool2d) and pool_sum_weight is not None:
+        return float(pool_sum_weight) * layer.kernel_size ** 2
+    return 1.0
+
+
+def _check_net(net):
+    from ..network import Sequential
+
+    if not isinstance(net, Sequential):
+        raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+    net._check_weights()
+
+
+def _check_input(net, x):
+    x = _v.float_array("x", x)
+    if x.ndim != 3 or x.shape[2] != net.n_in or x.shape[0] < 1:
+        raise ValueError(f"x must have shape (T, B, {net.n_in}) with T >= 1, got {x.shape}")
+    return x
+
+
+# ---- PSC family --------------------------------------------------------------------------
+@dataclass
+class PscRecord:
+    """Forward record of a PSC network.
+
+    ``inputs[l]`` is what layer l receives (PSC-like, (T, B, n_in of l)); ``states[l]`` is
+    ``dict(c, v, s, u, a)`` for neuron layers, None otherwise; ``output`` the PSC of the last
+    layer (T, B, n_out)."""
+
+    inputs: list = field(default_factory=list)
+    states: list = field(default_factory=list)
+    output: np.ndarray = None
+
+    def spike_count(self):
+        """Total spikes of the neuron layers, per sample (B,)."""
+        total = 0.0
+        for st in self.states:
+            if st is not None:
+                total = total + st["s"].sum(axis=(0, 2))
+        return total
+
+
+def psc_forward(net, x, neuron, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
+    """Run ``net`` with PscLIF neurons on input currents ``x`` (T, B, n_in); -> PscRecord."""
+    _check_net(net)
+    if not isinstance(neuron, PscLIF):
+        raise TypeError(f"neuron must be a PscLIF, got {type(neuron).__name__}")
+    if pool_sum_weight is not None:
+        pool_sum_weight = _v.positive_float("pool_sum_weight", pool_sum_weight)
+    x = _check_input(net, x)
+    rec = PscRecord()
+    a = psc_filter(x, neuron.tau_s)
+    for layer in net.layers:
+        rec.inputs.append(a)
+        if layer.has_neurons:
+            c = ops.forward(layer, a)
+            vm, s, u, a = psc_layer(c, neuron)
+            rec.states.append({"c": c, "v": vm, "s": s, "u": u, "a": a})
+        else:
+            a = ops.forward(layer, a, pool_weight=_pool_weight(layer, pool_sum_weight))
+            rec.states.append(None)
+    rec.output = a
+    return rec
+
+
+def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
+    """Backpropagate ``g_out = dL/da`` of the output PSC through a PscRecord.
+
+    ``delta_fn(l, g, state)`` is the rule: it maps dL/da of neuron layer l to dL/dc.
+    Returns the weight gradients (None for layers without weight), summed over T and B."""
+    grads = [None] * len(net.layers)
+    g = g_out
+    for l in range(len(net.layers) - 1, -1, -1):
+        layer = net.layers[l]
+        st = rec.states[l]
+        if layer.has_neurons:
+            delta = delta_fn(l, g, st)
+            grads[l] = ops.grad_weight(layer, rec.inputs[l], delta)
+            if l > 0:
+                g = ops.backward_input(layer, delta)
+        else:
+            g = ops.backward_input(layer, g, x=rec.inputs[l],
+                                   pool_weight=_pool_weight(layer, pool_sum_weight))
+    return grads
+
+
+def desired_spikes(n_steps):
+    """Desired train of the label neuron in the TSSL-BP code: for T >= 10 a spike at every
+    odd step, otherwise at every step except multiples of 5 ([0, 1, 1, 1, 1] repeated)."""
+    n_steps = _v.positive_int("n_steps", n_steps)
+    t = np.arange(n_steps)
+    return ((t % 2 == 1) if n_steps >= 10 else (t % 5 != 0)).astype(np.float64)
+
+
+def spike_train_loss(a_out, y, tau_s, pattern=None):
+    """van Rossum loss (TSSL-BP Eq. 7, NA Eq. 5): L = 1/2 sum_t,k (eps*d - a)^2 per sample.
+
+    The label neuron's desired train is ``pattern`` (default :func:`desired_spikes`), the
+    others are silent. Returns (losses (B,), g = dL/da (T, B, K))."""
+    a_out = _v.float_array("a_out", a_out, ndim=3)
+    T, B, K = a_out.shape
+    y = _labels(y, B, K)
+    if pattern is None:
+        pattern = desired_spikes(T)
+    pattern = _v.float_array("pattern", pattern, ndim=1)
+    if pattern.shape != (T,):
+        raise ValueError(f"pattern must have {T} steps, got {pattern.shape}")
+    d = np.zeros_like(a_out)
+    d[:, np.arange(B), y] = pattern[:, None]
+    target = psc_filter(d, tau_s)
+    g = a_out - target
+    return 0.5 * np.sum(g * g, axis=(0, 2)), g
+
+
+def count_loss(a_out, y, desired, undesired=0.0):
+    """TSSL-BP code's count loss on the time-summed PSC A_k = sum_t a_k[t].
+
+    delta_k = (A_k - n_k) / T with n = desired for the label, undesired otherwise, one-sided:
+    the label neuron only gets an error when below its target, the others only when above.
+    L = T/2 sum_k delta_k^2 per sample; dL/da_k[t] = delta_k at every step.
+    Returns (losses (B,), g (T, B, K))."""
+    a_out = _v.float_array("a_out", a_out, ndim=3)
+    T, B, K = a_out.shape
+    y = _labels(y, B, K)
+    desired = _v.finite_float("desired", desired)
+    undesired = _v.finite_float("undesired", undesired)
+    target = np.full((B, K), undesired)
+    target[np.arange(B), y] = desired
+    delta = (a_out.sum(axis=0) - target) / T
+    is_label = np.zeros((B, K), dtype=bool)
+    is_label[np.arange(B), y] = True
+    delta[is_label & (delta > 0)] = 0.0
+    delta[~is_label & (delta < 0)] = 0.0
+    return 0.5 * T * np.sum(delta * delta, axis=1), np.broadcast_to(delta, (T, B, K)).copy()
+
+
+def _labels(y, B, K):
+    y = _v.int_array("y", y)
+    if y.shape != (B,):
+        raise ValueError(f"y must hold {B} labels, got shape {y.shape}")
+    if B and (y.min() < 0 or y.max() >= K):
+        raise ValueError(f"labels must be in [0, {K}), got range [{y.min()}, {y.max()}]")
+    return y
+
+
+# ---- ASF-BP -----------------------------------------------------------------------------
+@dataclass
+class AsfRecord:
+    """Forward record of an ASF network: per layer the flows ``FI[l]`` (time-summed input
+    current of neuron layers and spiking pooling layers, else None) and ``FO[l]`` (time-summed
+    output: spike counts, or the pooled input flow of non-spiking pooling layers), each (B, n);
+    ``FO_in`` the input spike counts; ``u_out`` the output membrane u_T (B, K)."""
+
+    FO_in: np.ndarray = None
+    FI: list = field(default_factory=list)
+    FO: list = field(default_factory=list)
+    spiking: list = field(default_factory=list)
+    u_out: np.ndarray = None
+    n_spikes: np.ndarray = None
+
+
+def asf_forward(net, spikes, neuron):
+    """Run ``net`` with ASF-BP neurons on input spikes (T, B, n_in) (signed 0/+-1 or graded)."""
+    _check_net(net)
+    if not isinstance(neuron, AsfNeuron):
+        raise TypeError(f"neuron must be an AsfNeuron, got {type(neuron).__name__}")
+    x = _check_input(net, spikes)
+    T, B = x.shape[:2]
+    rec = AsfRecord(FO_in=x.sum(axis=0), n_spikes=np.zeros(B))
+    last = max(l for l, layer in enumerate(net.layers) if layer.has_neurons)
+    s = x
+    for l, layer in enumerate(net.layers):
+        if l > last:
+            raise ValueError("ASF-BP networks must end with a Dense or Conv2d layer (the read-out)")
+        if layer.has_neurons:
+            cur = ops.forward(layer, s)
+            if l == last:
+                rec.FI.append(cur.sum(axis=0))
+                rec.FO.append(None)
+                rec.spiking.append(False)
+                rec.u_out = rec.FI[-1]
+                s = None
+                continue
+            _, s = asf_layer(cur, neuron.theta, neuron.leak)
+            rec.FI.append(cur.sum(axis=0))
+            rec.FO.append(s.sum(axis=0))
+            rec.spiking.append(True)
+            rec.n_spikes += s.sum(axis=(0, 2))
+        elif isinstance(layer, (AvgPool2d, MaxPool2d)) and neuron.pool_theta is not None:
+            cur = ops.forward(layer, s)
+            _, s = asf_layer(cur, neuron.pool_theta, 1.0)
+            rec.FI.append(cur.sum(axis=0))
+            rec.FO.append(s.sum(axis=0))
+            rec.spiking.append(True)
+            rec.n_spikes += s.sum(axis=(0, 2))
+        else:
+            s = ops.forward(layer, s)
+            rec.FI.append(None)
+            rec.FO.append(s.sum(axis=0))
+            rec.spiking.append(False)
+    return rec
+
+
+def asf_scale_ratios(net, rec, entries="fi_ge_fo"):
+    """The ratio of every spiking layer (None elsewhere): ``entries`` for neuron layers, all
+    entries for spiking pooling layers (the code's ``ave_p``)."""
+    out = []
+    for l, layer in enumerate(net.layers):
+        if rec.spiking[l]:
+            mode = entries if layer.has_neurons else "all"
+            out.append(scale_ratio(rec.FO[l], rec.FI[l], mode))
+        else:
+            out.append(None)
+    return out
+
+
+def asf_backward(net, rec, grad_fi_out, scales, gate=True):
+    """ASF-BP backward (Eq. 9-11) from dL/dFI of the output layer (B, K).
+
+    ``scales[l]`` is the scale of spiking layer l. Returns weight gradients (summed over the
+    batch), None for layers without weight."""
+    grads = [None] * len(net.layers)
+    last = len(net.layers) - 1
+    while not net.layers[last].has_neurons:
+        last -= 1
+    g_fi = grad_fi_out
+    g_fo = None
+    for l in range(last, -1, -1):
+        layer = net.layers[l]
+        below = rec.FO[l - 1] if l > 0 else rec.FO_in
+        if l != last:
+            if rec.spiking[l]:
+                g_fi = flow_input_grad(g_fo, rec.FI[l], scales[l], gate)
+            else:
+                g_fi = g_fo
+        if layer.has_weight:
+            grads[l] = ops.grad_weight(layer, below, g_fi)
+        if l > 0:
+            g_fo = ops.backward_input(layer, g_fi, x=below)
+    return grads

@@ -1,0 +1,223 @@
+"""Activation-based (surrogate-gradient) rule of the dense mode.
+
+The spike function S = [u >= theta] gets the surrogate derivative sigma(u) in the backward
+pass. Two forms (ANTLR section 2.2.1):
+
+- ``reset_path=True``: BPTT through the neuron's recursion including the reset paths
+  (STBP style): z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, so dL/dS[t] also receives
+  -(A z[t]) . dL/dz[t+1] from the reset.
+- ``reset_path=False`` (default, the SRM-based method of ANTLR Eq. 6 and 9):
+  dL/dc[tau] = sum over t_a from tau up to the neuron's first spike at or after tau of
+  eps[t_a - tau] dL/du[t_a], with dL/du = sigma(u) dL/dS. Equal to BPTT with the reset
+  paths removed.
+
+Surrogates sigma(u), x = u - theta, ``scale`` k:
+
+=============== ============================= ===============
+name             sigma                          default k
+=============== ============================= ===============
+"exp"            exp(-k |x|)                    3.0
+"fast_sigmoid"   1 / (1 + k |x|)^2              25.0 (snnTorch)
+"triangle"       max(0, 1 - k |x|)              1.0
+"sigmoid"        k s (1 - s), s = 1/(1+e^-kx)   4.0
+=============== ============================= ===============
+"""
+import math
+import numbers
+
+import numpy as np
+from numba import njit
+
+from .. import ops
+from ..record import DenseGrads, DenseRecord
+
+SURROGATES = {"exp": (0, 3.0), "fast_sigmoid": (1, 25.0), "triangle": (2, 1.0), "sigmoid": (3, 4.0)}
+
+
+def surrogate_params(surrogate, scale):
+    """(kind code, scale) for the kernels; validates both."""
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, got {surrogate!r}")
+    kind, default = SURROGATES[surrogate]
+    if scale is None:
+        scale = default
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"surrogate_scale must be a finite number > 0, got {scale!r}")
+    return kind, float(scale)
+
+
+@njit(cache=True, nogil=True)
+def _sigma(x, kind, k):
+    if kind == 0:
+        return math.exp(-k * abs(x))
+    if kind == 1:
+        d = 1.0 + k * abs(x)
+        return 1.0 / (d * d)
+    if kind == 2:
+        return max(0.0, 1.0 - k * abs(x))
+    z = k * x
+    if z >= 0:
+        e = math.exp(-z)
+        s = 1.0 / (1.0 + e)
+    else:
+        e = math.exp(z)
+        s = e / (1.0 + e)
+    return k * s * (1.0 - s)
+
+
+@njit(cache=True, nogil=True)
+def surrogate_kernel(u, theta, kind, k):
+    """sigma(u) element-wise for a (T, N) array."""
+    T, N = u.shape
+    out = np.empty((T, N))
+    for t in range(T):
+        for j in range(N):
+            out[t, j] = _sigma(u[t, j] - theta, kind, k)
+    return out
+
+
+def surrogate(u, theta=1.0, name="exp", scale=None):
+    """sigma(u) for any array ``u`` (see the module table)."""
+    kind, k = surrogate_params(name, scale)
+    arr = np.asarray(u, dtype=np.float64)
+    flat = np.ascontiguousarray(arr.reshape(1, -1))
+    return surrogate_kernel(flat, float(theta), kind, k).reshape(arr.shape)
+
+
+@njit(cache=True, nogil=True)
+def window_adjoint(dv, spikes, kern):
+    """out[tau, j] = sum_{t_a = tau}^{e} kern[t_a - tau] dv[t_a, j], e = first spike of j at
+    or after tau (or T - 1): the adjoint of u[t] = sum over the reset window of
+    c[t'] kern[t - t'] (ANTLR Eq. 6, 7). dv, spikes: (T, N); kern: (>= T,)."""
+    T, N = dv.shape
+    out = np.zeros((T, N))
+    for j in range(N):
+        end = T - 1
+        for tau in range(T - 1, -1, -1):
+            if spikes[tau, j] != 0.0:
+                end = tau
+            acc = 0.0
+            for ta in range(tau, end + 1):
+                acc += kern[ta - tau] * dv[ta, j]
+            out[tau, j] = acc
+    return out
+
+
+@njit(cache=True, nogil=True)
+def srm_activation_adjoint(gs, u, spikes, kern, theta, kind, k):
+    """Fused SRM-based activation backward of one layer: dv = sigma(u) gs and
+    dc = window_adjoint(dv, spikes, kern). Returns (dc, dv), each (T, N)."""
+    T, N = gs.shape
+    dv = np.empty((T, N))
+    for t in range(T):
+        for j in range(N):
+            g = gs[t, j]
+            dv[t, j] = _sigma(u[t, j] - theta, kind, k) * g if g != 0.0 else 0.0
+    return window_adjoint(dv, spikes, kern), dv
+
+
+@njit(cache=True, nogil=True)
+def bptt_adjoint(gs, spikes, u, c, A, B, C, theta, kind, k, reset_path):
+    """BPTT through z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, S = H(u - theta) with
+    surrogate sigma. gs: dL/dS from outside (T, N). Returns (dL/dc, dL/du), each (T, N)."""
+    T, N = gs.shape
+    dc = np.zeros((T, N))
+    dv = np.zeros((T, N))
+    z = np.zeros((T, 2))
+    for j in range(N):
+        z0 = 0.0
+        z1 = 0.0
+        for t in range(T):  # recompute the (pre-reset) states
+            keep = 1.0 - spikes[t - 1, j] if t > 0 else 1.0
+            n0 = keep * (A[0, 0] * z0 + A[0, 1] * z1) + B[0] * c[t, j]
+            n1 = keep * (A[1, 0] * z0 + A[1, 1] * z1) + B[1] * c[t, j]
+            z0 = n0
+            z1 = n1
+            z[t, 0] = z0
+            z[t, 1] = z1
+        l0 = 0.0  # dL/dz[t+1]
+        l1 = 0.0
+        for t in range(T - 1, -1, -1):
+            g = gs[t, j]
+            if reset_path and t < T - 1:
+                az0 = A[0, 0] * z[t, 0] + A[0, 1] * z[t, 1]
+                az1 = A[1, 0] * z[t, 0] + A[1, 1] * z[t, 1]
+                g -= az0 * l0 + az1 * l1
+            du = _sigma(u[t, j] - theta, kind, k) * g
+            keep = 1.0 - spikes[t, j]
+            m0 = C[0] * du + keep * (A[0, 0] * l0 + A[1, 0] * l1)
+            m1 = C[1] * du + keep * (A[0, 1] * l0 + A[1, 1] * l1)
+            l0 = m0
+            l1 = m1
+            dc[t, j] = B[0] * l0 + B[1] * l1
+            dv[t, j] = du
+    return dc, dv
+
+
+def check_record(rec):
+    if not isinstance(rec, DenseRecord):
+        raise TypeError(f"rec must be a DenseRecord (from Sequential.run), got {type(rec).__name__}")
+
+
+def check_grad(name, g, shape):
+    if g is None:
+        return np.zeros(shape)
+    arr = np.asarray(g, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (T, B, n_out), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=False,
+             input_grad=False):
+    """Surrogate-gradient backward pass of a dense record.
+
+    Parameters
+    ----------
+    rec : DenseRecord (its layers' current weights are used)
+    grad_s : array (T, B, n_out), dL/dS of the output spikes
+    surrogate, surrogate_scale : see the module table
+    reset_path : bool, BPTT with reset paths (True) or the SRM-based form (False, default)
+    input_grad : bool, also compute dL/dx of the network input (grad_s[0])
+
+    Returns
+    -------
+    DenseGrads: ``weights`` (per layer), ``grad_s`` (per entry of ``rec.spikes``; None for
+    the input unless ``input_grad``), ``grad_v`` (dL/du per layer, None for pooling).
+    """
+    check_record(rec)
+    kind, k = surrogate_params(surrogate, surrogate_scale)
+    T, B = rec.n_steps, rec.batch_size
+    g = check_grad("grad_s", grad_s, rec.outputs[-1].shape)
+    neuron = rec.neuron
+    theta = neuron.theta
+    eps = neuron.eps(T)
+    A, Bv, C = neuron.linear_system(T)
+    L = len(rec.layers)
+    weights = [None] * L
+    grads = [None] * (L + 1)
+    grad_v = [None] * L
+    grads[L] = g
+    for l in range(L - 1, -1, -1):
+        layer = rec.layers[l]
+        x = rec.inputs[l]
+        need_below = l > 0 or input_grad
+        if layer.has_neurons:
+            S = rec.outputs[l].reshape(T, -1)
+            u = rec.membranes[l].reshape(T, -1)
+            g2 = np.ascontiguousarray(g.reshape(T, -1))
+            if reset_path:
+                c = np.ascontiguousarray(rec.currents[l].reshape(T, -1))
+                dc, dv = bptt_adjoint(g2, S, u, c, A, Bv, C, theta, kind, k, True)
+            else:
+                dc, dv = srm_activation_adjoint(g2, u, S, eps, theta, kind, k)
+            dc = dc.reshape(T, B, -1)
+            grad_v[l] = dv.reshape(T, B, -1)
+            weights[l] = ops.grad_weight(layer, x, dc)
+            g = ops.backward_input(layer, dc, x) if need_below else None
+        else:
+            g = ops.backward_input(layer, g, x, pool_weight=rec.pool_weight) if need_below else None
+        grads[l] = g
+    return DenseGrads(weights=weights, grad_s=grads, grad_v=grad_v)

@@ -1,0 +1,115 @@
+"""Neighbourhood aggregation (NA, Yang, Zhang & Li 2021) with simple neighbourhood selection.
+
+For one layer of :class:`eventsnn.dense.psc_neurons.PscLIF` neurons, given ``g = dL/da``
+(time-major ``(T, ...)``) the rule returns the aggregated gradient ``delta`` that replaces
+dL/dc in ``dL/dW = sum_t delta[t] a_prev[t]^T`` (Eq. 10) and ``g_below = W^T delta`` (Eq. 9).
+
+1. PSC error (Eq. 7): e[t] = g[t] + alpha_s e[t+1].
+2. SNS neighbours (Sec. 3.4): for every step t the perturbation theta - v[t] at t alone
+   flips the firing state at t; the later steps are re-simulated from the stored input
+   current c (Algorithm 1): a removed spike leaves the membrane at theta, an added spike
+   resets it (to 0; with reset "subtract" theta - theta = 0 as well).
+3. First-order loss change (Eq. 13): Delta L_t = sum_k e[k] (a_p[k] - a[k]), a_p the PSC of
+   the neighbour.
+4. Scaled finite difference (Eq. 17, Appendix A.1) with the signed MP distance
+   d = theta - v[t]: delta[t] = Delta L_t * clip(1 / d^3, -b, b); d = 0 (a silent step
+   exactly at threshold) gives +b.
+
+Options: ``b`` = 10 (paper; the authors' code uses 5). ``rescale`` (off by default): a
+layer-wise magnitude rescaling found in the authors' code but not in the paper; here it
+scales each layer's delta to the L2 norm of its incoming PSC gradient g (our reading; see
+docs/rules_psc.md). Cost O(T^2) per neuron.
+"""
+import numpy as np
+from numba import njit
+
+from ... import _validate as _v
+from ..psc_neurons import PscLIF
+from .tssl import v_check
+
+#: clip bound of 1/d^3 in the NA paper (Appendix A.1)
+B_PAPER = 10.0
+#: clip bound used by the authors' code
+B_CODE = 5.0
+
+
+@njit(cache=True, nogil=True)
+def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b):
+    T, M = g.shape
+    delta = np.zeros((T, M))
+    e = np.empty(T)
+    for j in range(M):
+        acc = 0.0
+        for t in range(T - 1, -1, -1):
+            acc = g[t, j] + alpha_s * acc
+            e[t] = acc
+        for t in range(T):
+            flipped = 1.0 - s[t, j]
+            # neighbour's state right after step t: membrane theta, flipped spike
+            mem = 0.0 if flipped > 0.0 else theta
+            da = (flipped - s[t, j]) * inv_tau_s
+            dl = e[t] * da
+            for k in range(t + 1, T):
+                vk = alpha_m * mem + c[k, j]
+                if vk > theta:
+                    sk = 1.0
+                    mem = vk - theta if subtract else 0.0
+                else:
+                    sk = 0.0
+                    mem = vk
+                da = alpha_s * da + (sk - s[k, j]) * inv_tau_s
+                dl += e[k] * da
+            d = theta - v[t, j]
+            if d == 0.0:
+                scale = b
+            else:
+                scale = 1.0 / (d * d * d)
+                if scale > b:
+                    scale = b
+                elif scale < -b:
+                    scale = -b
+            delta[t, j] = dl * scale
+    return delta
+
+
+def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False):
+    """NA aggregated gradient of one layer.
+
+    Parameters
+    ----------
+    g : array (T, ...)
+        dL/da of this layer's PSC.
+    c, v, s : arrays (T, ...)
+        Input current, pre-reset membrane and spikes of the forward pass.
+    neuron : PscLIF
+    b : float
+        Clip bound of 1/d^3 (paper 10, code 5).
+    rescale : bool
+        Scale delta to the L2 norm of g (the code's layer-wise rescaling; default off).
+
+    Returns
+    -------
+    delta : array (T, ...)
+    """
+    if not isinstance(neuron, PscLIF):
+        raise TypeError(f"neuron must be a PscLIF, got {type(neuron).__name__}")
+    g = v_check("g", g)
+    shape = g.shape
+    c, vm, s = (v_check(name, arr, shape) for name, arr in (("c", c), ("v", v), ("s", s)))
+    b = _v.positive_float("b", b)
+    T = shape[0]
+    delta = _na_kernel(g.reshape(T, -1), c.reshape(T, -1), vm.reshape(T, -1), s.reshape(T, -1),
+                       neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, neuron.theta,
+                       neuron.reset == "subtract", b).reshape(shape)
+    if rescale:
+        delta = rescale_like(delta, g)
+    return delta
+
+
+def rescale_like(delta, g):
+    """delta * ||g|| / ||delta|| (unchanged when either norm is 0)."""
+    nd = float(np.sqrt(np.sum(delta * delta)))
+    ng = float(np.sqrt(np.sum(g * g)))
+    if nd == 0.0 or ng == 0.0:
+        return delta
+    return delta * (ng / nd)

@@ -1,0 +1,59 @@
+"""Hypothesis strategies for random dense-mode networks (test-only helpers)."""
+import numpy as np
+from hypothesis import strategies as st
+
+import eventsnn as es
+from eventsnn.dense.neurons import AntlrNeuron, ZhuNeuron
+
+
+@st.composite
+def dense_neurons(draw):
+    if draw(st.booleans()):
+        tm, ts = draw(st.sampled_from([(5.0, 3.0), (4.0, 1.5), (2.0, 5.0), (10.0, 1.0), (3.0, 2.0)]))
+        return ZhuNeuron(tau_m=tm, tau_s=ts, theta=draw(st.sampled_from([0.5, 1.0])))
+    a_i = draw(st.sampled_from([0.99, 0.8, 0.5, 0.0]))
+    a_v = draw(st.sampled_from([0.99, 0.9, 0.6]))
+    b_v = draw(st.sampled_from([None, 0.5]))
+    return AntlrNeuron(a_i=a_i, a_v=a_v, b_i=draw(st.sampled_from([1.0, 0.7])), b_v=b_v,
+                       theta=draw(st.sampled_from([0.5, 1.0])))
+
+
+@st.composite
+def dense_cases(draw, conv=True):
+    """(net, x, neuron, seed): a small Dense or Conv/pool network with random inputs."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    T = draw(st.integers(2, 10))
+    B = draw(st.integers(1, 2))
+    kind = draw(st.sampled_from(["mlp", "conv"] if conv else ["mlp"]))
+    if kind == "mlp":
+        n_in = draw(st.integers(1, 4))
+        h = draw(st.integers(1, 4))
+        o = draw(st.integers(1, 3))
+        net = es.Sequential(es.Dense(n_in, h), es.Dense(h, o), rng=seed)
+        in_shape = (n_in,)
+    else:
+        pool = draw(st.sampled_from(["max", "avg", "avg_plain", None]))
+        layers = [es.Conv2d((1, 4, 4), 2, 2, stride=1, padding=draw(st.integers(0, 1)))]
+        conv_l = layers[0]
+        conv_l.bind((1, 4, 4))
+        shape = conv_l.out_shape
+        if pool == "max":
+            layers.append(es.MaxPool2d(2))
+        elif pool is not None:
+            layers.append(es.AvgPool2d(2, adjusted=(pool == "avg")))
+        if pool is not None:
+            shape = (shape[0], shape[1] // 2, shape[2] // 2)
+        layers += [es.Flatten(), es.Dense(int(np.prod(shape)), 2)]
+        net = es.Sequential(*layers, rng=seed)
+        in_shape = (1, 4, 4)
+    scale = draw(st.sampled_from([1.0, 2.0, 4.0]))
+    for layer in net.layers:
+        if layer.has_weight:
+            layer.weight = layer.weight * scale
+    n_in = int(np.prod(in_shape))
+    if draw(st.booleans()):
+        x = (rng.random((T, B, n_in)) < 0.4).astype(float)
+    else:
+        x = rng.uniform(0, 1.5, (T, B, n_in))
+    return net, x, draw(dense_neurons()), seed
