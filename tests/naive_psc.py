@@ -108,21 +108,21 @@ def tssl_delta(g, v, s, u, a, tau_m, tau_s, theta, reset="zero", low_psc=True, p
     return out
 
 
-def na_delta(g, c, v, s, tau_m, tau_s, theta, reset="zero", b=10.0):
+def na_delta(g, c, v, s, tau_m, tau_s, theta, reset="zero", b=10.0, power=3):
     """NA with SNS: each neighbour is a full re-run of the neuron with the membrane forced to
-    theta and the firing state flipped at t (brute force, from step 0)."""
+    theta and the firing state flipped at t (brute force, from step 0). The loss change is
+    the first-order term grad_a L . (a_p - a) with grad_a L = g (Eq. 5-6, 13), and the scale
+    clip(1/d^power, -b, b) with d = theta - v[t] (Eq. 17: power 3)."""
     T, M = g.shape
-    as_ = 1 - 1 / tau_s
     out = np.zeros((T, M))
     for j in range(M):
-        e = [sum(as_ ** (k - t) * g[k, j] for k in range(t, T)) for t in range(T)]
         _, _, _, a = psc_neuron(list(c[:, j]), tau_m, tau_s, theta, reset)
         for t in range(T):
             _, _, _, ap = psc_neuron(list(c[:, j]), tau_m, tau_s, theta, reset,
                                      forced=(t, 1.0 - s[t, j]))
-            dL = sum(e[k] * (ap[k] - a[k]) for k in range(T))
+            dL = sum(g[k, j] * (ap[k] - a[k]) for k in range(T))
             d = theta - v[t, j]
-            scale = b if d == 0 else max(-b, min(b, 1 / d ** 3))
+            scale = b if d == 0 else max(-b, min(b, 1 / d ** power))
             out[t, j] = dL * scale
     return out
 

@@ -1,5 +1,6 @@
 """NA kernel: equal to the brute-force reference (a full forward re-run with the membrane
-forced to theta and the firing state flipped at each step)."""
+forced to theta and the firing state flipped at each step); its loss change equal to the exact
+change of the van Rossum loss minus its quadratic term."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -14,18 +15,19 @@ case = st.integers(1, 10).flatmap(lambda T: st.integers(1, 3).flatmap(lambda M: 
     hnp.arrays(np.float64, (T, M), elements=st.floats(-0.5, 2.5)),
     hnp.arrays(np.float64, (T, M), elements=st.floats(-1.0, 1.0)))))
 params = st.tuples(st.floats(1.0, 10.0), st.floats(1.0, 5.0), st.floats(0.3, 1.5),
-                   st.sampled_from(["zero", "subtract"]), st.sampled_from([5.0, 10.0]))
+                   st.sampled_from(["zero", "subtract"]), st.sampled_from([5.0, 10.0]),
+                   st.sampled_from([1, 3]))
 
 
 @settings(max_examples=80, deadline=None)
 @given(cg=case, p=params)
 def test_na_equals_bruteforce(cg, p):
     c, g = cg
-    tau_m, tau_s, theta, reset, b = p
+    tau_m, tau_s, theta, reset, b, power = p
     n = PscLIF(tau_m, tau_s, theta, reset)
     v, s, u, a = psc_layer(c, n)
-    got = na_delta(g, c, v, s, n, b=b)
-    want = naive.na_delta(g, c, v, s, tau_m, tau_s, theta, reset, b=b)
+    got = na_delta(g, c, v, s, n, b=b, power=power)
+    want = naive.na_delta(g, c, v, s, tau_m, tau_s, theta, reset, b=b, power=power)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
@@ -46,6 +48,33 @@ def test_neighbour_equals_forward_with_perturbed_current():
             _, _, _, ap_ref = naive.psc_neuron(list(c[:, 0]), 5.0, 2.0, 1.0, forced=(t, 1 - s[t, 0]))
             assert sp[t, 0] == 1 - s[t, 0]
             np.testing.assert_allclose(ap[:, 0], ap_ref, atol=1e-6)
+
+
+def test_loss_change_is_first_order_term_of_exact_loss_change():
+    """Output layer, L = 1/2 sum (a - target)^2: for the neighbour of step t (the forward pass
+    with the current at t moved by d = theta - v[t]), L(a_p) - L(a) = g . (a_p - a)
+    + 1/2 |a_p - a|^2 exactly. With power 1 and no clipping delta[t] = Delta L_t / d."""
+    rng = np.random.default_rng(11)
+    for reset in ("zero", "subtract"):
+        n = PscLIF(5.0, 2.0, 1.0, reset)
+        T = 15
+        for trial in range(15):
+            c = rng.uniform(-0.5, 1.6, size=(T, 1))
+            target = naive.psc_filter((rng.random((T, 1)) < 0.3).astype(float), 2.0)
+            v, s, u, a = psc_layer(c, n)
+            g = a - target
+            loss = 0.5 * np.sum(g ** 2)
+            delta = na_delta(g, c, v, s, n, b=1e300, power=1)
+            for t in range(T):
+                d = n.theta - v[t, 0]
+                if abs(d) < 1e-6:
+                    continue
+                cp = c.copy()
+                cp[t, 0] += d + (1e-10 if s[t, 0] == 0 else -1e-10)
+                _, sp, _, ap = psc_layer(cp, n)
+                exact = 0.5 * np.sum((ap - target) ** 2) - loss
+                first_order = exact - 0.5 * np.sum((ap - a) ** 2)
+                assert delta[t, 0] * d == pytest.approx(first_order, abs=1e-7)
 
 
 def test_signs_point_to_the_target():
@@ -81,3 +110,6 @@ def test_validation():
         na_delta(z, z, z, z, n, b=-1.0)
     with pytest.raises(ValueError, match="c must have shape"):
         na_delta(z, np.zeros((2, 2)), z, z, n)
+    for bad in (2, 0, True, "3"):
+        with pytest.raises(ValueError, match="power"):
+            na_delta(z, z, z, z, n, power=bad)

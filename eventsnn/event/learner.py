@@ -25,10 +25,10 @@ DEFAULTS = {
     "input_gain": 1.0,                    # multiplies the encoded values (current encoder)
     "latency_t_max": 5.0,                 # latency encoder: t for a zero pixel (ms)
     "poisson_rate": 200.0,                # poisson encoder: max rate (Hz)
-    "t_window": 8.0,                      # simulated window T (ms)
+    "t_window": 10.0,                     # simulated window T (ms)
     "loss": "count",                      # "count" | "first_spike"
     "desired": 4.0,                       # count loss: floor for the label neuron
-    "undesired": 1.0,                     # count loss: ceiling for the others
+    "undesired": 0.0,                     # count loss: ceiling for the others
     "supervisory": True,                  # force the label neuron to fire at t_window
     "first_spike_tau": 1.0,               # first_spike loss: softmax temperature (ms)
     "kernel": "exp",                      # backward kernel h: "exp" | "depsilon"
@@ -37,7 +37,7 @@ DEFAULTS = {
     "factor": 1.0,                        # gradient factor per layer (reference 0.85)
     "drop_nonpositive": True,             # drop shares of spikes with S_k <= 0
     "init": True,                         # firing-rate initialisation on the first batch
-    "init_target": 1.0,                   # mean spikes per neuron it aims at
+    "init_target": 0.5,                   # mean spikes per neuron it aims at
     "init_samples": 64,                   # samples of the first batch used for it
     "n_threads": None,                    # threads over samples (default: numba's count)
 }

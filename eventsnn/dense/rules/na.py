@@ -1,21 +1,27 @@
 """Neighbourhood aggregation (NA, Yang, Zhang & Li 2021) with simple neighbourhood selection.
 
 For one layer of :class:`eventsnn.dense.psc_neurons.PscLIF` neurons, given ``g = dL/da``
-(time-major ``(T, ...)``) the rule returns the aggregated gradient ``delta`` that replaces
-dL/dc in ``dL/dW = sum_t delta[t] a_prev[t]^T`` (Eq. 10) and ``g_below = W^T delta`` (Eq. 9).
+(time-major ``(T, ...)``; the direct derivative of Eq. 6 / 9, without the PSC recursion) the
+rule returns the aggregated gradient ``delta`` that replaces dL/dc in
+``dL/dW = sum_t delta[t] a_prev[t]^T`` (Eq. 10) and ``g_below = W^T delta`` (Eq. 9).
 
 1. PSC error (Eq. 7): e[t] = g[t] + alpha_s e[t+1].
 2. SNS neighbours (Sec. 3.4): for every step t the perturbation theta - v[t] at t alone
    flips the firing state at t; the later steps are re-simulated from the stored input
    current c (Algorithm 1): a removed spike leaves the membrane at theta, an added spike
    resets it (to 0; with reset "subtract" theta - theta = 0 as well).
-3. First-order loss change (Eq. 13): Delta L_t = sum_k e[k] (a_p[k] - a[k]), a_p the PSC of
-   the neighbour.
+3. First-order loss change (Eq. 13): Delta L_t = grad_a L . (a_p - a) with a_p the PSC of the
+   neighbour. ``grad_a L`` is the direct derivative g (L is a function of the N_t PSC values,
+   Eq. 5-6), so Delta L_t = sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s.
+   (Dotting the accumulated e of Eq. 7 with the whole PSC difference, as Eq. 13's wording
+   suggests, counts the PSC recursion twice; both of the authors' codes use g . (a_p - a).)
 4. Scaled finite difference (Eq. 17, Appendix A.1) with the signed MP distance
-   d = theta - v[t]: delta[t] = Delta L_t * clip(1 / d^3, -b, b); d = 0 (a silent step
+   d = theta - v[t]: delta[t] = Delta L_t * clip(1 / d^power, -b, b); d = 0 (a silent step
    exactly at threshold) gives +b.
 
-Options: ``b`` = 10 (paper; the authors' code uses 5). ``rescale`` (off by default): a
+Options: ``b`` = 10 (paper; the authors' code uses 5 or 10). ``power`` = 3 (paper, Eq. 17) or
+1 (the plain finite difference of Eq. 14, clipped: the "simple clipping" path of the authors'
+``functions/na.py``, ``clamp(1/(threshold - u), -10, 10)``). ``rescale`` (off by default): a
 layer-wise magnitude rescaling found in the authors' code but not in the paper; here it
 scales each layer's delta to the L2 norm of its incoming PSC gradient g (our reading; see
 docs/rules_psc.md). Cost O(T^2) per neuron.
@@ -31,10 +37,14 @@ from .tssl import v_check
 B_PAPER = 10.0
 #: clip bound used by the authors' code
 B_CODE = 5.0
+#: exponent of the MP distance in the scaled finite difference (paper Eq. 17)
+POWER_PAPER = 3
+#: allowed exponents: 3 (paper Eq. 17), 1 (plain finite difference, Eq. 14; the code's clipping path)
+NA_POWERS = (1, 3)
 
 
 @njit(cache=True, nogil=True)
-def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b):
+def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, power):
     T, M = g.shape
     delta = np.zeros((T, M))
     e = np.empty(T)
@@ -47,8 +57,8 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b):
             flipped = 1.0 - s[t, j]
             # neighbour's state right after step t: membrane theta, flipped spike
             mem = 0.0 if flipped > 0.0 else theta
-            da = (flipped - s[t, j]) * inv_tau_s
-            dl = e[t] * da
+            # Delta L = sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s
+            dl = e[t] * (flipped - s[t, j])
             for k in range(t + 1, T):
                 vk = alpha_m * mem + c[k, j]
                 if vk > theta:
@@ -57,13 +67,13 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b):
                 else:
                     sk = 0.0
                     mem = vk
-                da = alpha_s * da + (sk - s[k, j]) * inv_tau_s
-                dl += e[k] * da
+                dl += e[k] * (sk - s[k, j])
+            dl *= inv_tau_s
             d = theta - v[t, j]
             if d == 0.0:
                 scale = b
             else:
-                scale = 1.0 / (d * d * d)
+                scale = 1.0 / d if power == 1 else 1.0 / (d * d * d)
                 if scale > b:
                     scale = b
                 elif scale < -b:
@@ -72,20 +82,24 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b):
     return delta
 
 
-def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False):
+def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False, power=POWER_PAPER):
     """NA aggregated gradient of one layer.
 
     Parameters
     ----------
     g : array (T, ...)
-        dL/da of this layer's PSC.
+        dL/da of this layer's PSC (direct derivative, Eq. 6 / 9).
     c, v, s : arrays (T, ...)
         Input current, pre-reset membrane and spikes of the forward pass.
     neuron : PscLIF
     b : float
-        Clip bound of 1/d^3 (paper 10, code 5).
+        Clip bound of 1/d^power (paper 10, code 5).
     rescale : bool
         Scale delta to the L2 norm of g (the code's layer-wise rescaling; default off).
+    power : {3, 1}
+        Exponent of the signed MP distance d = theta - v: 3 = paper Eq. 17 (default), 1 = the
+        plain finite difference Delta L / d (Eq. 14) clipped to [-b, b], the authors' code's
+        "simple clipping" path.
 
     Returns
     -------
@@ -97,10 +111,12 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False):
     shape = g.shape
     c, vm, s = (v_check(name, arr, shape) for name, arr in (("c", c), ("v", v), ("s", s)))
     b = _v.positive_float("b", b)
+    if isinstance(power, bool) or power not in NA_POWERS:
+        raise ValueError(f"power must be one of {NA_POWERS}, got {power!r}")
     T = shape[0]
     delta = _na_kernel(g.reshape(T, -1), c.reshape(T, -1), vm.reshape(T, -1), s.reshape(T, -1),
                        neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, neuron.theta,
-                       neuron.reset == "subtract", b).reshape(shape)
+                       neuron.reset == "subtract", b, int(power)).reshape(shape)
     if rescale:
         delta = rescale_like(delta, g)
     return delta

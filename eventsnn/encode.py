@@ -1,0 +1,78 @@
+"""Encoders: real-valued samples -> event streams (lists of SpikeTrains).
+
+``X`` is an array (n_samples, *shape) with values in [0, 1] (e.g. digits / 16); feature
+index f of the flattened sample (C order: c*H*W + y*W + x) becomes input neuron f.
+Times in ms.
+
+- :func:`current`: graded current events (Zhu et al.'s "real-valued spike current"): every
+  feature x > threshold injects an event of value x at each of the given times.
+- :func:`latency`: one spike per feature at t = t_max * (1 - x) (bright = early).
+- :func:`poisson`: Poisson spike trains of rate x * max_rate (Hz) over [0, t_end) ms.
+"""
+import numpy as np
+
+from . import _validate as v
+from .spikes import SpikeTrains
+
+
+def _samples(X):
+    X = v.float_array("X", X)
+    if X.ndim < 2:
+        raise ValueError(f"X must be (n_samples, *shape), got shape {X.shape}")
+    if X.size and (X.min() < 0 or X.max() > 1):
+        raise ValueError(f"X must lie in [0, 1], got range [{X.min()}, {X.max()}]")
+    return X.reshape(X.shape[0], -1)
+
+
+def current(X, times=(0.0, 1.0, 2.0, 3.0, 4.0), threshold=0.0):
+    """Graded events: feature value x (> threshold) as an event of value x at every time in
+    ``times`` (ms). Returns a list of SpikeTrains, one per sample."""
+    F = _samples(X)
+    times = v.float_array("times", times, ndim=1)
+    if times.size == 0 or np.any(times < 0):
+        raise ValueError("times must be a non-empty list of times >= 0 ms")
+    times = np.unique(times)
+    threshold = v.finite_float("threshold", threshold)
+    n = F.shape[1]
+    out = []
+    for row in F:
+        idx = np.flatnonzero(row > threshold)
+        t = np.repeat(times, idx.size)
+        i = np.tile(idx, times.size)
+        val = np.tile(row[idx], times.size)
+        out.append(SpikeTrains._trusted(t, i, val, n))  # time-major, neurons ascending
+    return out
+
+
+def latency(X, t_max=10.0, threshold=0.0):
+    """One spike per feature x > threshold at t = t_max * (1 - x) ms."""
+    F = _samples(X)
+    t_max = v.positive_float("t_max", t_max)
+    threshold = v.finite_float("threshold", threshold)
+    out = []
+    for row in F:
+        idx = np.flatnonzero(row > threshold)
+        out.append(SpikeTrains(t_max * (1.0 - row[idx]), idx, F.shape[1]))
+    return out
+
+
+def poisson(X, t_end=20.0, max_rate=200.0, rng=None):
+    """Poisson spike trains: feature x fires at rate x * max_rate Hz on [0, t_end) ms.
+
+    rng : numpy Generator or int seed (same seed, same trains)."""
+    F = _samples(X)
+    t_end = v.positive_float("t_end", t_end)
+    max_rate = v.positive_float("max_rate", max_rate, allow_zero=True)
+    gen = v.rng_from(rng)
+    out = []
+    for row in F:
+        lam = row * max_rate * t_end / 1000.0
+        counts = gen.poisson(lam)
+        idx = np.repeat(np.arange(F.shape[1]), counts)
+        t = gen.uniform(0.0, t_end, idx.size)
+        out.append(SpikeTrains(t, idx, F.shape[1]))
+    return out
+
+
+#: name -> encoder, for the learners and the CLI
+ENCODERS = {"current": current, "latency": latency, "poisson": poisson}

@@ -1,0 +1,165 @@
+"""Event-mode losses on output spike trains, as spike-time gradients.
+
+Each loss takes the output SpikeTrains of one sample (``rec.spikes[-1]``) and returns
+``(loss, grad_out)`` with ``grad_out[k] = dL/dt_k`` aligned with the output's ``times``, ready
+for :meth:`eventsnn.Sequential.backward`. Times in ms. (Dense-mode losses live in
+``eventsnn.dense.losses``.)
+
+- :func:`count_loss`: the counting loss of Zhu et al. turned into spike-time gradients as
+  their code does, with the optional supervisory spike (:func:`with_supervisory_spike`).
+- :func:`time_mse_loss`: squared error between spike times and target times.
+- :func:`first_spike_loss`: softmax cross-entropy on first-spike times (latency code).
+"""
+import math
+
+import numpy as np
+
+from . import _validate as v
+from .event.forward import Record
+from .spikes import SpikeTrains
+
+
+def _check_out(out):
+    if isinstance(out, Record):
+        out = out.spikes[-1]
+    if not isinstance(out, SpikeTrains):
+        raise TypeError(f"out must be a SpikeTrains (or a Record), got {type(out).__name__}")
+    return out
+
+
+def _check_label(label, n):
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+        raise TypeError(f"label must be an integer, got {type(label).__name__}")
+    if not 0 <= int(label) < n:
+        raise ValueError(f"label must lie in [0, {n}), got {label}")
+    return int(label)
+
+
+def count_loss(out, label, t_window, desired=5, undesired=1):
+    """Counting loss with one-sided targets, as spike-time gradients (Zhu et al. 2022).
+
+    With N_o the spike count of output neuron o and n_o its target (``desired`` for the
+    label neuron, ``undesired`` for the others), delta_o = (N_o - n_o) / t_window, set to 0
+    when the label neuron fires at least ``desired`` times (the desired count is a floor)
+    or another neuron fires at most ``undesired`` times (a ceiling).
+
+    loss = 1/2 sum_o delta_o^2;  every spike of o gets dL/dt = -delta_o = (n_o - N_o) /
+    t_window (reference code): too few spikes -> positive gradient -> descent moves the
+    spikes earlier, which makes room for more.
+
+    Parameters
+    ----------
+    out : SpikeTrains (or Record: its output)
+    label : int, the correct class (output neuron).
+    t_window : float, the simulated window T in ms (> 0).
+    desired, undesired : float, target counts.
+
+    Returns (loss, grad_out).
+    """
+    out = _check_out(out)
+    label = _check_label(label, out.n_neurons)
+    T = v.positive_float("t_window", t_window)
+    desired = v.finite_float("desired", desired)
+    undesired = v.finite_float("undesired", undesired)
+    counts = out.counts().astype(float)
+    target = np.full(out.n_neurons, undesired)
+    target[label] = desired
+    delta = (counts - target) / T
+    mask = np.ones(out.n_neurons, bool)
+    mask[label] = False
+    delta[(~mask) & (delta > 0)] = 0.0
+    delta[mask & (delta < 0)] = 0.0
+    loss = 0.5 * float(np.sum(delta ** 2))
+    return loss, -delta[out.neurons]
+
+
+def with_supervisory_spike(rec, label, t):
+    """A copy of ``rec`` whose output holds one more spike of neuron ``label`` at time ``t``
+    (ms): Zhu et al.'s supervisory signal, forcing the label neuron to fire at the end of
+    the window so that its count gradient reaches the network even when it is silent.
+
+    The backward pass treats it like any spike: its window is the inputs after the
+    neuron's last real spike, up to ``t``. Nothing is added if the neuron already fired at
+    ``t``."""
+    if not isinstance(rec, Record):
+        raise TypeError(f"rec must be a Record, got {type(rec).__name__}")
+    out = rec.spikes[-1]
+    label = _check_label(label, out.n_neurons)
+    t = v.positive_float("t", t, allow_zero=True)
+    if np.any((out.times == t) & (out.neurons == label)):
+        return rec
+    if out.times.size and out.times[out.neurons == label].max(initial=-np.inf) > t:
+        raise ValueError(f"the label neuron fired after t={t} ms: the supervisory spike must "
+                         "come at the end of the window")
+    times = np.append(out.times, t)
+    neurons = np.append(out.neurons, label)
+    order = np.lexsort((neurons, times))
+    new_out = SpikeTrains._trusted(times[order], neurons[order], np.ones(times.size), out.n_neurons)
+    return Record(spikes=list(rec.spikes[:-1]) + [new_out], t_end=rec.t_end,
+                  record_times=rec.record_times, membrane=rec.membrane, relays=rec.relays)
+
+
+def time_mse_loss(out, targets):
+    """Squared error of spike times: L = 1/2 sum_k (t_k - c_{n_k, r_k})^2.
+
+    ``targets`` is an array (n_neurons, m) of target times in ms: the r-th spike (in time
+    order) of neuron n is pulled toward ``targets[n, r]``; NaN entries, and spikes beyond
+    the m-th, have no target (no gradient). Returns (loss, grad_out = t_k - c)."""
+    out = _check_out(out)
+    c = v.float_array("targets", targets, ndim=2, finite=False)
+    if c.shape[0] != out.n_neurons:
+        raise ValueError(f"targets must have one row per output neuron ({out.n_neurons}), "
+                         f"got shape {c.shape}")
+    if np.any(np.isinf(c)):
+        raise ValueError("targets must be finite or NaN (no inf)")
+    rank = np.zeros(out.n_neurons, np.int64)
+    grad = np.zeros(len(out))
+    for k, n in enumerate(out.neurons):
+        r = rank[n]
+        rank[n] += 1
+        if r < c.shape[1] and not np.isnan(c[n, r]):
+            grad[k] = out.times[k] - c[n, r]
+    return 0.5 * float(np.sum(grad ** 2)), grad
+
+
+def first_spike_loss(out, label, tau=1.0, t_silent=None):
+    """Softmax cross-entropy on first-spike times (latency code; earliest neuron wins).
+
+    With t_o the first spike of neuron o (``t_silent`` ms if it is silent; default: the
+    latest spike time in the output + tau, or tau if the output is empty) and
+    p = softmax(-t / tau): L = -log p_label; the first spike of o gets
+    dL/dt_o = (y_o - p_o) / tau. Silent neurons and later spikes get no gradient.
+    tau is a temperature in ms. Returns (loss, grad_out)."""
+    out = _check_out(out)
+    label = _check_label(label, out.n_neurons)
+    tau = v.positive_float("tau", tau)
+    if t_silent is None:
+        t_silent = (out.times.max() if len(out) else 0.0) + tau
+    t_silent = v.finite_float("t_silent", t_silent)
+    first = out.first_times(fill=t_silent)
+    z = -first / tau
+    z = z - z.max()
+    p = np.exp(z) / np.sum(np.exp(z))
+    loss = float(-math.log(max(p[label], 1e-300)))
+    y = np.zeros(out.n_neurons)
+    y[label] = 1.0
+    g_neuron = (y - p) / tau
+    grad = np.zeros(len(out))
+    seen = np.zeros(out.n_neurons, bool)
+    for k, n in enumerate(out.neurons):
+        if not seen[n]:
+            seen[n] = True
+            grad[k] = g_neuron[n]
+    return loss, grad
+
+
+def predict_counts(out):
+    """Class with the most output spikes; ties go to the earliest first spike, then the
+    lowest index. ``out`` is a SpikeTrains or a list of them (-> int array)."""
+    if isinstance(out, (list, tuple)):
+        return np.array([predict_counts(o) for o in out], dtype=np.int64)
+    out = _check_out(out)
+    counts = out.counts()
+    first = out.first_times(fill=np.inf)
+    best = np.flatnonzero(counts == counts.max())
+    return int(best[np.argmin(first[best])])

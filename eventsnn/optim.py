@@ -1,0 +1,160 @@
+"""Optimisers (SGD with momentum, Adam, AdamW) and gradient-norm clipping.
+
+Parameters are a list of float64 arrays updated in place (entries that are None, e.g. the
+"weights" of pooling layers, are skipped); gradients are a list of the same shapes. An
+optimiser keeps its state per list position, so pass the lists in the same order each step::
+
+    opt = Adam(lr=1e-3)
+    params = [layer.weight for layer in net.layers]   # arrays (None for pooling)
+    opt.step(params, grads)
+"""
+import math
+
+import numpy as np
+
+from . import _validate as v
+
+
+def _pairs(params, grads):
+    if len(params) != len(grads):
+        raise ValueError(f"params ({len(params)}) and grads ({len(grads)}) differ in length")
+    out = []
+    for k, (p, g) in enumerate(zip(params, grads)):
+        if p is None:
+            if g is not None:
+                raise ValueError(f"grads[{k}] is given but params[{k}] is None")
+            continue
+        if g is None:
+            continue
+        if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+            raise TypeError(f"params[{k}] must be a float64 numpy array")
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{k}] has shape {g.shape}, params[{k}] has {p.shape}")
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"grads[{k}] holds NaN or inf")
+        out.append((k, p, g))
+    return out
+
+
+def grad_norm(grads):
+    """Global L2 norm over every non-None gradient array."""
+    return math.sqrt(sum(float(np.sum(np.square(g))) for g in grads if g is not None))
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale the gradients (in place) so that their global L2 norm is at most ``max_norm``.
+    Returns the norm before clipping."""
+    max_norm = v.positive_float("max_norm", max_norm)
+    norm = grad_norm(grads)
+    if norm > max_norm:
+        s = max_norm / norm
+        for g in grads:
+            if g is not None:
+                g *= s
+    return norm
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates params in place."""
+
+    def __init__(self, lr):
+        self.lr = v.positive_float("lr", lr)
+        self.state = {}
+        self.t = 0
+
+    def step(self, params, grads):
+        pairs = _pairs(params, grads)
+        self.t += 1
+        for k, p, g in pairs:
+            self._update(k, p, g)
+
+    def _update(self, k, p, g):
+        raise NotImplementedError
+
+    def state_dict(self):
+        return {"t": self.t, "state": {k: {n: a.copy() for n, a in s.items()}
+                                      for k, s in self.state.items()}}
+
+
+class SGD(Optimizer):
+    """p -= lr * b with b = momentum * b + (g + weight_decay * p) (b = g without momentum);
+    ``nesterov`` uses g + momentum * b instead of b."""
+
+    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(lr)
+        self.momentum = v.positive_float("momentum", momentum, allow_zero=True)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be < 1, got {momentum}")
+        self.weight_decay = v.positive_float("weight_decay", weight_decay, allow_zero=True)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+
+    def _update(self, k, p, g):
+        d = g + self.weight_decay * p if self.weight_decay else g
+        if self.momentum:
+            s = self.state.setdefault(k, {"buf": np.zeros_like(p)})
+            buf = s["buf"]
+            buf *= self.momentum
+            buf += d
+            d = d + self.momentum * buf if self.nesterov else buf
+        p -= self.lr * d
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba): m = b1 m + (1-b1) g, s = b2 s + (1-b2) g^2,
+    p -= lr * (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps). ``weight_decay`` adds
+    weight_decay * p to g (L2, coupled)."""
+
+    decoupled = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lr)
+        try:
+            b1, b2 = (float(b) for b in betas)
+        except (TypeError, ValueError):
+            raise TypeError("betas must be a pair of floats") from None
+        for name, b in (("betas[0]", b1), ("betas[1]", b2)):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {b}")
+        self.b1, self.b2 = b1, b2
+        self.eps = v.positive_float("eps", eps)
+        self.weight_decay = v.positive_float("weight_decay", weight_decay, allow_zero=True)
+
+    def _update(self, k, p, g):
+        if self.weight_decay and not self.decoupled:
+            g = g + self.weight_decay * p
+        s = self.state.setdefault(k, {"m": np.zeros_like(p), "v": np.zeros_like(p)})
+        m, vv = s["m"], s["v"]
+        m *= self.b1
+        m += (1 - self.b1) * g
+        vv *= self.b2
+        vv += (1 - self.b2) * g * g
+        m_hat = m / (1 - self.b1 ** self.t)
+        v_hat = vv / (1 - self.b2 ** self.t)
+        if self.weight_decay and self.decoupled:
+            p -= self.lr * self.weight_decay * p
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p -= lr * weight_decay * p
+    before the Adam step. Default weight_decay 0.01."""
+
+    decoupled = True
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(lr, betas, eps, weight_decay)
+
+
+#: name -> class, for the trainer and the CLI
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def make_optimizer(name, **kwargs):
+    """Optimiser by name ("sgd", "adam", "adamw") with its keyword arguments."""
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[key](**kwargs)

@@ -1,0 +1,180 @@
+"""Training loop shared by every learning rule.
+
+:class:`Trainer` talks to a rule only through the :class:`eventsnn.learner.Learner`
+contract (``loss_and_grads``, ``predict``, ``after_epoch``; ``learner.net`` holds the
+weights), so the event rule and every dense-mode rule train the same way: shuffled
+mini-batches (seeded), an optimiser step on the network's weights, optional gradient-norm
+clipping, per-epoch metrics, an optional validation split, and a progress bar when tqdm is
+installed and ``progress=True`` (nothing is ever printed otherwise).
+"""
+import math
+import time
+
+import numpy as np
+
+from . import _validate as v
+from .learner import Learner
+from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
+
+
+def _progress_bar(total, enabled, desc):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, unit="batch")
+
+
+def split_validation(X, y, fraction, rng):
+    """(X_train, y_train, X_val, y_val): a seeded random ``fraction`` of the samples held out."""
+    fraction = float(fraction)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {fraction}")
+    n = len(y)
+    n_val = max(1, int(round(fraction * n)))
+    perm = v.rng_from(rng).permutation(n)
+    val, tr = perm[:n_val], perm[n_val:]
+    return _take(X, tr), y[tr], _take(X, val), y[val]
+
+
+def _take(X, idx):
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in idx]
+    return X[idx]
+
+
+class Trainer:
+    """Mini-batch training of a Learner.
+
+    Parameters
+    ----------
+    learner : Learner (any rule of ``eventsnn.learner.RULES``).
+    optimizer : str ("sgd", "adam", "adamw") or an :class:`eventsnn.optim.Optimizer`.
+    lr : float, learning rate (when ``optimizer`` is a name).
+    optimizer_options : dict, further keyword arguments of the optimiser (e.g. momentum,
+        weight_decay).
+    batch_size : int.
+    epochs : int.
+    clip_norm : float or None, clip the global gradient L2 norm to this value.
+    val_fraction : float in [0, 1), hold out this fraction of the training data for
+        validation when ``fit`` gets no explicit validation set.
+    seed : int, seeds shuffling, the validation split and the rng passed to the learner;
+        same seed, same result.
+    progress : bool, show a tqdm bar (stderr) when tqdm is installed.
+    schedule : "constant" or "cosine": the learning rate decays from ``lr`` to
+        ``lr * min_lr_fraction`` along a half cosine over the epochs (set per epoch).
+    min_lr_fraction : float in [0, 1], the final fraction of ``lr`` under "cosine".
+    """
+
+    def __init__(self, learner, optimizer="adam", lr=1e-3, optimizer_options=None, batch_size=32,
+                 epochs=10, clip_norm=None, val_fraction=0.0, seed=0, progress=False,
+                 schedule="constant", min_lr_fraction=0.0):
+        if not isinstance(learner, Learner):
+            raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
+        self.learner = learner
+        if isinstance(optimizer, Optimizer):
+            self.optimizer = optimizer
+        else:
+            self.optimizer = make_optimizer(optimizer, lr=lr, **(optimizer_options or {}))
+        self.batch_size = v.positive_int("batch_size", batch_size)
+        self.epochs = v.positive_int("epochs", epochs, allow_zero=True)
+        self.clip_norm = None if clip_norm is None else v.positive_float("clip_norm", clip_norm)
+        self.val_fraction = v.positive_float("val_fraction", val_fraction, allow_zero=True)
+        if self.val_fraction >= 1:
+            raise ValueError(f"val_fraction must be < 1, got {val_fraction}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.seed = int(seed)
+        self.progress = bool(progress)
+        self.schedule = v.choice("schedule", schedule, ("constant", "cosine"))
+        self.min_lr_fraction = v.positive_float("min_lr_fraction", min_lr_fraction, allow_zero=True)
+        if self.min_lr_fraction > 1:
+            raise ValueError(f"min_lr_fraction must be <= 1, got {min_lr_fraction}")
+        self.base_lr = self.optimizer.lr
+        self.history = []
+        self.train_seconds = 0.0
+
+    def _params(self):
+        return [layer.weight if layer.has_weight else None for layer in self.learner.net.layers]
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Train for ``epochs`` epochs; returns the history (one dict per epoch:
+        epoch, loss, train_accuracy, grad_norm, spikes_per_sample, seconds, and
+        val_accuracy when there is a validation set)."""
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must be 1-D with one label per sample of X ({len(X)}), got shape {y.shape}")
+        ss = np.random.SeedSequence(self.seed)
+        split_seed, order_seed, learner_seed = ss.spawn(3)
+        if X_val is None and self.val_fraction > 0:
+            X, y, X_val, y_val = split_validation(X, y, self.val_fraction, np.random.default_rng(split_seed))
+        order_rng = np.random.default_rng(order_seed)
+        learner_rng = np.random.default_rng(learner_seed)
+        n = len(y)
+        n_batches = -(-n // self.batch_size)
+        bar = _progress_bar(self.epochs * n_batches, self.progress, f"train ({self.learner.name})")
+        try:
+            for epoch in range(1, self.epochs + 1):
+                t0 = time.perf_counter()
+                self.optimizer.lr = self.lr_at(epoch)
+                perm = order_rng.permutation(n)
+                loss_sum = correct = 0.0
+                spikes = norms = 0.0
+                for b in range(n_batches):
+                    idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                    loss, grads, preds, stats = self.learner.loss_and_grads(_take(X, idx), y[idx],
+                                                                            rng=learner_rng)
+                    grads = [None if g is None else np.array(g, dtype=np.float64) for g in grads]
+                    if not np.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss} in epoch {epoch}, batch {b}")
+                    norm = (clip_grad_norm(grads, self.clip_norm) if self.clip_norm
+                            else grad_norm(grads))
+                    self.optimizer.step(self._params(), grads)
+                    loss_sum += loss * len(idx)
+                    correct += float(np.sum(np.asarray(preds) == y[idx]))
+                    spikes += stats.get("spikes_per_sample", np.nan) * len(idx)
+                    norms += norm
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(epoch=epoch, loss=f"{loss:.4g}")
+                self.learner.after_epoch(epoch)
+                seconds = time.perf_counter() - t0
+                self.train_seconds += seconds
+                row = {"epoch": epoch, "lr": self.optimizer.lr, "loss": loss_sum / n, "train_accuracy": correct / n,
+                       "grad_norm": norms / n_batches, "spikes_per_sample": spikes / n,
+                       "seconds": seconds}
+                if X_val is not None:
+                    row["val_accuracy"] = self.evaluate(X_val, y_val)["accuracy"]
+                self.history.append(row)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def lr_at(self, epoch):
+        """Learning rate of epoch (1-based) under the schedule."""
+        if self.schedule == "constant" or self.epochs <= 1:
+            return self.base_lr
+        frac = (epoch - 1) / (self.epochs - 1)
+        lo = self.min_lr_fraction
+        return self.base_lr * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def predict(self, X, batch_size=None):
+        """Predictions of the learner over X in batches; returns (preds, mean stats)."""
+        bs = v.positive_int("batch_size", batch_size or max(self.batch_size, 128))
+        preds, spikes = [], 0.0
+        for s in range(0, len(X), bs):
+            chunk = _take(X, np.arange(s, min(s + bs, len(X))))
+            p, stats = self.learner.predict(chunk)
+            preds.append(np.asarray(p))
+            spikes += stats.get("spikes_per_sample", np.nan) * len(p)
+        preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        return preds, {"spikes_per_sample": spikes / max(len(X), 1)}
+
+    def evaluate(self, X, y):
+        """{"accuracy", "spikes_per_sample"} on (X, y)."""
+        y = np.asarray(y)
+        preds, stats = self.predict(X)
+        return {"accuracy": float(np.mean(preds == y)) if len(y) else float("nan"), **stats}

@@ -1,0 +1,251 @@
+"""``eventsnn train``: train any registered learning rule from flags or a JSON config file.
+
+Prints exactly one line on stdout: a JSON object of metrics (test_accuracy, train_seconds,
+epochs, spikes_per_sample, ...). A progress bar goes to stderr when tqdm is installed and
+stderr is a terminal (``--progress`` / ``--no-progress`` to force). See docs/training.md.
+
+Architecture strings (``--arch``), tokens separated by "-":
+
+- ``<n>``: a Dense layer of n neurons. A *leading* integer is the input size instead and
+  must equal the dataset's number of features (``64-100-10``: 64 inputs, Dense 100,
+  Dense 10).
+- ``<C>C<k>``: Conv2d with C output channels and a k x k kernel (stride 1, no padding);
+  optional suffixes ``s<stride>`` and ``p<padding>``, e.g. ``8C3p1``.
+- ``P<k>``: average pooling k x k, adjusted backward (Zhu et al.); ``AP<k>``: plain average
+  pooling; ``MP<k>``: max pooling.
+
+A network that starts with a convolution takes the dataset's (C, H, W) input; a Flatten is
+inserted before the first Dense layer that follows a convolution or pooling layer. The
+last Dense layer must have one neuron per class.
+"""
+import argparse
+import json
+import re
+import sys
+import time
+
+import numpy as np
+
+from . import _validate as v
+from .datasets import DATASETS, load
+from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
+from .learner import RULES, get_learner_class
+from .network import Sequential
+from .neurons import SRM
+from .optim import OPTIMIZERS
+
+#: what ``eventsnn train`` does with no arguments
+DEFAULTS = {
+    "rule": "event",
+    "dataset": "digits",
+    "arch": "64-100-10",
+    "epochs": 30,
+    "batch": 32,
+    "lr": 0.01,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "clip": None,
+    "seed": 0,
+    "val": 0.0,
+    "opt": {},
+    "neuron": {},
+    "limit": None,
+    "save": None,
+}
+
+_CONV = re.compile(r"^(\d+)C(\d+)(?:s(\d+))?(?:p(\d+))?$")
+_POOL = re.compile(r"^(MP|AP|P)(\d+)$")
+
+
+def parse_arch(arch, in_shape, n_classes=None):
+    """Layers of an architecture string for inputs of shape ``in_shape`` (see module doc)."""
+    if not isinstance(arch, str) or not arch.strip():
+        raise ValueError("arch must be a non-empty string such as '64-100-10' or '8C3-P2-10'")
+    tokens = [t.strip() for t in arch.strip().split("-")]
+    n_features = int(np.prod(in_shape))
+    layers = []
+    shape = tuple(in_shape)
+    if tokens[0].isdigit():
+        if int(tokens[0]) != n_features:
+            raise ValueError(f"arch starts with input size {tokens[0]} but the dataset has "
+                             f"{n_features} features per sample")
+        tokens = tokens[1:]
+        shape = (n_features,)
+    if not tokens:
+        raise ValueError(f"arch {arch!r} has no layer")
+    for tok in tokens:
+        if tok.isdigit():
+            n = int(tok)
+            if n <= 0:
+                raise ValueError(f"arch token {tok!r}: a Dense layer needs > 0 neurons")
+            if len(shape) != 1:
+                layers.append(Flatten())
+                shape = (int(np.prod(shape)),)
+            layers.append(Dense(shape[0], n))
+            shape = (n,)
+            continue
+        m = _CONV.match(tok)
+        if m:
+            if len(shape) != 3:
+                raise ValueError(f"arch token {tok!r}: a convolution needs a (C, H, W) input, "
+                                 f"got {shape}")
+            c, k = int(m.group(1)), int(m.group(2))
+            s = int(m.group(3) or 1)
+            p = int(m.group(4) or 0)
+            conv = Conv2d(shape, c, k, stride=s, padding=p)
+            layers.append(conv)
+            shape = conv.bind(shape)
+            continue
+        m = _POOL.match(tok)
+        if m:
+            if len(shape) != 3:
+                raise ValueError(f"arch token {tok!r}: pooling needs a (C, H, W) input, got {shape}")
+            kind, k = m.group(1), int(m.group(2))
+            pool = MaxPool2d(k) if kind == "MP" else AvgPool2d(k, adjusted=(kind == "P"))
+            layers.append(pool)
+            shape = pool.bind(shape)
+            continue
+        raise ValueError(f"arch token {tok!r} not understood: use <n> (Dense), <C>C<k>[s<s>][p<p>] "
+                         "(Conv2d), P<k> (adjusted avg pool), AP<k> (avg pool), MP<k> (max pool)")
+    if not isinstance(layers[-1], Dense):
+        raise ValueError(f"arch {arch!r} must end with a Dense layer (one neuron per class)")
+    if n_classes is not None and layers[-1].n_out_decl != n_classes:
+        raise ValueError(f"arch {arch!r} ends with {layers[-1].n_out_decl} neurons but the "
+                         f"dataset has {n_classes} classes")
+    return layers
+
+
+def _value(text):
+    """A --opt value: JSON if it parses (numbers, true/false/null, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _pairs(items, flag):
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"{flag} expects key=value, got {item!r}")
+        key, val = item.split("=", 1)
+        out[key.strip()] = _value(val.strip())
+    return out
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="eventsnn train",
+        description="Train a spiking network on a dataset with any registered learning rule; "
+                    "prints one JSON line of metrics.",
+        epilog="arch grammar: <n> Dense (a leading integer is the input size), <C>C<k>[s<s>][p<p>] "
+               "Conv2d, P<k> adjusted average pool, AP<k> plain average pool, MP<k> max pool. "
+               "Example: eventsnn train --arch 8C3-P2-10 --opt kernel=depsilon")
+    p.add_argument("--config", help="JSON file with any of the options below (flags override it)")
+    p.add_argument("--rule", choices=sorted(RULES), help=f"learning rule (default {DEFAULTS['rule']})")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset (default digits)")
+    p.add_argument("--arch", help=f"architecture string (default {DEFAULTS['arch']})")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch", type=int, help="mini-batch size")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
+    p.add_argument("--weight-decay", dest="weight_decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
+    p.add_argument("--clip", type=float, help="clip the gradient L2 norm to this value")
+    p.add_argument("--seed", type=int, help="seed of weights, batches and split")
+    p.add_argument("--val", type=float, help="validation fraction of the training set")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="rule option (repeatable), value parsed as JSON, e.g. --opt kernel=depsilon")
+    p.add_argument("--neuron", action="append", metavar="KEY=VALUE",
+                   help="SRM parameter of the network (tau_m, tau_s, theta; event rule)")
+    p.add_argument("--limit", type=int, help="use only the first N training samples")
+    p.add_argument("--save", help="save the trained model to this .npz path")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def resolve_config(argv):
+    """The effective configuration dict from defaults, an optional config file and flags."""
+    args = build_parser().parse_args(argv)
+    cfg = json.loads(json.dumps(DEFAULTS))
+    if args.config:
+        with open(args.config) as fh:
+            file_cfg = json.load(fh)
+        if not isinstance(file_cfg, dict):
+            raise ValueError(f"config file {args.config} must hold a JSON object")
+        unknown = sorted(set(file_cfg) - set(DEFAULTS) - {"progress"})
+        if unknown:
+            raise ValueError(f"config file has unknown keys {unknown}; known: {sorted(DEFAULTS)}")
+        cfg.update(file_cfg)
+    for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
+                "schedule", "clip", "seed", "val", "limit", "save"):
+        val = getattr(args, key)
+        if val is not None:
+            cfg[key] = val
+    cfg["opt"] = dict(cfg.get("opt") or {}, **_pairs(args.opt, "--opt"))
+    cfg["neuron"] = dict(cfg.get("neuron") or {}, **_pairs(args.neuron, "--neuron"))
+    cfg["progress"] = args.progress if args.progress is not None else cfg.get("progress")
+    if cfg["rule"] not in RULES:
+        raise ValueError(f"rule must be one of {sorted(RULES)}, got {cfg['rule']!r}")
+    return cfg
+
+
+def run(cfg):
+    """Train as ``cfg`` says; returns the metrics dict."""
+    X_tr, y_tr, X_te, y_te = load(cfg["dataset"])
+    if cfg.get("limit"):
+        n = v.positive_int("limit", cfg["limit"])
+        X_tr, y_tr = X_tr[:n], y_tr[:n]
+    n_classes = int(max(y_tr.max(), y_te.max()) + 1)
+    layers = parse_arch(cfg["arch"], X_tr.shape[1:], n_classes)
+    neuron = SRM(**cfg["neuron"]) if cfg["neuron"] else SRM()
+    seed = int(cfg["seed"])
+    net = Sequential(*layers, neuron=neuron, rng=seed)
+    learner = get_learner_class(cfg["rule"])(net, rng=seed, **cfg["opt"])
+    from .train import Trainer
+
+    progress = cfg.get("progress")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    opt_kwargs = {"weight_decay": cfg["weight_decay"]} if cfg.get("weight_decay") else {}
+    trainer = Trainer(learner, optimizer=cfg["optimizer"], lr=cfg["lr"],
+                      optimizer_options=opt_kwargs, batch_size=cfg["batch"],
+                      epochs=cfg["epochs"], clip_norm=cfg["clip"], val_fraction=cfg["val"] or 0.0,
+                      seed=seed, progress=progress, schedule=cfg["schedule"])
+    history = trainer.fit(X_tr, y_tr)
+    t0 = time.perf_counter()
+    test = trainer.evaluate(X_te, y_te)
+    test_seconds = time.perf_counter() - t0
+    if cfg.get("save"):
+        net.save(cfg["save"])
+    last = history[-1] if history else {}
+    metrics = {
+        "rule": cfg["rule"], "dataset": cfg["dataset"], "arch": cfg["arch"],
+        "test_accuracy": test["accuracy"],
+        "train_accuracy": last.get("train_accuracy"),
+        "val_accuracy": last.get("val_accuracy"),
+        "train_seconds": trainer.train_seconds,
+        "test_seconds": test_seconds,
+        "epochs": len(history),
+        "spikes_per_sample": test["spikes_per_sample"],
+        "final_loss": last.get("loss"),
+        "seed": seed,
+        "history": [{k: (round(x, 6) if isinstance(x, float) else x) for k, x in row.items()}
+                    for row in history],
+    }
+    return metrics
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = resolve_config(argv)
+        metrics = run(cfg)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"eventsnn train: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, allow_nan=True))
+    return 0
