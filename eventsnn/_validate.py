@@ -89,3 +89,14 @@ def rng_from(rng):
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+
+
+def shape3(name, shape):
+    """A (C, H, W) tuple of positive ints."""
+    try:
+        dims = tuple(int(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a (C, H, W) tuple of ints") from None
+    if len(dims) != 3 or min(dims) <= 0:
+        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape}")
+    return dims

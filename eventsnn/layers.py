@@ -96,7 +96,7 @@ class Conv2d(Layer):
 
     def __init__(self, in_shape, out_channels, kernel_size, stride=1, padding=0):
         super().__init__()
-        self.in_decl = _shape3("in_shape", in_shape)
+        self.in_decl = v.shape3("in_shape", in_shape)
         self.out_channels = v.positive_int("out_channels", out_channels)
         self.kernel_size = v.positive_int("kernel_size", kernel_size)
         self.stride = v.positive_int("stride", stride)
@@ -206,15 +206,6 @@ class Flatten(Layer):
     def __repr__(self):
         return "Flatten()"
 
-
-def _shape3(name, shape):
-    try:
-        dims = tuple(int(d) for d in shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a (C, H, W) tuple of ints") from None
-    if len(dims) != 3 or min(dims) <= 0:
-        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape}")
-    return dims
 
 
 def _conv_csr(in_shape, out_shape, k, s, p):

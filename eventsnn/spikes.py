@@ -133,7 +133,7 @@ class SpikeTrains:
         """Events from a structured array with fields t (microseconds), x, y and p
         (tonic's layout). ``shape`` = (C, H, W) of the layer: the flat index is
         p * H * W + y * W + x and the time becomes t / 1000 ms."""
-        C, H, W = _shape3("shape", shape)
+        C, H, W = v.shape3("shape", shape)
         names = getattr(getattr(events, "dtype", None), "names", None)
         if not names or not {"t", "x", "y"} <= set(names):
             raise TypeError("events must be a structured array with fields t, x, y (and p)")
@@ -148,7 +148,7 @@ class SpikeTrains:
 
     def to_tonic(self, shape):
         """Structured array (t in microseconds as int64, x, y, p) for layer ``shape``."""
-        C, H, W = _shape3("shape", shape)
+        C, H, W = v.shape3("shape", shape)
         if C * H * W != self.n_neurons:
             raise ValueError(f"shape {(C, H, W)} holds {C * H * W} neurons, not {self.n_neurons}")
         out = np.zeros(len(self), dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
@@ -176,12 +176,3 @@ class SpikeTrains:
         """(indices, times in ms) as two arrays, in the event order."""
         return self.neurons.copy(), self.times.copy()
 
-
-def _shape3(name, shape):
-    try:
-        dims = tuple(int(d) for d in shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a (C, H, W) tuple of ints") from None
-    if len(dims) != 3 or min(dims) <= 0:
-        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape}")
-    return dims

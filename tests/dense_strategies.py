@@ -7,7 +7,16 @@ from eventsnn.dense.neurons import AntlrNeuron, ZhuNeuron
 
 
 @st.composite
-def dense_neurons(draw):
+def dense_neurons(draw, resets=("full",)):
+    """A ZhuNeuron or an AntlrNeuron; ``resets`` other than ("full",) draw only AntlrNeurons
+    with one of those resets."""
+    if resets != ("full",):
+        return AntlrNeuron(a_i=draw(st.sampled_from([0.9, 0.8, 0.5, 0.0])),
+                           a_v=draw(st.sampled_from([0.99, 0.9, 0.6])),
+                           b_i=draw(st.sampled_from([1.0, 0.7])),
+                           b_v=draw(st.sampled_from([None, 1.0, 0.5])),
+                           theta=draw(st.sampled_from([0.5, 1.0])),
+                           reset=draw(st.sampled_from(resets)))
     if draw(st.booleans()):
         tm, ts = draw(st.sampled_from([(5.0, 3.0), (4.0, 1.5), (2.0, 5.0), (10.0, 1.0), (3.0, 2.0)]))
         return ZhuNeuron(tau_m=tm, tau_s=ts, theta=draw(st.sampled_from([0.5, 1.0])))
@@ -19,7 +28,7 @@ def dense_neurons(draw):
 
 
 @st.composite
-def dense_cases(draw, conv=True):
+def dense_cases(draw, conv=True, resets=("full",)):
     """(net, x, neuron, seed): a small Dense or Conv/pool network with random inputs."""
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
@@ -56,4 +65,4 @@ def dense_cases(draw, conv=True):
         x = (rng.random((T, B, n_in)) < 0.4).astype(float)
     else:
         x = rng.uniform(0, 1.5, (T, B, n_in))
-    return net, x, draw(dense_neurons()), seed
+    return net, x, draw(dense_neurons(resets)), seed

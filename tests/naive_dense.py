@@ -192,6 +192,73 @@ def antlr_neuron_forward(c, a_i, a_v, b_i, b_v, theta):
     return S, V, du
 
 
+def keep_current_neuron_forward(c, a_i, a_v, b_i, b_v, theta, reset):
+    """Current-keeping resets, one neuron, straight from the recursion:
+    I[t] = a_i I[t-1] + b_i c[t];
+    "subtract": V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1];
+    "membrane": V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t].
+    Returns (spikes, V, du), du = V[t] minus V[t-1] after its reset."""
+    T = len(c)
+    S = np.zeros(T)
+    V = np.zeros(T)
+    du = np.zeros(T)
+    I_prev = V_prev = S_prev = 0.0
+    for t in range(T):
+        I = a_i * I_prev + b_i * c[t]
+        if reset == "subtract":
+            after = V_prev - theta * S_prev
+            V[t] = a_v * V_prev + b_v * I - theta * S_prev
+        else:
+            after = (1 - S_prev) * V_prev
+            V[t] = a_v * (1 - S_prev) * V_prev + b_v * I
+        du[t] = V[t] - after
+        S[t] = 1.0 if V[t] >= theta else 0.0
+        I_prev, V_prev, S_prev = I, V[t], S[t]
+    return S, V, du
+
+
+def subtract_srm_form(c, eps, a_v, theta):
+    """Closed form of the subtractive reset: V[t] = sum_{t' <= t} c[t'] eps[t - t']
+    - theta sum_{s < t} S[s] a_v^(t - 1 - s) (every input is kept; each spike subtracts
+    theta in the next step, decaying with a_v afterwards). Returns (spikes, V)."""
+    T = len(c)
+    S = np.zeros(T)
+    V = np.zeros(T)
+    for t in range(T):
+        acc = sum(c[tp] * eps[t - tp] for tp in range(t + 1))
+        acc -= theta * sum(S[s] * a_v ** (t - 1 - s) for s in range(t))
+        V[t] = acc
+        S[t] = 1.0 if acc >= theta else 0.0
+    return S, V
+
+
+def keep_current_grad(gs, S, V, neuron, sname, k, reset_path):
+    """dL/dc[tau] of one current-keeping neuron by forward-mode sensitivities: for every tau,
+    propagate dI[t], dV[t] = d(I, V)[t] / dc[tau] through the recursion (the spikes in the
+    reset terms as constants, or with dS = sigma(V) dV when ``reset_path``), then
+    dL/dc[tau] = sum_t gs[t] sigma(V[t]) dV[t]. gs, S, V: (T,) of one neuron."""
+    T = len(gs)
+    a_i, a_v, b_i, b_v, theta = neuron.a_i, neuron.a_v, neuron.b_i, neuron.resolved_b_v(T), neuron.theta
+    sig = [surrogate(V[t], theta, sname, k) for t in range(T)]
+    out = np.zeros(T)
+    for tau in range(T):
+        dI = np.zeros(T)
+        dV = np.zeros(T)
+        dS = np.zeros(T)
+        for t in range(T):
+            dI[t] = (a_i * dI[t - 1] if t > 0 else 0.0) + (b_i if t == tau else 0.0)
+            if t == 0:
+                dV[t] = b_v * dI[t]
+            elif neuron.reset == "subtract":
+                dV[t] = a_v * dV[t - 1] + b_v * dI[t] - theta * dS[t - 1]
+            else:
+                dV[t] = (a_v * (1 - S[t - 1]) * dV[t - 1] - a_v * V[t - 1] * dS[t - 1]
+                         + b_v * dI[t])
+            dS[t] = sig[t] * dV[t] if reset_path else 0.0
+        out[tau] = sum(gs[t] * sig[t] * dV[t] for t in range(T))
+    return out
+
+
 def network_forward(net, x, neuron, pool_weight=1.0, srm_form=None):
     """Whole network, neuron by neuron. Returns lists (currents, membranes, increments, outputs).
 
@@ -207,7 +274,11 @@ def network_forward(net, x, neuron, pool_weight=1.0, srm_form=None):
             S = np.zeros((T, B, n)); U = np.zeros((T, B, n)); D = np.zeros((T, B, n))
             for b in range(B):
                 for i in range(n):
-                    if neuron.family == "zhu" or srm_form:
+                    if getattr(neuron, "reset", "full") != "full":
+                        s_, u_, d_ = keep_current_neuron_forward(
+                            c[:, b, i], neuron.a_i, neuron.a_v, neuron.b_i, neuron.resolved_b_v(T),
+                            neuron.theta, neuron.reset)
+                    elif neuron.family == "zhu" or srm_form:
                         eps = (zhu_eps(neuron.tau_m, neuron.tau_s, T) if neuron.family == "zhu"
                                else antlr_eps(neuron.a_i, neuron.a_v, neuron.b_i, neuron.resolved_b_v(T), T))
                         s_, u_, d_ = srm_neuron_forward(c[:, b, i], eps, neuron.theta)
@@ -325,7 +396,10 @@ def activation_backward(net, rec, grad_s, sname="exp", k=3.0, reset_path=False):
             dc = np.zeros_like(S)
             for b in range(B):
                 for i in range(layer.n_out):
-                    if reset_path:
+                    if getattr(neuron, "reset", "full") != "full":
+                        dc[:, b, i] = keep_current_grad(g[:, b, i], S[:, b, i], U[:, b, i], neuron,
+                                                        sname, k, reset_path)
+                    elif reset_path:
                         dc[:, b, i] = bptt_neuron(g[:, b, i], S[:, b, i], U[:, b, i],
                                                   rec.currents[l][:, b, i], neuron, sname, k)
                     else:

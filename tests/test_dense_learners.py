@@ -58,3 +58,20 @@ def test_learner_options_validated():
         get_learner_class("activation")(net).predict(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="y"):
         get_learner_class("activation")(net).loss_and_grads(np.zeros((2, 12)), [0, 7])
+
+
+def test_activation_learner_reset_option():
+    X, y = _data(8)
+    net = es.Sequential(es.Dense(12, 6), es.Dense(6, 3), rng=2)
+    L = get_learner_class("activation")(net, neuron="antlr", reset="subtract", n_steps=7)
+    assert L.neuron.reset == "subtract" and L.neuron.family == "antlr"
+    loss, grads, _, _ = L.loss_and_grads(X, y)
+    assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads)
+    with pytest.raises(ValueError, match="antlr"):
+        get_learner_class("activation")(net, neuron="zhu", reset="subtract")
+    with pytest.raises(ValueError, match="reset"):
+        get_learner_class("activation")(net, neuron="antlr", reset="soft")
+    from eventsnn.dense.neurons import AntlrNeuron
+    for rule in ("timing", "antlr"):
+        with pytest.raises(ValueError, match="full-reset"):
+            get_learner_class(rule)(net, neuron=AntlrNeuron(reset="membrane"))

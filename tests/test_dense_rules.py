@@ -36,6 +36,103 @@ def test_activation_equals_naive(case, surr, reset_path):
         _close(a, b)
 
 
+@settings(max_examples=40, deadline=None)
+@given(dense_cases(resets=("subtract", "membrane")), SURR, st.booleans())
+def test_keep_current_activation_equals_naive(case, surr, reset_path):
+    """Current-keeping resets: the reverse-mode kernel == forward-mode sensitivities."""
+    net, x, neuron, seed = case
+    rec = net.run(x, neuron=neuron)
+    g = np.random.default_rng(seed).normal(size=rec.output.shape)
+    out = activation.backward(rec, g, surrogate=surr[0], surrogate_scale=surr[1],
+                              reset_path=reset_path, input_grad=True)
+    W, gl = nd.activation_backward(net, rec, g, surr[0], surr[1], reset_path)
+    for l, layer in enumerate(net.layers):
+        if layer.has_weight:
+            _close(out.weights[l], W[l])
+    for a, b in zip(out.grad_s, gl):
+        _close(a, b)
+
+
+@settings(max_examples=20, deadline=None)
+@given(dense_cases(conv=False, resets=("subtract",)), SURR)
+def test_subtract_without_reset_path_has_no_window(case, surr):
+    """Subtractive reset, reset treated as a constant (snnTorch's detached reset): every
+    input reaches every later step, dL/dc[tau] = sum_{t >= tau} eps[t - tau] dL/dV[t]."""
+    net, x, neuron, seed = case
+    rec = net.run(x, neuron=neuron)
+    T = rec.n_steps
+    kind, k = activation.surrogate_params(*surr)
+    g = np.random.default_rng(seed).normal(size=rec.output.shape).reshape(T, -1)
+    S, u = rec.outputs[-1].reshape(T, -1), rec.membranes[-1].reshape(T, -1)
+    dc, dv = activation.keep_current_adjoint(g, S, u, neuron.a_i, neuron.a_v, neuron.b_i,
+                                             neuron.resolved_b_v(T), neuron.theta, kind, k, True, False)
+    _close(dv, activation.surrogate_kernel(u, neuron.theta, kind, k) * g)
+    _close(dc, activation.window_adjoint(dv, np.zeros_like(S), neuron.eps(T)))
+
+
+def _smooth_keep_current(net, x, neuron, k):
+    """Forward with S = logistic(k (V - theta)) and the current-keeping reset of ``neuron``."""
+    from eventsnn.dense import ops
+    T, B, _ = x.shape
+    b_v = neuron.resolved_b_v(T)
+    h = x
+    inputs, cur, mem, inc, outs = [], [], [], [], []
+    for layer in net.layers:
+        inputs.append(h)
+        c = ops.forward(layer, h)
+        I = np.zeros((B, layer.n_out)); V = np.zeros_like(I); S_prev = np.zeros_like(I)
+        U = np.zeros_like(c); S = np.zeros_like(c)
+        for t in range(T):
+            I = neuron.a_i * I + neuron.b_i * c[t]
+            if neuron.reset == "subtract":
+                V = neuron.a_v * V + b_v * I - neuron.theta * S_prev
+            else:
+                V = neuron.a_v * (1 - S_prev) * V + b_v * I
+            U[t] = V
+            S[t] = S_prev = 1.0 / (1.0 + np.exp(-k * (V - neuron.theta)))
+        cur.append(c); mem.append(U); inc.append(np.zeros_like(U)); outs.append(S)
+        h = S
+    return DenseRecord(inputs, cur, mem, inc, outs, neuron, list(net.layers))
+
+
+@pytest.mark.parametrize("reset", ["subtract", "membrane"])
+def test_keep_current_bptt_is_exact_derivative_of_smoothed_network(reset):
+    """With S = logistic(k(V - theta)) in the forward and the matching surrogate, the
+    current-keeping BPTT with reset paths is the exact gradient (finite differences)."""
+    k = 4.0
+    neuron = AntlrNeuron(a_i=0.8, a_v=0.9, b_i=1.0, b_v=1.0, theta=0.5, reset=reset)
+    rng = np.random.default_rng(7)
+    net = es.Sequential(es.Dense(4, 5), es.Dense(5, 3), rng=4)
+    x = rng.uniform(0, 1, (8, 2, 4))
+    r = rng.normal(size=(8, 2, 3))
+
+    def loss():
+        return float(np.sum(r * _smooth_keep_current(net, x, neuron, k).outputs[-1]))
+
+    out = activation.backward(_smooth_keep_current(net, x, neuron, k), r, surrogate="sigmoid",
+                              surrogate_scale=k, reset_path=True)
+    for l in (0, 1):
+        w0 = net.layers[l].weight.copy()
+        for idx in [(0, 0), (2, 3), (1, 1)]:
+            wp = w0.copy(); wp[idx] += 1e-6
+            net.layers[l].weight = wp
+            lp = loss()
+            wp[idx] -= 2e-6
+            net.layers[l].weight = wp
+            lm = loss()
+            net.layers[l].weight = w0
+            assert out.weights[l][idx] == pytest.approx((lp - lm) / 2e-6, rel=1e-5, abs=1e-8)
+
+
+def test_full_reset_rules_reject_keep_current_neurons():
+    net = es.Sequential(es.Dense(3, 2), rng=0)
+    rec = net.run(np.ones((4, 1, 3)), neuron=AntlrNeuron(reset="subtract"))
+    with pytest.raises(ValueError, match="full-reset"):
+        timing.backward(rec, np.zeros((4, 1, 2)))
+    with pytest.raises(ValueError, match="full-reset"):
+        antlr.backward(rec, np.zeros((4, 1, 2)))
+
+
 @settings(max_examples=30, deadline=None)
 @given(dense_cases(conv=False), SURR)
 def test_bptt_without_reset_path_is_the_srm_form(case, surr):

@@ -63,3 +63,37 @@ def antlr_forward(c, a_i, a_v, b_i, b_v, theta):
             else:
                 keep[j] = 1.0
     return spikes, v_out, du
+
+
+@njit(cache=True, nogil=True)
+def antlr_keep_current_forward(c, a_i, a_v, b_i, b_v, theta, subtract):
+    """Current-keeping resets of the ANTLR neuron: I[t] = a_i I[t-1] + b_i c[t] and
+    V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1] (``subtract``) or
+    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t] (membrane reset). Returns (spikes, V, du),
+    du = V[t] - (V[t-1] after its reset)."""
+    T, N = c.shape
+    spikes = np.zeros((T, N))
+    v_out = np.empty((T, N))
+    du = np.empty((T, N))
+    cur = np.zeros(N)
+    pot = np.zeros(N)  # V[t-1] (before its reset)
+    fired = np.zeros(N)  # S[t-1]
+    for t in range(T):
+        for j in range(N):
+            i_new = a_i * cur[j] + b_i * c[t, j]
+            if subtract:
+                post = pot[j] - theta * fired[j]
+                v_new = a_v * pot[j] + b_v * i_new - theta * fired[j]
+            else:
+                post = (1.0 - fired[j]) * pot[j]
+                v_new = a_v * post + b_v * i_new
+            cur[j] = i_new
+            pot[j] = v_new
+            v_out[t, j] = v_new
+            du[t, j] = v_new - post
+            if v_new >= theta:
+                spikes[t, j] = 1.0
+                fired[j] = 1.0
+            else:
+                fired[j] = 0.0
+    return spikes, v_out, du

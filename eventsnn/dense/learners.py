@@ -7,6 +7,8 @@ a constant input current ``input_gain * X`` in every one of ``n_steps`` steps (t
 Gradients are batch means. Options and defaults are listed in ``COMMON`` and each class's
 ``DEFAULTS``; docs/dense.md explains them.
 """
+import dataclasses
+
 import numpy as np
 
 from .. import _validate as v
@@ -14,7 +16,7 @@ from ..learner import Learner
 from ..network import Sequential
 from . import losses
 from .forward import forward_layers
-from .neurons import resolve_neuron
+from .neurons import RESETS, require_full_reset, resolve_neuron
 from .rules import activation, antlr, timing
 
 COMMON = {
@@ -120,6 +122,7 @@ class TimingLearner(_DenseLearner):
     }
 
     def _check(self, o):
+        require_full_reset(self.neuron, "timing")
         timing.backward_kernel(self.neuron, o["n_steps"], o["kernel"], o["tau_grad"])
         o["factor"] = v.finite_float("factor", o["factor"])
         o["max_inv_slope"] = v.positive_float("max_inv_slope", o["max_inv_slope"])
@@ -151,6 +154,7 @@ class ActivationLearner(_DenseLearner):
         "surrogate": "exp",
         "surrogate_scale": None,
         "reset_path": False,
+        "reset": None,              # None: the neuron's own; "full" | "subtract" | "membrane" (antlr family)
         "alpha": 0.9,               # spike_train loss filter
         "target_rate_true": 0.5,    # spike_train loss: regular target trains
         "target_rate_false": 0.0,
@@ -160,6 +164,13 @@ class ActivationLearner(_DenseLearner):
         activation.surrogate_params(o["surrogate"], o["surrogate_scale"])
         if not isinstance(o["reset_path"], (bool, np.bool_)):
             raise TypeError(f"reset_path must be a bool, got {o['reset_path']!r}")
+        if o["reset"] is not None:
+            v.choice("reset", o["reset"], RESETS)
+            if getattr(self.neuron, "reset", "full") != o["reset"]:
+                if self.neuron.family != "antlr":
+                    raise ValueError(f"reset={o['reset']!r} needs the antlr neuron family "
+                                     "(neuron='antlr' or an AntlrNeuron)")
+                self.neuron = dataclasses.replace(self.neuron, reset=o["reset"])
 
     def _loss(self, rec, y):
         o = self.options
@@ -199,6 +210,7 @@ class AntlrLearner(_DenseLearner):
     }
 
     def _check(self, o):
+        require_full_reset(self.neuron, "ANTLR")
         activation.surrogate_params(o["surrogate"], o["surrogate_scale"])
         o["lambda_act"] = v.finite_float("lambda_act", o["lambda_act"])
         o["lambda_tim"] = v.finite_float("lambda_tim", o["lambda_tim"])

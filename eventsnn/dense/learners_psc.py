@@ -23,7 +23,7 @@ from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, asf_backward, asf_fo
                           spike_train_loss)
 from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
-from .rules.na import B_PAPER, na_delta
+from .rules.na import B_PAPER, POWER_PAPER, na_delta
 from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
 
 
@@ -139,11 +139,11 @@ class NaLearner(_PscLearner):
     code 5) and ``rescale`` (the code's layer-wise rescaling, default off)."""
 
     name = "na"
-    RULE = dict(b=B_PAPER, rescale=False)
+    RULE = dict(b=B_PAPER, rescale=False, power=POWER_PAPER)
 
     def _delta(self, l, g, st):
         return na_delta(g, st["c"], st["v"], st["s"], self.neuron, b=self.options["b"],
-                        rescale=bool(self.options["rescale"]))
+                        rescale=bool(self.options["rescale"]), power=int(self.options["power"]))
 
 
 class AsfLearner(Learner):

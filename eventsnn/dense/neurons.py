@@ -22,6 +22,18 @@ both are implemented exactly as written there:
     eps[d] = b_i b_v sum_{k=0}^{d} a_i^k a_v^(d-k)
     V'[t] = max(V[t] - (1 - S[t-1]) V[t-1], 0.01)   (the ANTLR rule's v_prime_min option)
 
+``AntlrNeuron(reset=...)`` also offers the two resets that keep the synaptic current (for the
+activation rule only; the timing and ANTLR rules need the full reset's windows)::
+
+    reset="subtract":  I[t] = a_i I[t-1] + b_i (W x)[t]
+                       V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1]
+    reset="membrane":  I[t] = a_i I[t-1] + b_i (W x)[t]
+                       V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t]
+
+With a_i = alpha, a_v = beta, b_i = b_v = 1, ``reset="subtract"`` is snnTorch's
+``snn.Synaptic(alpha, beta)`` (its default subtractive reset, applied one step after the
+spike).
+
 With ``a_v = 1 - 1/tau_m``, ``a_i = 1 - 1/tau_s``, ``b_i b_v = 1/tau_s`` the two kernels are
 the same function (see :meth:`AntlrNeuron.from_srm`); the recursions then agree to
 rounding. Both expose their dynamics as a 2-state linear system (``linear_system``) used by
@@ -115,9 +127,13 @@ class ZhuNeuron:
 
 
 
+RESETS = ("full", "subtract", "membrane")
+
+
 @dataclass(frozen=True)
 class AntlrNeuron:
-    """Discrete LIF neuron with current and potential reset (ANTLR, Eq. 1-3).
+    """Discrete current-based LIF neuron (ANTLR, Eq. 1-3): current and potential reset by
+    default, or a reset that keeps the synaptic current (``reset``).
 
     Parameters
     ----------
@@ -131,6 +147,19 @@ class AntlrNeuron:
         single unit input peaks at exactly 1 within the simulated window.
     theta : float
         Threshold, > 0 (the paper uses 1).
+    reset : {"full", "subtract", "membrane"}
+        What a spike at step t does to step t + 1 (all three act one step after the spike):
+
+        - "full" (default, ANTLR): current and potential are zeroed, every input so far is
+          forgotten: I[t+1] = a_i (1 - S[t]) I[t] + b_i c[t+1],
+          V[t+1] = a_v (1 - S[t]) V[t] + b_v I[t+1].
+        - "subtract": theta is subtracted from the potential, the current is kept:
+          I[t+1] = a_i I[t] + b_i c[t+1], V[t+1] = a_v V[t] + b_v I[t+1] - theta S[t]
+          (snnTorch's ``Synaptic`` with alpha = a_i, beta = a_v, b_i = b_v = 1).
+        - "membrane": only the potential is zeroed, the current is kept:
+          V[t+1] = a_v (1 - S[t]) V[t] + b_v I[t+1].
+
+        Only the activation rule supports "subtract" and "membrane".
     """
 
     a_i: float = 0.99
@@ -138,6 +167,7 @@ class AntlrNeuron:
     b_i: float = 1.0
     b_v: float = None
     theta: float = 1.0
+    reset: str = "full"
 
     family = "antlr"
 
@@ -148,11 +178,12 @@ class AntlrNeuron:
         if self.b_v is not None:
             object.__setattr__(self, "b_v", v.positive_float("b_v", self.b_v))
         object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
+        v.choice("reset", self.reset, RESETS)
 
     @classmethod
     def from_srm(cls, srm, dt=1.0):
         """Same kernel as ``ZhuNeuron.from_srm(srm, dt)``: a_v = 1 - dt/tau_m,
-        a_i = 1 - dt/tau_s, b_i = 1, b_v = dt/tau_s, theta = srm.theta."""
+        a_i = 1 - dt/tau_s, b_i = 1, b_v = dt/tau_s, theta = srm.theta (full reset)."""
         if not isinstance(srm, SRM):
             raise TypeError(f"srm must be an eventsnn.SRM, got {type(srm).__name__}")
         dt = v.positive_float("dt", dt)
@@ -185,7 +216,8 @@ class AntlrNeuron:
         return self.resolved_b_v(n_steps) * self._raw_kernel(n_steps)
 
     def linear_system(self, n_steps):
-        """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (I, V)."""
+        """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (I, V) (the full
+        reset's gating; without a spike the same system holds for every reset)."""
         b_v = self.resolved_b_v(n_steps)
         A = np.array([[self.a_i, 0.0], [b_v * self.a_i, self.a_v]])
         B = np.array([self.b_i, b_v * self.b_i])
@@ -194,13 +226,28 @@ class AntlrNeuron:
 
     def simulate(self, c):
         """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
-        returns (spikes, V, du), each (T, N), du = V[t] - (1 - S[t-1]) V[t-1] unclamped."""
-        from ._neurons import antlr_forward
-        return antlr_forward(c, self.a_i, self.a_v, self.b_i, self.resolved_b_v(c.shape[0]), self.theta)
+        returns (spikes, V, du), each (T, N). du = V[t] - (1 - S[t-1]) V[t-1] (full and
+        membrane reset) or V[t] - (V[t-1] - theta S[t-1]) (subtract), unclamped: the change
+        from the previous step's potential after its reset."""
+        from ._neurons import antlr_forward, antlr_keep_current_forward
+        b_v = self.resolved_b_v(c.shape[0])
+        if self.reset == "full":
+            return antlr_forward(c, self.a_i, self.a_v, self.b_i, b_v, self.theta)
+        return antlr_keep_current_forward(c, self.a_i, self.a_v, self.b_i, b_v, self.theta,
+                                          self.reset == "subtract")
 
 
 
 NEURONS = (ZhuNeuron, AntlrNeuron)
+
+
+def require_full_reset(neuron, rule):
+    """Raise ValueError unless ``neuron`` resets current and potential (the windows of the
+    timing and ANTLR rules assume it)."""
+    reset = getattr(neuron, "reset", "full")
+    if reset != "full":
+        raise ValueError(f"the {rule} rule needs a full-reset neuron (reset='full'), got "
+                         f"reset={reset!r}; only the activation rule supports 'subtract' and 'membrane'")
 
 
 def resolve_neuron(neuron, srm, dt=1.0):

@@ -211,6 +211,41 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
     return _sorted_output(out_t, out_i, n_spk)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _receive(i, t, w, tau_m, tau_s, membrane_reset, t0, M, S, r):
+    """Apply an input of weighted value w at time t to neuron i's lazily updated traces.
+    Returns False when the input is discarded (full reset: t at or before r)."""
+    if t <= r[i]:
+        if not membrane_reset:
+            return False
+        if t < r[i]:
+            # refractory: the current integrates, the membrane restarts from 0 at r = t0
+            w *= math.exp(-(r[i] - t) / tau_s)
+    elif t > t0[i]:
+        d = t - t0[i]
+        M[i] *= math.exp(-d / tau_m)
+        S[i] *= math.exp(-d / tau_s)
+        t0[i] = t
+    M[i] += w
+    S[i] += w
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reset(i, t_spk, tau_s, membrane_reset, t_ref, t0, M, S, r):
+    """Reset neuron i after its spike at t_spk; its traces restart at r = t_spk + t_ref."""
+    rr = t_spk + t_ref
+    if membrane_reset:
+        S_r = S[i] * math.exp(-(rr - t0[i]) / tau_s)
+        M[i] = S_r
+        S[i] = S_r
+    else:
+        M[i] = 0.0
+        S[i] = 0.0
+    t0[i] = rr
+    r[i] = rr
+
+
 @njit(cache=True, nogil=True)
 def _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m, tau_s,
                  membrane_reset, t0, M, S, r, stamp, group, touched):
@@ -223,20 +258,8 @@ def _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m, tau_s,
         val = in_v[e]
         for q in range(indptr[j], indptr[j + 1]):
             i = targets[q]
-            w = weights[q] * val
-            if t <= r[i]:
-                if not membrane_reset:
-                    continue  # full reset: inputs at or before r are forgotten
-                if t < r[i]:
-                    # refractory: the current integrates, the membrane restarts from 0 at r
-                    w *= math.exp(-(r[i] - t) / tau_s)
-            elif t > t0[i]:
-                d = t - t0[i]
-                M[i] *= math.exp(-d / tau_m)
-                S[i] *= math.exp(-d / tau_s)
-                t0[i] = t
-            M[i] += w
-            S[i] += w
+            if not _receive(i, t, weights[q] * val, tau_m, tau_s, membrane_reset, t0, M, S, r):
+                continue
             if stamp[i] != group:
                 stamp[i] = group
                 touched[n_touch] = i
@@ -279,16 +302,8 @@ def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s
             out_t[n_spk] = t_spk
             out_i[n_spk] = i
             n_spk += 1
-            rr = t_spk + t_ref
-            if membrane_reset:
-                S_r = S[i] * math.exp(-(rr - t0[i]) / tau_s)
-                M[i] = S_r
-                S[i] = S_r
-            else:
-                M[i] = 0.0
-                S[i] = 0.0
-            t0[i] = rr
-            r[i] = rr
+            _reset(i, t_spk, tau_s, membrane_reset, t_ref, t0, M, S, r)
+            rr = r[i]
             if membrane_reset and S[i] != 0.0 and rr < t_end:
                 s = first_crossing(M[i], S[i], 0.0, t_end - rr, c, tau_m, tau_s, theta)
                 if s < math.inf:
@@ -399,39 +414,13 @@ def record_membrane(in_t, in_i, in_v, spk_t, spk_i, n_out, indptr, targets, weig
             if min(te, tk) >= tq:
                 break
             if tk <= te:  # resets before inputs at the same time
-                i = spk_i[k]
-                rr = tk + t_ref
-                if membrane_reset:
-                    S_r = S[i] * math.exp(-(rr - t0[i]) / tau_s)
-                    M[i] = S_r
-                    S[i] = S_r
-                else:
-                    M[i] = 0.0
-                    S[i] = 0.0
-                t0[i] = rr
-                r[i] = rr
+                _reset(spk_i[k], tk, tau_s, membrane_reset, t_ref, t0, M, S, r)
                 k += 1
             else:
                 j = in_i[e]
-                val = in_v[e]
                 for q in range(indptr[j], indptr[j + 1]):
-                    i = targets[q]
-                    w = weights[q] * val
-                    if te <= r[i]:
-                        if not membrane_reset:
-                            continue
-                        if te < r[i]:
-                            f = w * math.exp(-(r[i] - te) / tau_s)
-                            M[i] += f
-                            S[i] += f
-                            continue
-                    if te > t0[i]:
-                        d = te - t0[i]
-                        M[i] *= math.exp(-d / tau_m)
-                        S[i] *= math.exp(-d / tau_s)
-                        t0[i] = te
-                    M[i] += w
-                    S[i] += w
+                    _receive(targets[q], te, weights[q] * in_v[e], tau_m, tau_s, membrane_reset,
+                             t0, M, S, r)
                 e += 1
         for i in range(n_out):
             if tq >= t0[i]:

@@ -11,6 +11,15 @@ pass. Two forms (ANTLR section 2.2.1):
   eps[t_a - tau] dL/du[t_a], with dL/du = sigma(u) dL/dS. Equal to BPTT with the reset
   paths removed.
 
+Neurons that keep the current at a spike (``AntlrNeuron(reset="subtract" | "membrane")``)
+use BPTT through I[t] = a_i I[t-1] + b_i c[t], V[t] = a_v k[t-1] V[t-1] + b_v I[t]
+(- theta S[t-1]), with k = 1 (subtract) or 1 - S (membrane): dL/dV[t] = sigma(V[t]) g[t] +
+a_v k[t] dL/dV[t+1], dL/dI[t] = b_v dL/dV[t] + a_i dL/dI[t+1], dL/dc[t] = b_i dL/dI[t].
+With ``reset_path=False`` the reset is a constant (snnTorch detaches it), g = dL/dS; for
+"subtract" this is dL/dc[tau] = sum over all t >= tau of eps[t - tau] sigma(V[t]) dL/dS[t]
+(no window: nothing is forgotten). ``reset_path=True`` adds the reset's dependence on the
+spike: g[t] = dL/dS[t] - theta dL/dV[t+1] (subtract) or - a_v V[t] dL/dV[t+1] (membrane).
+
 Surrogates sigma(u), x = u - theta, ``scale`` k:
 
 =============== ============================= ===============
@@ -154,6 +163,32 @@ def bptt_adjoint(gs, spikes, u, c, A, B, C, theta, kind, k, reset_path):
     return dc, dv
 
 
+@njit(cache=True, nogil=True)
+def keep_current_adjoint(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k, subtract, reset_path):
+    """BPTT of the current-keeping ANTLR neuron (see the module docstring). gs: dL/dS
+    (T, N); u: V (T, N). Returns (dL/dc, dL/dV from the surrogate), each (T, N)."""
+    T, N = gs.shape
+    dc = np.empty((T, N))
+    dv = np.empty((T, N))
+    for j in range(N):
+        l_i = 0.0  # dL/dI[t+1]
+        l_v = 0.0  # dL/dV[t+1]
+        for t in range(T - 1, -1, -1):
+            g = gs[t, j]
+            if reset_path:
+                if subtract:
+                    g -= theta * l_v
+                else:
+                    g -= a_v * u[t, j] * l_v
+            d = _sigma(u[t, j] - theta, kind, k) * g if g != 0.0 else 0.0
+            keep = 1.0 if subtract else 1.0 - spikes[t, j]
+            l_v = d + a_v * keep * l_v
+            l_i = b_v * l_v + a_i * l_i
+            dc[t, j] = b_i * l_i
+            dv[t, j] = d
+    return dc, dv
+
+
 def check_record(rec):
     if not isinstance(rec, DenseRecord):
         raise TypeError(f"rec must be a DenseRecord (from Sequential.run), got {type(rec).__name__}")
@@ -179,7 +214,8 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
     rec : DenseRecord (its layers' current weights are used)
     grad_s : array (T, B, n_out), dL/dS of the output spikes
     surrogate, surrogate_scale : see the module table
-    reset_path : bool, BPTT with reset paths (True) or the SRM-based form (False, default)
+    reset_path : bool, BPTT with reset paths (True) or the SRM-based form (False, default);
+        for current-keeping neurons, with or without the reset's dependence on the spike
     input_grad : bool, also compute dL/dx of the network input (grad_s[0])
 
     Returns
@@ -208,7 +244,11 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
             S = rec.outputs[l].reshape(T, -1)
             u = rec.membranes[l].reshape(T, -1)
             g2 = np.ascontiguousarray(g.reshape(T, -1))
-            if reset_path:
+            if getattr(neuron, "reset", "full") != "full":
+                dc, dv = keep_current_adjoint(g2, S, u, neuron.a_i, neuron.a_v, neuron.b_i,
+                                              neuron.resolved_b_v(T), theta, kind, k,
+                                              neuron.reset == "subtract", bool(reset_path))
+            elif reset_path:
                 c = np.ascontiguousarray(rec.currents[l].reshape(T, -1))
                 dc, dv = bptt_adjoint(g2, S, u, c, A, Bv, C, theta, kind, k, True)
             else:

@@ -28,6 +28,7 @@ import numbers
 import numpy as np
 
 from .. import ops
+from ..neurons import require_full_reset
 from ..record import DenseGrads
 from .activation import (check_grad, check_record, surrogate_kernel, surrogate_params,
                          window_adjoint)
@@ -70,6 +71,7 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
     level is the value-weighted event gradient), grad_v per layer.
     """
     check_record(rec)
+    require_full_reset(rec.neuron, "ANTLR")
     kind, k = surrogate_params(surrogate, surrogate_scale)
     lambda_act = _real("lambda_act", lambda_act)
     lambda_tim = _real("lambda_tim", lambda_tim)

@@ -25,6 +25,7 @@ from numba import njit
 
 from ...layers import AvgPool2d, MaxPool2d
 from .. import ops
+from ..neurons import require_full_reset
 from ..record import DenseGrads
 from .activation import check_grad, check_record
 
@@ -113,6 +114,7 @@ def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=
     ``rec.spikes``; value-weighted for graded events).
     """
     check_record(rec)
+    require_full_reset(rec.neuron, "timing")
     T, B = rec.n_steps, rec.batch_size
     shape = rec.outputs[-1].shape
     gt = check_grad("grad_t", grad_t, shape)
