@@ -1,8 +1,15 @@
 """Hypothesis strategies for random event-mode networks and inputs (test-only helpers)."""
+import os
+
 import numpy as np
 from hypothesis import strategies as st
 
 import eventsnn as es
+
+def examples(n):
+    """max_examples for a test: n, times HYPOTHESIS_SCALE (default 1)."""
+    return n * int(os.environ.get("HYPOTHESIS_SCALE", "1"))
+
 
 TAUS = [(5.0, 2.5), (5.0, 1.25), (4.0, 3.0), (2.0, 5.0), (10.0, 1.0)]
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import eventsnn as es
 from eventsnn.event.reference import simulate_reference
 
+from .strategies import examples
 from .naive import grid_single_neuron, lif_single_pulse_spikes, single_input_crossing
 
 
@@ -153,7 +154,7 @@ def test_t_end_stops_simulation():
     assert len(none) == 0
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(seed=st.integers(0, 10**6), reset=st.sampled_from(["full", "membrane"]))
 def test_recorded_membrane_matches_definition(seed, reset):
     rng = np.random.default_rng(seed)

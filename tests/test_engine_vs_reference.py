@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from eventsnn.event.reference import simulate_reference
 
-from .strategies import conv_networks, dense_networks, event_input
+from .strategies import examples, conv_networks, dense_networks, event_input
 
 TOL_MS = 1e-9
 
@@ -19,7 +19,7 @@ def assert_same_spikes(fast, ref):
         np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-12, err_msg=f"level {level}")
 
 
-@settings(max_examples=120)
+@settings(max_examples=examples(120))
 @given(data=st.data())
 def test_dense_networks_match_reference(data):
     net = data.draw(dense_networks())
@@ -29,7 +29,7 @@ def test_dense_networks_match_reference(data):
     assert_same_spikes(rec.spikes, simulate_reference(net, x, t_end=t_end))
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(data=st.data())
 def test_conv_pool_networks_match_reference(data):
     net = data.draw(conv_networks())

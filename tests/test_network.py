@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 import eventsnn as es
 
-from .strategies import conv_networks, event_input
+from .strategies import examples, conv_networks, event_input
 
 
 def test_save_load_round_trip(tmp_path):
@@ -31,7 +31,7 @@ def test_same_seed_same_weights():
     assert not np.array_equal(a.layers[1].weight, c.layers[1].weight)
 
 
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(data=st.data())
 def test_batch_equals_single_for_any_thread_count(data):
     net = data.draw(conv_networks())
