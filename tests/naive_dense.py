@@ -305,7 +305,8 @@ def surrogate(u, theta, name, k):
         return 1.0 / (1.0 + k * abs(x)) ** 2
     if name == "triangle":
         return max(0.0, 1.0 - k * abs(x))
-    s = 1.0 / (1.0 + math.exp(-k * x))
+    z = k * x  # logistic without overflow for large |z|
+    s = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
     return k * s * (1 - s)
 
 
