@@ -9,16 +9,22 @@ Architecture strings (``--arch``), tokens separated by "-":
 - ``<n>``: a Dense layer of n neurons. A *leading* integer is the input size instead and
   must equal the dataset's number of features (``64-100-10``: 64 inputs, Dense 100,
   Dense 10).
+- ``<C>x<H>x<W>`` (leading only): the input shape, e.g. ``2x34x34-8C5s2p2-P2-10``; its
+  size must equal the dataset's number of features. Needed for convolutions on event
+  datasets that do not report their shape.
 - ``<C>C<k>``: Conv2d with C output channels and a k x k kernel (stride 1, no padding);
   optional suffixes ``s<stride>`` and ``p<padding>``, e.g. ``8C3p1``.
 - ``P<k>``: average pooling k x k, adjusted backward (Zhu et al.); ``AP<k>``: plain average
   pooling; ``MP<k>``: max pooling.
 
-A network that starts with a convolution takes the dataset's (C, H, W) input; a Flatten is
+A network that starts with a convolution takes the dataset's (C, H, W) input (array data:
+its shape; event data: the ``in_shape`` its loader reports, e.g. (2, 34, 34) for N-MNIST;
+a leading shape token overrides it); a Flatten is
 inserted before the first Dense layer that follows a convolution or pooling layer. The
 last Dense layer must have one neuron per class.
 """
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -27,12 +33,13 @@ import time
 import numpy as np
 
 from . import _validate as v
-from .datasets import DATASETS, load
+from .datasets import DATASETS, get_loader, load
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from .learner import RULES, get_learner_class
 from .network import Sequential
 from .neurons import SRM
 from .optim import OPTIMIZERS
+from .spikes import SpikeTrains
 
 #: what ``eventsnn train`` does with no arguments
 DEFAULTS = {
@@ -52,10 +59,13 @@ DEFAULTS = {
     "neuron": {},
     "limit": None,
     "save": None,
+    "data_dir": None,
+    "data": {},
 }
 
 _CONV = re.compile(r"^(\d+)C(\d+)(?:s(\d+))?(?:p(\d+))?$")
 _POOL = re.compile(r"^(MP|AP|P)(\d+)$")
+_SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
 
 
 def parse_arch(arch, in_shape, n_classes=None):
@@ -65,8 +75,15 @@ def parse_arch(arch, in_shape, n_classes=None):
     tokens = [t.strip() for t in arch.strip().split("-")]
     n_features = int(np.prod(in_shape))
     layers = []
-    shape = tuple(in_shape)
-    if tokens[0].isdigit():
+    shape = tuple(int(s) for s in in_shape)
+    m = _SHAPE.match(tokens[0])
+    if m:
+        shape = tuple(int(g) for g in m.groups())
+        if min(shape) <= 0 or int(np.prod(shape)) != n_features:
+            raise ValueError(f"arch starts with input shape {tokens[0]} ({int(np.prod(shape))} "
+                             f"features) but the dataset has {n_features} features per sample")
+        tokens = tokens[1:]
+    elif tokens[0].isdigit():
         if int(tokens[0]) != n_features:
             raise ValueError(f"arch starts with input size {tokens[0]} but the dataset has "
                              f"{n_features} features per sample")
@@ -107,7 +124,8 @@ def parse_arch(arch, in_shape, n_classes=None):
             shape = pool.bind(shape)
             continue
         raise ValueError(f"arch token {tok!r} not understood: use <n> (Dense), <C>C<k>[s<s>][p<p>] "
-                         "(Conv2d), P<k> (adjusted avg pool), AP<k> (avg pool), MP<k> (max pool)")
+                         "(Conv2d), P<k> (adjusted avg pool), AP<k> (avg pool), MP<k> (max pool); "
+                         "a leading <C>x<H>x<W> gives the input shape")
     if not isinstance(layers[-1], Dense):
         raise ValueError(f"arch {arch!r} must end with a Dense layer (one neuron per class)")
     if n_classes is not None and layers[-1].n_out_decl != n_classes:
@@ -140,11 +158,20 @@ def build_parser():
         description="Train a spiking network on a dataset with any registered learning rule; "
                     "prints one JSON line of metrics.",
         epilog="arch grammar: <n> Dense (a leading integer is the input size), <C>C<k>[s<s>][p<p>] "
-               "Conv2d, P<k> adjusted average pool, AP<k> plain average pool, MP<k> max pool. "
-               "Example: eventsnn train --arch 8C3-P2-10 --opt kernel=depsilon")
+               "Conv2d, P<k> adjusted average pool, AP<k> plain average pool, MP<k> max pool; a "
+               "leading <C>x<H>x<W> gives the input shape. "
+               "Examples: eventsnn train --arch 8C3-P2-10 --opt kernel=depsilon; "
+               "eventsnn train --dataset nmnist --data-dir PATH --data t_max=300 "
+               "--data time_scale=0.1 --arch 12C5s2-MP2-10 --batch 8 --opt t_window=30 "
+               "--opt desired=10")
     p.add_argument("--config", help="JSON file with any of the options below (flags override it)")
     p.add_argument("--rule", choices=sorted(RULES), help=f"learning rule (default {DEFAULTS['rule']})")
     p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset (default digits)")
+    p.add_argument("--data-dir", dest="data_dir", metavar="PATH",
+                   help="folder of the dataset's files (needed by file-based datasets: nmnist)")
+    p.add_argument("--data", action="append", metavar="KEY=VALUE",
+                   help="dataset loader option (repeatable), value parsed as JSON, e.g. "
+                        "--data t_max=300 --data merge_polarity=true (nmnist)")
     p.add_argument("--arch", help=f"architecture string (default {DEFAULTS['arch']})")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch", type=int, help="mini-batch size")
@@ -181,26 +208,64 @@ def resolve_config(argv):
             raise ValueError(f"config file has unknown keys {unknown}; known: {sorted(DEFAULTS)}")
         cfg.update(file_cfg)
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
-                "schedule", "clip", "seed", "val", "limit", "save"):
+                "schedule", "clip", "seed", "val", "limit", "save", "data_dir"):
         val = getattr(args, key)
         if val is not None:
             cfg[key] = val
     cfg["opt"] = dict(cfg.get("opt") or {}, **_pairs(args.opt, "--opt"))
     cfg["neuron"] = dict(cfg.get("neuron") or {}, **_pairs(args.neuron, "--neuron"))
+    cfg["data"] = dict(cfg.get("data") or {}, **_pairs(args.data, "--data"))
     cfg["progress"] = args.progress if args.progress is not None else cfg.get("progress")
     if cfg["rule"] not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {cfg['rule']!r}")
     return cfg
 
 
+def load_dataset(name, data_dir=None, options=None):
+    """(X_train, y_train, X_test, y_test) of dataset ``name``; ``data_dir`` and ``options``
+    become the loader's keyword arguments (``data_dir`` only when given). A loader that does
+    not take one of them raises ValueError naming the flag."""
+    kwargs = dict(options or {})
+    if data_dir is not None:
+        kwargs["data_dir"] = str(data_dir)
+    loader = get_loader(name)
+    try:
+        params = inspect.signature(loader).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = None
+    if params is not None and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        for key in kwargs:
+            if key not in params:
+                flag = "--data-dir" if key == "data_dir" else f"--data {key}=..."
+                known = sorted(k for k in params if k != "data_dir")
+                raise ValueError(f"dataset {name!r} does not take {flag}"
+                                 + (f" (its options: {known})" if known else " (it has no options)"))
+    return load(name, **kwargs)
+
+
+def input_shape(X):
+    """Shape of one sample: ``X.shape[1:]`` for arrays, ``X.in_shape`` when the dataset
+    reports it (event data), else (n_neurons,) of the first SpikeTrains."""
+    shape = getattr(X, "in_shape", None)
+    if shape is not None:
+        return tuple(int(s) for s in shape)
+    if isinstance(X, (list, tuple)):
+        if not X:
+            raise ValueError("the dataset has no training samples")
+        if isinstance(X[0], SpikeTrains):
+            return (X[0].n_neurons,)
+        return np.asarray(X[0]).shape
+    return tuple(np.shape(X)[1:])
+
+
 def run(cfg):
     """Train as ``cfg`` says; returns the metrics dict."""
-    X_tr, y_tr, X_te, y_te = load(cfg["dataset"])
+    X_tr, y_tr, X_te, y_te = load_dataset(cfg["dataset"], cfg.get("data_dir"), cfg.get("data"))
     if cfg.get("limit"):
         n = v.positive_int("limit", cfg["limit"])
         X_tr, y_tr = X_tr[:n], y_tr[:n]
     n_classes = int(max(y_tr.max(), y_te.max()) + 1)
-    layers = parse_arch(cfg["arch"], X_tr.shape[1:], n_classes)
+    layers = parse_arch(cfg["arch"], input_shape(X_tr), n_classes)
     neuron = SRM(**cfg["neuron"]) if cfg["neuron"] else SRM()
     seed = int(cfg["seed"])
     net = Sequential(*layers, neuron=neuron, rng=seed)
@@ -223,7 +288,8 @@ def run(cfg):
         net.save(cfg["save"])
     last = history[-1] if history else {}
     metrics = {
-        "rule": cfg["rule"], "dataset": cfg["dataset"], "arch": cfg["arch"],
+        "rule": cfg["rule"], "dataset": cfg["dataset"], "data": dict(cfg.get("data") or {}),
+        "arch": cfg["arch"],
         "test_accuracy": test["accuracy"],
         "train_accuracy": last.get("train_accuracy"),
         "val_accuracy": last.get("val_accuracy"),

@@ -1,0 +1,126 @@
+"""Event datasets for training: N-MNIST recordings as lists of SpikeTrains.
+
+:func:`load_nmnist` is the loader registered as ``"nmnist"`` in
+:data:`eventsnn.datasets.DATASETS` (``eventsnn train --dataset nmnist --data-dir PATH``).
+It reads a labelled N-MNIST folder with :func:`eventsnn.datasets.nmnist.load` and turns
+every recording into one :class:`eventsnn.SpikeTrains` (times in ms, one event of value 1
+per sensor event), optionally keeping only the first ``t_max`` ms and merging the two
+polarities into one channel.
+
+The samples come back as :class:`EventSamples`, a plain list of SpikeTrains that also
+reports ``in_shape`` (the (C, H, W) shape of the sensor), so that architecture strings
+starting with a convolution know their input geometry.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import _validate as v
+from ..spikes import SpikeTrains
+
+
+class EventSamples(list):
+    """A list of SpikeTrains with the input shape of the samples.
+
+    Parameters
+    ----------
+    samples : iterable of SpikeTrains, all with ``prod(in_shape)`` neurons.
+    in_shape : tuple of int, e.g. (2, 34, 34); neuron c*H*W + y*W + x is pixel (c, y, x).
+    """
+
+    def __init__(self, samples, in_shape):
+        super().__init__(samples)
+        in_shape = tuple(int(s) for s in in_shape)
+        if not in_shape or any(s <= 0 for s in in_shape):
+            raise ValueError(f"in_shape must be a tuple of positive ints, got {in_shape}")
+        n = int(np.prod(in_shape))
+        for k, st in enumerate(self):
+            if not isinstance(st, SpikeTrains):
+                raise TypeError(f"samples[{k}] must be a SpikeTrains, got {type(st).__name__}")
+            if st.n_neurons != n:
+                raise ValueError(f"samples[{k}] has {st.n_neurons} neurons, in_shape {in_shape} "
+                                 f"needs {n}")
+        self.in_shape = in_shape
+
+    def __getitem__(self, index):
+        out = super().__getitem__(index)
+        if isinstance(index, slice):
+            return EventSamples(out, self.in_shape)
+        return out
+
+
+def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=1.0):
+    """SpikeTrains of N-MNIST event arrays (structured arrays t us, x, y, p).
+
+    Parameters
+    ----------
+    events : list of structured arrays (``eventsnn.datasets.nmnist.EVENT_DTYPE``).
+    t_max : float or None, ms; keep only events with t <= t_max.
+    merge_polarity : bool; map ON and OFF events to one channel (neuron y * 34 + x), else
+        neuron p * 34 * 34 + y * 34 + x.
+    time_scale : float > 0; event times become ``t_ms * time_scale`` (after the ``t_max``
+        cut, which is in recording ms). 0.1 maps the ~300 ms of a recording onto 30 ms,
+        i.e. 1 ms of the network per 10 ms of recording, as binning a recording into 30
+        one-step frames does in discrete-time simulators.
+
+    Returns :class:`EventSamples` with ``in_shape`` (1, 34, 34) or (2, 34, 34).
+    """
+    from .nmnist import HEIGHT, SHAPE, WIDTH
+
+    if t_max is not None:
+        t_max = v.positive_float("t_max", t_max)
+    if not isinstance(merge_polarity, (bool, np.bool_)):
+        raise TypeError(f"merge_polarity must be a bool, got {merge_polarity!r}")
+    time_scale = v.positive_float("time_scale", time_scale)
+    channels = 1 if merge_polarity else SHAPE[0]
+    n = channels * HEIGHT * WIDTH
+    out = []
+    for ev in events:
+        keep = (ev["x"] < WIDTH) & (ev["y"] < HEIGHT)
+        t = ev["t"] / 1000.0
+        if t_max is not None:
+            keep &= t <= t_max
+        e, t = ev[keep], t[keep]
+        idx = e["y"].astype(np.int64) * WIDTH + e["x"].astype(np.int64)
+        if not merge_polarity:
+            idx += e["p"].astype(np.int64) * (HEIGHT * WIDTH)
+        out.append(SpikeTrains(t * time_scale, idx, n))
+    return EventSamples(out, (channels, HEIGHT, WIDTH))
+
+
+def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0, limit=None,
+                limit_test=None):
+    """(X_train, y_train, X_test, y_test) of an N-MNIST folder; X are :class:`EventSamples`.
+
+    Parameters
+    ----------
+    data_dir : str or Path, a folder in a layout of :func:`eventsnn.datasets.nmnist.load`
+        (SLAYER ``<id>.bs2`` files with ``train*.txt`` / ``test*.txt`` label lists, or the
+        original ``Train/<label>/*.bin``, ``Test/<label>/*.bin``). Required
+        (``eventsnn train --data-dir PATH``).
+    t_max : float or None, ms; keep only events with t <= t_max (recordings last ~310 ms:
+        three saccades of ~100 ms).
+    merge_polarity : bool, one input channel for both polarities (in_shape (1, 34, 34)).
+    time_scale : float > 0, multiplies the event times (ms) after the ``t_max`` cut; with
+        0.1 a 300 ms recording spans 30 ms of simulated time.
+    limit, limit_test : int or None, read at most this many train / test recordings (file
+        order).
+    """
+    from . import nmnist
+
+    if data_dir is None:
+        raise ValueError("dataset 'nmnist' needs its folder: pass --data-dir PATH (a folder with "
+                         "the .bs2 recordings and train*.txt / test*.txt label lists, or Train/ "
+                         "and Test/ folders of .bin files)")
+    root = Path(os.fspath(data_dir))
+    if not root.is_dir():
+        raise ValueError(f"--data-dir {root}: no such folder (dataset 'nmnist' needs the folder "
+                         "of the N-MNIST recordings)")
+    splits = []
+    for split, lim in (("train", limit), ("test", limit_test)):
+        events, y = nmnist.load(root, split, limit=lim)
+        if len(events) == 0:
+            raise ValueError(f"--data-dir {root}: the {split} split has no recordings")
+        splits += [events_to_spike_trains(events, t_max, merge_polarity, time_scale), y]
+    return tuple(splits)
