@@ -162,7 +162,8 @@ def parse(argv=None):
                    help="sigmoid temperature (default 2) or rectangle width (default 1)")
     p.add_argument("--zscore", choices=("step", "all"), default="step")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "na_single_neuron.png"))
+    p.add_argument("--out", default="na_single_neuron.png",
+                   help="PNG to write (the docs figure: --rounds 500 --out docs/na_single_neuron.png)")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     if args.stbp_width is None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from eventsnn.dense.psc_neurons import PscLIF, psc_layer
-from eventsnn.dense.rules.na import na_delta, rescale_like
+from eventsnn.dense.rules.na import code_rescale, na_delta
 
 from . import naive_psc as naive
 
@@ -90,7 +90,7 @@ def test_signs_point_to_the_target():
     assert d[1, 0] > 0 and d[0, 0] > 0
 
 
-def test_clip_bound_and_rescale():
+def test_clip_bound():
     n = PscLIF(5.0, 2.0, 1.0)
     c = np.array([[0.999], [0.0]])
     v, s, u, a = psc_layer(c, n)
@@ -98,9 +98,91 @@ def test_clip_bound_and_rescale():
     d5 = na_delta(g, c, v, s, n, b=5.0)
     d10 = na_delta(g, c, v, s, n, b=10.0)
     assert d10[0, 0] == pytest.approx(2 * d5[0, 0])
-    r = na_delta(g, c, v, s, n, rescale=True)
-    assert np.linalg.norm(r) == pytest.approx(np.linalg.norm(g))
-    assert np.all(rescale_like(np.zeros(3), np.ones(3)) == 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cg=case, p=params)
+def test_accumulated_loss_change_equals_e_dot_psc_difference(cg, p):
+    """loss_change="accumulated": Delta L_t = sum_k e[k] (a_p[k] - a[k]) with e[t] = g[t] +
+    alpha_s e[t+1] and a_p the PSC of the neighbour, found by a full forward re-run
+    (naive.psc_neuron with the state at t forced); delta = Delta L_t * clip(1/d^power)."""
+    c, g = cg
+    tau_m, tau_s, theta, reset, b, power = p
+    n = PscLIF(tau_m, tau_s, theta, reset)
+    v, s, u, a = psc_layer(c, n)
+    got = na_delta(g, c, v, s, n, b=b, power=power, loss_change="accumulated")
+    T, M = g.shape
+    alpha_s = 1.0 - 1.0 / tau_s
+    for j in range(M):
+        e = np.zeros(T + 1)
+        for t in range(T - 1, -1, -1):
+            e[t] = g[t, j] + alpha_s * e[t + 1]
+        for t in range(T):
+            _, _, _, ap = naive.psc_neuron(list(c[:, j]), tau_m, tau_s, theta, reset=reset,
+                                           forced=(t, 1 - s[t, j]))
+            dl = float(np.dot(e[:T], np.asarray(ap) - a[:, j]))
+            d = theta - v[t, j]
+            scale = b if d == 0 else float(np.clip(1.0 / d ** power, -b, b))
+            assert got[t, j] == pytest.approx(dl * scale, rel=1e-9, abs=1e-11)
+
+
+def test_code_rescale_is_the_authors_formula():
+    rng = np.random.default_rng(5)
+    out = rng.normal(0.0, 0.3, (4, 3, 2))
+    m = np.mean(np.abs(out))
+    r_out, m_out = code_rescale(out)
+    # output layer: its own rounded mean is the reference
+    np.testing.assert_allclose(r_out, out * 1.2 * np.log(round(m, 3) / (m + 1e-5) + 1.02), rtol=1e-14)
+    assert m_out == round(float(np.mean(np.abs(r_out))), 3)
+    hid = rng.normal(0.0, 0.01, (4, 3, 5))
+    mh = np.mean(np.abs(hid))
+    r_hid, _ = code_rescale(hid, m_out)
+    np.testing.assert_allclose(r_hid, hid * 1.2 * np.log(m_out / (mh + 1e-5) + 1.02), rtol=1e-14)
+    # a small hidden gradient is amplified towards the output layer's magnitude
+    assert np.mean(np.abs(r_hid)) > 3 * mh
+    z, mz = code_rescale(np.zeros(3))
+    assert np.all(z == 0) and mz == 0.0
+
+
+def test_learner_rescale_uses_the_output_layers_mean(monkeypatch):
+    """NaLearner(rescale=True): the output layer is rescaled against itself, each layer below
+    against the output layer's stored mean of the same batch; the rescaled deltas are what
+    the weight gradients are built from."""
+    import eventsnn as es
+    from eventsnn.dense import learners_psc
+
+    rng = np.random.default_rng(0)
+    net = es.Sequential(es.Dense(6, 5), es.Dense(5, 3), rng=0)
+    for layer in net.layers:
+        layer.weight = rng.normal(0.6, 0.5, layer.weight.shape)
+    X, y = rng.random((4, 6)), np.array([0, 1, 2, 0])
+    calls = []
+
+    def spy(delta, m_out=None):
+        out = code_rescale(delta, m_out)
+        calls.append((np.array(delta), m_out, out))
+        return out
+
+    monkeypatch.setattr(learners_psc, "code_rescale", spy)
+    plain = learners_psc.NaLearner(net, b=5.0)
+    scaled = learners_psc.NaLearner(net, b=5.0, rescale=True)
+    _, g_plain, _, _ = plain.loss_and_grads(X, y)
+    assert not calls
+    for batch in range(2):  # the reference is reset per batch
+        del calls[:]
+        _, g_scaled, _, _ = scaled.loss_and_grads(X, y)
+        assert len(calls) == 2
+        (d_out, m0, (r_out, stored)), (d_hid, m1, (r_hid, _)) = calls
+        assert m0 is None and m1 == stored
+        m = np.mean(np.abs(d_out))
+        np.testing.assert_allclose(r_out, d_out * 1.2 * np.log(round(m, 3) / (m + 1e-5) + 1.02), rtol=1e-13)
+        mh = np.mean(np.abs(d_hid))
+        np.testing.assert_allclose(r_hid, d_hid * 1.2 * np.log(stored / (mh + 1e-5) + 1.02), rtol=1e-13)
+        # the output layer's raw delta is the plain learner's; its weight gradient scales with it
+        factor = 1.2 * np.log(round(m, 3) / (m + 1e-5) + 1.02)
+        np.testing.assert_allclose(g_scaled[1], g_plain[1] * factor, rtol=1e-12)
+    with pytest.raises(TypeError, match="rescale"):
+        learners_psc.NaLearner(net, rescale="yes")
 
 
 def test_validation():
@@ -113,3 +195,5 @@ def test_validation():
     for bad in (2, 0, True, "3"):
         with pytest.raises(ValueError, match="power"):
             na_delta(z, z, z, z, n, power=bad)
+    with pytest.raises(ValueError, match="loss_change"):
+        na_delta(z, z, z, z, n, loss_change="sum")

@@ -138,7 +138,8 @@ class TimingLearner(_DenseLearner):
         if o["supervisory"] is not None:
             out, _ = losses.supervisory_spikes(out, rec.increments[-1], y, o["min_increment"], o["supervisory"])
         loss, _, gt = losses.count_time_grads(out, y, o["n_true"], o["n_false"])
-        # the supervisory spike carries g = n_true / T (its neuron's real count is 0)
+        # the supervisory spike is counted: a label neuron with no real spike gets
+        # g = (n_true - 1) / T on it (floor n_true - 1 real spikes once it fires)
         g = timing.backward(rec, gt, kernel=o["kernel"], tau_grad=o["tau_grad"],
                             max_inv_slope=o["max_inv_slope"], factor=o["factor"], output_spikes=out)
         return self._finish(rec, loss, g.weights)

@@ -23,7 +23,7 @@ from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, asf_backward, asf_fo
                           spike_train_loss)
 from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
-from .rules.na import B_PAPER, POWER_PAPER, na_delta
+from .rules.na import B_PAPER, POWER_PAPER, code_rescale, na_delta
 from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
 
 
@@ -136,14 +136,31 @@ class TsslLearner(_PscLearner):
 
 class NaLearner(_PscLearner):
     """Neighbourhood aggregation (Yang et al. 2021); options ``b`` (clip bound, paper 10,
-    code 5) and ``rescale`` (the code's layer-wise rescaling, default off)."""
+    code 5), ``power`` (3 = paper Eq. 17, 1 = the code's clipped 1/d), ``loss_change``
+    ("direct" = the codes' g . (a_p - a), "accumulated" = Eq. 13 as worded) and ``rescale``
+    (True: the code's layer-wise rescaling :func:`~eventsnn.dense.rules.na.code_rescale`,
+    default off)."""
 
     name = "na"
-    RULE = dict(b=B_PAPER, rescale=False, power=POWER_PAPER)
+    RULE = dict(b=B_PAPER, rescale=False, power=POWER_PAPER, loss_change="direct")
+
+    def _check_rule_options(self, opts):
+        if not isinstance(opts["rescale"], (bool, np.bool_)):
+            raise TypeError(f"rescale must be True or False, got {opts['rescale']!r}")
+
+    def loss_and_grads(self, X, y, rng=None):
+        self._m_out = None  # the output layer's stored mean, set by its _delta (first call)
+        return super().loss_and_grads(X, y, rng)
 
     def _delta(self, l, g, st):
-        return na_delta(g, st["c"], st["v"], st["s"], self.neuron, b=self.options["b"],
-                        rescale=bool(self.options["rescale"]), power=int(self.options["power"]))
+        o = self.options
+        delta = na_delta(g, st["c"], st["v"], st["s"], self.neuron, b=o["b"], power=o["power"],
+                         loss_change=o["loss_change"])
+        if o["rescale"]:
+            delta, stored = code_rescale(delta, self._m_out)
+            if self._m_out is None:
+                self._m_out = stored
+        return delta
 
 
 class AsfLearner(Learner):

@@ -12,19 +12,20 @@ rule returns the aggregated gradient ``delta`` that replaces dL/dc in
    resets it (to 0; with reset "subtract" theta - theta = 0 as well).
 3. First-order loss change (Eq. 13): Delta L_t = grad_a L . (a_p - a) with a_p the PSC of the
    neighbour. ``grad_a L`` is the direct derivative g (L is a function of the N_t PSC values,
-   Eq. 5-6), so Delta L_t = sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s.
-   (Dotting the accumulated e of Eq. 7 with the whole PSC difference, as Eq. 13's wording
-   suggests, counts the PSC recursion twice; both of the authors' codes use g . (a_p - a).)
+   Eq. 5-6), so Delta L_t = sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s
+   (``loss_change="direct"``, default). Dotting the accumulated e of Eq. 7 with the whole PSC
+   difference, sum_k e[k] (a_p[k] - a[k]), as Eq. 13's wording (and issue 5) reads, counts the
+   PSC recursion twice; it is kept as ``loss_change="accumulated"``. Both of the authors'
+   codes use g . (a_p - a), i.e. "direct".
 4. Scaled finite difference (Eq. 17, Appendix A.1) with the signed MP distance
    d = theta - v[t]: delta[t] = Delta L_t * clip(1 / d^power, -b, b); d = 0 (a silent step
    exactly at threshold) gives +b.
 
 Options: ``b`` = 10 (paper; the authors' code uses 5 or 10). ``power`` = 3 (paper, Eq. 17) or
 1 (the plain finite difference of Eq. 14, clipped: the "simple clipping" path of the authors'
-``functions/na.py``, ``clamp(1/(threshold - u), -10, 10)``). ``rescale`` (off by default): a
-layer-wise magnitude rescaling found in the authors' code but not in the paper; here it
-scales each layer's delta to the L2 norm of its incoming PSC gradient g (our reading; see
-docs/rules_psc.md). Cost O(T^2) per neuron.
+``functions/na.py``, ``clamp(1/(threshold - u), -10, 10)``). :func:`code_rescale` is the
+layer-wise magnitude rescaling of the authors' code (not in the paper; off by default in
+:class:`~eventsnn.dense.learners_psc.NaLearner`). Cost O(T^2) per neuron.
 """
 import numpy as np
 from numba import njit
@@ -41,10 +42,14 @@ B_CODE = 5.0
 POWER_PAPER = 3
 #: allowed exponents: 3 (paper Eq. 17), 1 (plain finite difference, Eq. 14; the code's clipping path)
 NA_POWERS = (1, 3)
+#: how Delta L_t is formed: "direct" = g . (a_p - a) (the codes), "accumulated" = e . (a_p - a)
+LOSS_CHANGES = ("direct", "accumulated")
+#: constants of the authors' layer-wise rescaling: delta * GAIN * ln(m_out / (mean|delta| + EPS) + OFFSET)
+RESCALE_GAIN, RESCALE_EPS, RESCALE_OFFSET = 1.2, 1e-5, 1.02
 
 
 @njit(cache=True, nogil=True)
-def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, power):
+def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, power, accumulated):
     T, M = g.shape
     delta = np.zeros((T, M))
     e = np.empty(T)
@@ -57,8 +62,13 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, powe
             flipped = 1.0 - s[t, j]
             # neighbour's state right after step t: membrane theta, flipped spike
             mem = 0.0 if flipped > 0.0 else theta
-            # Delta L = sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s
-            dl = e[t] * (flipped - s[t, j])
+            if accumulated:
+                # sum_k e[k] (a_p[k] - a[k]); the PSC difference da starts at step t
+                da = (flipped - s[t, j]) * inv_tau_s
+                dl = e[t] * da
+            else:
+                # sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s
+                dl = e[t] * (flipped - s[t, j])
             for k in range(t + 1, T):
                 vk = alpha_m * mem + c[k, j]
                 if vk > theta:
@@ -67,8 +77,13 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, powe
                 else:
                     sk = 0.0
                     mem = vk
-                dl += e[k] * (sk - s[k, j])
-            dl *= inv_tau_s
+                if accumulated:
+                    da = alpha_s * da + (sk - s[k, j]) * inv_tau_s
+                    dl += e[k] * da
+                else:
+                    dl += e[k] * (sk - s[k, j])
+            if not accumulated:
+                dl *= inv_tau_s
             d = theta - v[t, j]
             if d == 0.0:
                 scale = b
@@ -82,7 +97,7 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, powe
     return delta
 
 
-def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False, power=POWER_PAPER):
+def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="direct"):
     """NA aggregated gradient of one layer.
 
     Parameters
@@ -94,12 +109,13 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False, power=POWER_PAPER):
     neuron : PscLIF
     b : float
         Clip bound of 1/d^power (paper 10, code 5).
-    rescale : bool
-        Scale delta to the L2 norm of g (the code's layer-wise rescaling; default off).
     power : {3, 1}
         Exponent of the signed MP distance d = theta - v: 3 = paper Eq. 17 (default), 1 = the
         plain finite difference Delta L / d (Eq. 14) clipped to [-b, b], the authors' code's
         "simple clipping" path.
+    loss_change : {"direct", "accumulated"}
+        Delta L_t = g . (a_p - a) (default; the codes, and the first-order change of L) or
+        e . (a_p - a) with the accumulated PSC error e of Eq. 7 (Eq. 13 as worded).
 
     Returns
     -------
@@ -113,19 +129,28 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, rescale=False, power=POWER_PAPER):
     b = _v.positive_float("b", b)
     if isinstance(power, bool) or power not in NA_POWERS:
         raise ValueError(f"power must be one of {NA_POWERS}, got {power!r}")
+    loss_change = _v.choice("loss_change", loss_change, LOSS_CHANGES)
     T = shape[0]
-    delta = _na_kernel(g.reshape(T, -1), c.reshape(T, -1), vm.reshape(T, -1), s.reshape(T, -1),
-                       neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, neuron.theta,
-                       neuron.reset == "subtract", b, int(power)).reshape(shape)
-    if rescale:
-        delta = rescale_like(delta, g)
-    return delta
+    return _na_kernel(g.reshape(T, -1), c.reshape(T, -1), vm.reshape(T, -1), s.reshape(T, -1),
+                      neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, neuron.theta,
+                      neuron.reset == "subtract", b, int(power),
+                      loss_change == "accumulated").reshape(shape)
 
 
-def rescale_like(delta, g):
-    """delta * ||g|| / ||delta|| (unchanged when either norm is 0)."""
-    nd = float(np.sqrt(np.sum(delta * delta)))
-    ng = float(np.sqrt(np.sum(g * g)))
-    if nd == 0.0 or ng == 0.0:
-        return delta
-    return delta * (ng / nd)
+def code_rescale(delta, m_out=None):
+    """The authors' layer-wise rescaling of NA gradients (``functions/na.py``, not in the paper).
+
+    ``delta * 1.2 * ln(m_ref / (mean|delta| + 1e-5) + 1.02)``, where the means run over the
+    whole batch array (samples, neurons, steps) and ``m_ref`` is ``m_out``, the stored mean
+    of the output layer; for the output layer itself (``m_out=None``, the first layer of the
+    backward pass) ``m_ref`` is its own mean. Means are stored rounded to 3 decimals, as the
+    code does.
+
+    Returns ``(rescaled delta, stored mean)``; the stored mean of the output layer (its mean
+    |delta| after rescaling, rounded) is the ``m_out`` of the layers below it.
+    """
+    delta = np.asarray(delta, dtype=np.float64)
+    mean = float(np.mean(np.abs(delta))) if delta.size else 0.0
+    m_ref = round(mean, 3) if m_out is None else _v.finite_float("m_out", m_out)
+    out = delta * (RESCALE_GAIN * np.log(m_ref / (mean + RESCALE_EPS) + RESCALE_OFFSET))
+    return out, round(float(np.mean(np.abs(out))) if out.size else 0.0, 3)
