@@ -83,7 +83,7 @@ def tssl_delta(g, v, s, u, a, tau_m, tau_s, theta, reset="zero", low_psc=True, p
         for t in reversed(range(T)):
             P = sum(as_ ** (k - t) / tau_s * g[k, j] for k in range(t, T))
             u_prev = u[t - 1, j] if t > 0 else 0.0
-            Delta = v[t, j] - u_prev
+            Delta = float(v[t, j] - u_prev)  # Python float: 1/subnormal is inf, no warning
             factor = min(1 / Delta, max_inv) if Delta > 0 else 0.0
             nxt = [p for p in range(t + 1, T) if s[p, j] == 1.0]
             removed = theta if reset == "subtract" else v[t, j]
@@ -137,3 +137,138 @@ def asf_ratio(FO, FI, gated=True):
             num += o
             den += i
     return 1.0 if den < 1e-3 else num / den
+
+
+# ---- ASF-BP: whole network, forward flows and the equivalent-network backward -------------
+def asf_forward(net, x, theta, leak=1.0, pool_theta=0.75):
+    """ASF-BP forward neuron by neuron, for input spikes x (T, B, n_in).
+
+    Neuron layers (Dense/Conv2d) run :func:`if_layer` (v = u + x; s = [v > theta]; u = leak v
+    (1 - s)) on x[t] = W s_below[t], except the last one, which only integrates: u_T = sum_t
+    W s[t]. Pooling layers are followed by IF neurons (threshold pool_theta, leak 1) unless
+    pool_theta is None; Flatten (and pooling without neurons) pass their values on.
+    Returns dict(FO_in, FI, FO, spiking, u_out): the flows FI = sum_t x[t] (None where no
+    neurons), FO = sum_t (layer output)[t], each (B, n)."""
+    from .naive_dense import layer_forward  # loop versions of W s, pooling, flatten
+    from eventsnn.layers import AvgPool2d, MaxPool2d
+
+    T, B, _ = x.shape
+
+    def tsum(h):
+        out = np.zeros(h.shape[1:])
+        for t in range(T):
+            out += h[t]
+        return out
+
+    last = max(l for l, layer in enumerate(net.layers) if layer.has_neurons)
+    rec = dict(FO_in=tsum(x), FI=[], FO=[], spiking=[], u_out=None)
+    h = x
+    for l, layer in enumerate(net.layers):
+        is_pool = isinstance(layer, (AvgPool2d, MaxPool2d))
+        if l == last:
+            cur = layer_forward(layer, h)
+            u = np.zeros((B, layer.n_out))
+            for t in range(T):  # non-spiking read-out membrane
+                u = u + cur[t]
+            rec["FI"].append(tsum(cur))
+            rec["FO"].append(None)
+            rec["spiking"].append(False)
+            rec["u_out"] = u
+            break
+        if layer.has_neurons or (is_pool and pool_theta is not None):
+            cur = layer_forward(layer, h)
+            th, lk = (theta, leak) if layer.has_neurons else (pool_theta, 1.0)
+            s = np.zeros_like(cur)
+            for b in range(B):
+                _, s[:, b, :] = if_layer(cur[:, b, :], th, lk)
+            rec["FI"].append(tsum(cur))
+            rec["FO"].append(tsum(s))
+            rec["spiking"].append(True)
+            h = s
+        else:
+            h = layer_forward(layer, h)
+            rec["FI"].append(None)
+            rec["FO"].append(tsum(h))
+            rec["spiking"].append(False)
+    return rec
+
+
+def asf_loss(u_out, y, theta, T):
+    """Per-sample loss sum_k (u_k/(theta T) - Y_k)^2 (one-hot Y) and dL/du (B, K)."""
+    B, K = u_out.shape
+    losses, grad = np.zeros(B), np.zeros((B, K))
+    for b in range(B):
+        for k in range(K):
+            d = u_out[b, k] / (theta * T) - (1.0 if k == y[b] else 0.0)
+            losses[b] += d * d
+            grad[b, k] = 2 * d / (theta * T)
+    return losses, grad
+
+
+def asf_backward(net, rec, grad_u, scales, gate=True):
+    """ASF-BP backward on the equivalent network (paper Eq. 9-11, layer-wise S, Eq. 12):
+
+        dL/dFI_n     = dL/dFO_n * S_n * [FI_n > 0]   (the gate: code only; off with gate=False)
+        dL/dW_n      = dL/dFI_n FO_{n-1}^T            (summed over the batch)
+        dL/dFO_{n-1} = W_n^T dL/dFI_n
+
+    starting from dL/dFI of the read-out = dL/du_T (grad_u, (B, K)). Layers without neurons
+    pass dL/dFO on unchanged (their FI is their FO). In the equivalent network a pooling layer
+    maps flows: average pooling sends g/k^2 to each window input, max pooling sends g to the
+    window input with the largest flow FO_below (first in row-major order on ties).
+
+    Returns (grads, gfi, gfo): weight gradients (None for weightless layers), and per layer
+    dL/dFI (None where the layer has no FI) and dL/dFO (None for the read-out)."""
+    from .naive_dense import _pool_windows, links
+    from eventsnn.layers import AvgPool2d, Flatten, MaxPool2d
+
+    L = len(net.layers)
+    last = max(l for l, layer in enumerate(net.layers) if layer.has_neurons)
+    B = grad_u.shape[0]
+    grads, gfi, gfo = [None] * L, [None] * L, [None] * L
+    g_below = None
+    for l in range(last, -1, -1):
+        layer = net.layers[l]
+        below = rec["FO"][l - 1] if l > 0 else rec["FO_in"]
+        if l == last:
+            g_in = np.array(grad_u, dtype=float)
+        else:
+            gfo[l] = g_below
+            if rec["spiking"][l]:
+                g_in = np.zeros_like(g_below)
+                for b in range(B):
+                    for i in range(g_below.shape[1]):
+                        open_ = (not gate) or rec["FI"][l][b, i] > 0
+                        g_in[b, i] = g_below[b, i] * scales[l] * (1.0 if open_ else 0.0)
+            else:
+                g_in = g_below
+        if rec["FI"][l] is not None:
+            gfi[l] = g_in
+        g_next = np.zeros((B, layer.n_in))
+        if layer.has_weight:
+            W = layer.weight
+            grads[l] = np.zeros(W.shape)
+            for i, j, w in links(layer):
+                for b in range(B):
+                    grads[l][w] += g_in[b, i] * below[b, j]
+                    g_next[b, j] += W[w] * g_in[b, i]
+        elif isinstance(layer, Flatten):
+            g_next = g_in.copy()
+        elif isinstance(layer, AvgPool2d):
+            k2 = layer.kernel_size ** 2
+            for o, idx in enumerate(_pool_windows(layer)):
+                for b in range(B):
+                    for j in idx:
+                        g_next[b, j] += g_in[b, o] / k2
+        elif isinstance(layer, MaxPool2d):
+            for o, idx in enumerate(_pool_windows(layer)):
+                for b in range(B):
+                    best = idx[0]
+                    for j in idx:
+                        if below[b, j] > below[b, best]:
+                            best = j
+                    g_next[b, best] += g_in[b, o]
+        else:
+            raise TypeError(f"no ASF-BP reference for {layer!r}")
+        g_below = g_next
+    return grads, gfi, gfo

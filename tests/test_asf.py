@@ -1,24 +1,27 @@
-"""ASF-BP: scale factor against its definition, flows, backward against a naive loop,
-loss gradient against finite differences, the scale schedule."""
+"""ASF-BP: scale factor against its definition; flows, ratios and backward (weight gradients and
+per-layer signals) of random networks against tests/naive_psc.py; the learner end to end; loss
+gradient against finite differences; the scale schedule."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import eventsnn as es
+from eventsnn.dense import psc_network
 from eventsnn.dense.learners_psc import AsfLearner
 from eventsnn.dense.psc_network import asf_backward, asf_forward, asf_scale_ratios
 from eventsnn.dense.psc_neurons import AsfNeuron
 from eventsnn.dense.rules.asf import flow_input_grad, output_loss, scale_ratio, update_scale
 
 from . import naive_psc as naive
+from .strategies import examples
 
 flows = st.integers(1, 6).flatmap(lambda n: st.tuples(
     hnp.arrays(np.float64, (3, n), elements=st.integers(0, 10).map(float)),
     hnp.arrays(np.float64, (3, n), elements=st.floats(-5.0, 12.0))))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(f=flows, gated=st.booleans())
 def test_scale_ratio_equals_definition(f, gated):
     FO, FI = f
@@ -70,33 +73,161 @@ def test_flows_and_readout_match_the_forward():
         np.testing.assert_allclose(rec.FO[l], s.sum(axis=0))
 
 
-def test_backward_equals_naive_loop():
-    rng = np.random.default_rng(2)
-    net = _mlp(3)
-    x = (rng.random((30, 3, 6)) < 0.5).astype(float)
-    neuron = AsfNeuron(theta=0.5)
+@st.composite
+def asf_cases(draw):
+    """A random ASF network (MLP, or Conv2d [+ max/avg pool] [+ Flatten] [+ hidden Dense] +
+    read-out), input spikes (T, B, n_in) (0/1, signed, or graded), neuron, per-layer scales,
+    gate, labels. Weights N(mean, 1) * scale / sqrt(fan-in) so that most cases spike."""
+    if draw(st.integers(0, 2)) < 2:
+        sizes = draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
+        if len(sizes) == 2 and draw(st.integers(0, 3)):
+            sizes.insert(1, draw(st.integers(1, 6)))  # mostly with a hidden (spiking) layer
+        layers = [es.Dense(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    else:
+        C, H = draw(st.integers(1, 2)), draw(st.integers(3, 6))
+        k, stride, pad = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+        k = min(k, H + 2 * pad)
+        conv = es.Conv2d((C, H, H), draw(st.integers(1, 3)), k, stride=stride, padding=pad)
+        Ho = (H + 2 * pad - k) // stride + 1
+        layers, shape = [conv], (conv.out_channels, Ho, Ho)
+        pool = draw(st.sampled_from(["max", "avg", "none"]))
+        if pool != "none" and Ho >= 2:
+            layers.append(es.MaxPool2d(2) if pool == "max" else es.AvgPool2d(2))
+            shape = (shape[0], Ho // 2, Ho // 2)
+        if draw(st.booleans()):
+            layers.append(es.Flatten())
+        n = int(np.prod(shape))
+        if draw(st.booleans()):
+            h = draw(st.integers(1, 5))
+            layers.append(es.Dense(n, h))
+            n = h
+        layers.append(es.Dense(n, draw(st.integers(1, 4))))
+    net = es.Sequential(*layers, rng=0)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    scale, mean = draw(st.sampled_from([1.5, 3.0, 0.7])), draw(st.sampled_from([0.5, 0.0, 1.0]))
+    for layer in net.layers:
+        if layer.has_weight:
+            fan_in = layer.weight[0].size
+            layer.weight = rng.normal(mean, 1.0, layer.weight.shape) * scale / np.sqrt(fan_in)
+    T = draw(st.integers(1, 20)) if draw(st.integers(0, 4)) == 0 else draw(st.integers(8, 20))
+    B = draw(st.integers(1, 3))
+    x = (rng.random((T, B, net.n_in)) < draw(st.sampled_from([0.5, 0.9, 0.2]))).astype(float)
+    kind = draw(st.sampled_from(["binary", "graded", "signed"]))
+    if kind == "signed":
+        x *= rng.choice([-1.0, 1.0], x.shape)
+    elif kind == "graded":
+        x *= rng.uniform(-0.5, 2.0, x.shape)
+    neuron = AsfNeuron(theta=draw(st.sampled_from([0.5, 1.0, 2.0])),
+                       leak=draw(st.sampled_from([1.0, 0.99, 0.8])),  # IF, the paper's LIF, a leakier LIF
+                       pool_theta=draw(st.sampled_from([0.75, None, 0.3])))
+    scales = [draw(st.floats(0.05, 2.0)) for _ in net.layers]
+    y = rng.integers(0, net.layers[-1].n_out, B)
+    return net, x, neuron, scales, draw(st.booleans()), y
+
+
+def _close(got, want):
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def _spike_event(net, rec):
+    """hypothesis statistics (pytest --hypothesis-show-statistics): how many cases spike."""
+    sp = [l for l in range(len(net.layers)) if rec["spiking"][l]]
+    fired = [rec["FO"][l].sum() > 0 for l in sp]
+    event("no spiking layer" if not sp else "every spiking layer fires" if all(fired)
+          else "some spiking layer fires" if any(fired) else "silent")
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(case=asf_cases(), entries=st.sampled_from(["fi_ge_fo", "all"]))
+def test_asf_network_equals_naive(case, entries):
+    """Flows, loss, ratios, weight gradients and the per-layer dL/dFO, dL/dFI of every spiking
+    layer against tests/naive_psc.py (forward neuron by neuron, backward link by link)."""
+    net, x, neuron, scales, gate, y = case
+    T = x.shape[0]
     rec = asf_forward(net, x, neuron)
-    y = np.array([0, 2, 1])
-    losses, gout = output_loss(rec.u_out, y, 0.5, 30)
-    scales = [0.3, 0.7, None]
-    grads = asf_backward(net, rec, gout, scales)
-    W = [layer.weight for layer in net.layers]
-    FO = [rec.FO_in, rec.FO[0], rec.FO[1]]
-    B = 3
-    want = [np.zeros_like(w) for w in W]
-    for b in range(B):
-        gfi = [None, None, gout[b]]
-        for l in (2, 1, 0):
-            if l < 2:
-                gfo = np.array([sum(W[l + 1][k, i] * gfi[l + 1][k] for k in range(W[l + 1].shape[0]))
-                                for i in range(W[l + 1].shape[1])])
-                gfi[l] = np.array([gfo[i] * scales[l] * (1.0 if rec.FI[l][b, i] > 0 else 0.0)
-                                   for i in range(len(gfo))])
-            for i in range(W[l].shape[0]):
-                for j in range(W[l].shape[1]):
-                    want[l][i, j] += gfi[l][i] * FO[l][b, j]
-    for g, w in zip(grads, want):
-        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+    want = naive.asf_forward(net, x, neuron.theta, neuron.leak, neuron.pool_theta)
+    _spike_event(net, want)
+    assert rec.spiking == want["spiking"]
+    _close(rec.FO_in, want["FO_in"])
+    _close(rec.u_out, want["u_out"])
+    for l in range(len(net.layers)):
+        for name, got in (("FI", rec.FI[l]), ("FO", rec.FO[l])):
+            if want[name][l] is None:
+                assert got is None
+            else:
+                _close(got, want[name][l])
+    for l, r in enumerate(asf_scale_ratios(net, rec, entries)):
+        if not want["spiking"][l]:
+            assert r is None
+            continue
+        gated = entries == "fi_ge_fo" and net.layers[l].has_neurons  # pooling neurons: all entries
+        assert r == pytest.approx(naive.asf_ratio(want["FO"][l], want["FI"][l], gated), rel=1e-12, abs=1e-12)
+    losses, g = output_loss(rec.u_out, y, neuron.theta, T)
+    want_losses, want_g = naive.asf_loss(want["u_out"], y, neuron.theta, T)
+    _close(losses, want_losses)
+    _close(g, want_g)
+    # spy on the library's per-layer step to see its dL/dFO and dL/dFI
+    seen = []
+
+    def spy(grad_fo, FI, scale, gate=True):
+        out = flow_input_grad(grad_fo, FI, scale, gate)
+        seen.append((np.array(grad_fo), out))
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(psc_network, "flow_input_grad", spy)
+        grads = asf_backward(net, rec, g, scales, gate)
+    want_grads, gfi, gfo = naive.asf_backward(net, want, want_g, scales, gate)
+    for got, w in zip(grads, want_grads):
+        if w is None:
+            assert got is None
+        else:
+            _close(got, w)
+    spiking = [l for l in reversed(range(len(net.layers))) if want["spiking"][l]]
+    assert len(seen) == len(spiking)
+    for (got_fo, got_fi), l in zip(seen, spiking):
+        _close(got_fo, gfo[l])
+        _close(got_fi, gfi[l])
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(case=asf_cases(), entries=st.sampled_from(["fi_ge_fo", "all"]),
+       momentum=st.sampled_from([0.4, 0.0, 1.0]), seed=st.integers(0, 2**31 - 1))
+def test_asf_learner_equals_naive(case, entries, momentum, seed):
+    """AsfLearner.loss_and_grads in an updating epoch: encoding P = min(1, rate |x|) with the
+    sign of x, scales S = (1 - m) ratio + m * 1 from this batch, mean loss, gradients of the
+    batch mean."""
+    net, x, neuron, _, gate, y = case
+    T, B = x.shape[:2]
+    X = 2.0 * x.mean(axis=0)  # firing probabilities min(1, |X|/2) = |mean input|
+    L = AsfLearner(net, n_steps=T, theta=neuron.theta, leak=neuron.leak, pool_theta=neuron.pool_theta,
+                   gate=gate, ratio_entries=entries, scale_momentum=momentum, input_rate=0.5)
+    loss, grads, preds, stats = L.loss_and_grads(X, y, rng=seed)
+    r = np.random.default_rng(seed).random((T, B, net.n_in))
+    spikes = np.zeros((T, B, net.n_in))
+    for t, b, j in np.ndindex(*spikes.shape):
+        if r[t, b, j] < min(1.0, 0.5 * abs(X[b, j])):
+            spikes[t, b, j] = np.sign(X[b, j])
+    want = naive.asf_forward(net, spikes, neuron.theta, neuron.leak, neuron.pool_theta)
+    _spike_event(net, want)
+    scales = [None] * len(net.layers)
+    for l, layer in enumerate(net.layers):
+        if want["spiking"][l]:
+            gated = entries == "fi_ge_fo" and layer.has_neurons
+            scales[l] = (1 - momentum) * naive.asf_ratio(want["FO"][l], want["FI"][l], gated) + momentum * 1.0
+    assert L.scales == pytest.approx(scales, rel=1e-12, abs=1e-12)
+    losses, g = naive.asf_loss(want["u_out"], y, neuron.theta, T)
+    assert loss == pytest.approx(losses.mean(), rel=1e-10, abs=1e-12)
+    want_grads, _, _ = naive.asf_backward(net, want, g / B, scales, gate)
+    for got, w in zip(grads, want_grads):
+        if w is None:
+            assert got is None
+        else:
+            _close(got, w)
+    np.testing.assert_array_equal(preds, np.argmax(want["u_out"], axis=1))
+    assert stats["spikes_per_sample"] == pytest.approx(
+        np.mean(sum(want["FO"][l].sum(axis=1) for l in range(len(net.layers)) if want["spiking"][l])
+                if any(want["spiking"]) else 0.0))
 
 
 def test_output_loss_gradient_by_finite_differences():

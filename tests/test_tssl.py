@@ -1,32 +1,61 @@
 """TSSL-BP kernel against the naive reference and against hand-derived cases."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from eventsnn.dense.psc_neurons import PscLIF, psc_layer
 from eventsnn.dense.rules.tssl import tssl_delta
 
 from . import naive_psc as naive
+from .strategies import examples
 
+# (c, g, drive); the test uses c + drive. fill=st.nothing(): every entry drawn on its own, and the
+# drive (a constant added to c) keeps hypothesis's favourite all-zero / tiny arrays from making most
+# cases silent
 case = st.integers(1, 10).flatmap(lambda T: st.integers(1, 3).flatmap(lambda M: st.tuples(
-    hnp.arrays(np.float64, (T, M), elements=st.floats(-0.5, 2.5)),
-    hnp.arrays(np.float64, (T, M), elements=st.floats(-1.0, 1.0)))))
+    hnp.arrays(np.float64, (T, M), elements=st.floats(-0.5, 2.5), fill=st.nothing()),
+    hnp.arrays(np.float64, (T, M), elements=st.floats(-1.0, 1.0), fill=st.nothing()),
+    st.sampled_from([0.4, 0.0, 0.8]))))
 params = st.tuples(st.floats(1.0, 10.0), st.floats(1.0, 5.0), st.floats(0.3, 1.5),
                    st.sampled_from(["zero", "subtract"]))
 flags = st.tuples(st.booleans(), st.booleans())
+# the code's constants as options: clamp of 1/Delta (8), warm-up PSC threshold (None = 1/(4 tau_s)),
+# width of the logistic surrogate (0.2); small max_inv / large thresholds make them bite often
+options = st.fixed_dictionaries(dict(
+    max_inv=st.sampled_from([8.0, 1.0, 3.0, 50.0]),
+    psc_threshold=st.sampled_from([None, 0.0, 0.05, 0.2, 0.5]),
+    width=st.sampled_from([0.2, 0.05, 1.0])))
 
 
-@settings(max_examples=80, deadline=None)
-@given(cg=case, p=params, f=flags)
-def test_tssl_equals_naive(cg, p, f):
-    c, g = cg
+def _tssl_events(s, v, u, a, low, threshold, max_inv):
+    """hypothesis statistics (pytest --hypothesis-show-statistics): which paths a case exercises."""
+    per_neuron = s.sum(axis=0)
+    event("no spike" if per_neuron.max() == 0 else "one spike per neuron at most" if per_neuron.max() == 1
+          else "a neuron fires twice (intra-neuron term)")
+    u_prev = np.vstack([np.zeros((1, u.shape[1])), u[:-1]])
+    if np.any((s == 1) & (v - u_prev > 0) & (v - u_prev < 1 / max_inv)):
+        event("1/Delta clamped at a spike")
+    if low and np.any(a < threshold):
+        event("low-PSC surrogate replaces some steps")
+
+
+@settings(max_examples=examples(120), deadline=None)
+@given(cg=case, p=params, f=flags, opt=options)
+def test_tssl_equals_naive(cg, p, f, opt):
+    c, g, drive = cg
+    c = c + drive
     tau_m, tau_s, theta, reset = p
     low, silent = f
     n = PscLIF(tau_m, tau_s, theta, reset)
     v, s, u, a = psc_layer(c, n)
-    got = tssl_delta(g, v, s, u, a, n, low_psc_surrogate=low, silent_timing=silent)
-    want = naive.tssl_delta(g, v, s, u, a, tau_m, tau_s, theta, reset, low_psc=low, silent_timing=silent)
+    thr = 1 / (4 * tau_s) if opt["psc_threshold"] is None else opt["psc_threshold"]
+    _tssl_events(s, v, u, a, low, thr, opt["max_inv"])
+    got = tssl_delta(g, v, s, u, a, n, low_psc_surrogate=low, silent_timing=silent,
+                     psc_threshold=opt["psc_threshold"], max_inv=opt["max_inv"],
+                     surrogate_width=opt["width"])
+    want = naive.tssl_delta(g, v, s, u, a, tau_m, tau_s, theta, reset, low_psc=low, silent_timing=silent,
+                            **opt)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
