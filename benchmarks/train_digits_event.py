@@ -3,6 +3,7 @@ ablation ({exp, depsilon} backward kernel x {avg, adjusted avg, max} pooling).
 
     python benchmarks/train_digits_event.py            # MLP + CNN + ablation
     python benchmarks/train_digits_event.py --only mlp # one part: mlp | cnn | ablation
+    python benchmarks/train_digits_event.py --only ablation --ablation-seeds 0 1 2
 
 Every run goes through ``eventsnn.train_cli.run`` (what ``eventsnn train`` does) with a
 fixed seed, so each row can be reproduced with the ``eventsnn train`` command it prints.
@@ -14,6 +15,8 @@ import json
 import os
 import shlex
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -54,6 +57,8 @@ def main(argv=None):
     p.add_argument("--only", choices=["mlp", "cnn", "ablation"])
     p.add_argument("--epochs", type=int, help="override the epochs of every run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ablation-seeds", type=int, nargs="+",
+                   help="seeds of every ablation cell (mean +- sd over them; default: --seed)")
     args = p.parse_args(argv)
     extra = {"seed": args.seed}
     if args.epochs:
@@ -73,25 +78,35 @@ def main(argv=None):
                   f"{m['train_seconds']:.1f} | {m['spikes_per_sample']:.0f} | `{_command(cfg)}` |")
     if args.only in (None, "ablation"):
         base = MODELS["cnn"]["arch"]
+        seeds = args.ablation_seeds or [args.seed]
         table = {}
         for kernel in ABLATION_KERNELS:
             for label, tok in ABLATION_POOLS:
                 arch = base.replace("P2", tok, 1)
-                cfg, m = _run({"arch": arch, "epochs": ABLATION_EPOCHS, "opt": {"kernel": kernel},
-                               **extra})
-                table[kernel, label] = (m, cfg)
-                print(f"ablation {kernel} {label}: {m['test_accuracy']:.4f} "
-                      f"({m['train_seconds']:.1f} s)", file=sys.stderr, flush=True)
+                accs, cfgs = [], []
+                for seed in seeds:
+                    cfg, m = _run({"arch": arch, "epochs": ABLATION_EPOCHS, "opt": {"kernel": kernel},
+                                   **extra, "seed": seed})
+                    accs.append(m["test_accuracy"])
+                    cfgs.append(cfg)
+                    print(f"ablation {kernel} {label} seed {seed}: {m['test_accuracy']:.4f} "
+                          f"({m['train_seconds']:.1f} s)", file=sys.stderr, flush=True)
+                table[kernel, label] = (np.array(accs), cfgs)
+        print()
+        what = f"mean +- sd over seeds {seeds}" if len(seeds) > 1 else f"seed {seeds[0]}"
+        print(f"test accuracy, {ABLATION_EPOCHS} epochs, {what}")
         print()
         print("| h(t) | " + " | ".join(label for label, _ in ABLATION_POOLS) + " |")
         print("| --- |" + " --- |" * len(ABLATION_POOLS))
         for kernel in ABLATION_KERNELS:
             name = "exp(-t/tau_grad)" if kernel == "exp" else "d eps/dt"
-            cells = [f"{100 * table[kernel, label][0]['test_accuracy']:.2f} %"
-                     for label, _ in ABLATION_POOLS]
+            cells = []
+            for label, _ in ABLATION_POOLS:
+                a = 100 * table[kernel, label][0]
+                cells.append(f"{a.mean():.2f} %" + (f" +- {a.std(ddof=1):.2f}" if len(a) > 1 else ""))
             print(f"| {name} | " + " | ".join(cells) + " |")
         print()
-        print("commands: " + "; ".join(f"`{_command(cfg)}`" for _, cfg in table.values()))
+        print("commands: " + "; ".join(f"`{_command(cfgs[0])}`" for _, cfgs in table.values()))
     return 0
 
 
