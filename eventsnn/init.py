@@ -51,6 +51,7 @@ def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, 
     Returns a list with each layer's scale (None for layers without weight) and the mean
     count reached: (scales, rates).
     """
+    net._reject_biases("event mode (init_firing_rate)")
     if not isinstance(inputs, (list, tuple)) or not inputs:
         raise TypeError("inputs must be a non-empty list of SpikeTrains")
     for k, st in enumerate(inputs):

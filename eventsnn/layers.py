@@ -19,6 +19,7 @@ class Layer:
         self.in_shape = None
         self.out_shape = None
         self._weight = None
+        self._bias = None
 
     @property
     def n_in(self):
@@ -43,6 +44,39 @@ class Layer:
             raise ValueError(f"weight of {self!r} must be finite (no NaN or inf)")
         self._weight = arr.copy()
 
+    @property
+    def bias(self):
+        """Trainable bias (Dense: (n_out,), Conv2d: one per output channel (C_out,)), or None
+        (the default: no bias). Enters the dense ANTLR neuron as ``b_bias * bias`` in V every
+        step (``eventsnn.dense.AntlrNeuron``); every other neuron model rejects a biased layer.
+        Settable: an array of ``bias_shape`` (finite) turns the bias on, None turns it off."""
+        return self._bias
+
+    @bias.setter
+    def bias(self, value):
+        if not self.has_weight:
+            raise AttributeError(f"{type(self).__name__} has no bias")
+        if value is None:
+            self._bias = None
+            return
+        arr = v.float_array("bias", value, finite=False)
+        if arr.shape != self.bias_shape:
+            raise ValueError(f"bias of {self!r} must have shape {self.bias_shape}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"bias of {self!r} must be finite (no NaN or inf)")
+        self._bias = arr.copy()
+
+    @property
+    def has_bias(self):
+        """True when the layer holds a bias (``bias`` is not None)."""
+        return self._bias is not None
+
+    def _init_bias(self, bias):
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        if bias:
+            self._bias = np.zeros(self.bias_shape)
+
     def bind(self, in_shape):
         """Fix the input shape (called by Sequential) and return the output shape."""
         raise NotImplementedError
@@ -55,19 +89,26 @@ class Dense(Layer):
     """Fully connected layer of ``n_out`` neurons; weight shape (n_out, n_in).
 
     Default weights are uniform in +-sqrt(6 / n_in) (He); eventsnn.init rescales them.
+    ``bias=True`` adds a trainable per-neuron bias of shape (n_out,), initialised to zeros
+    (dense ANTLR neuron only; see :attr:`Layer.bias`).
     """
 
     has_neurons = True
     has_weight = True
 
-    def __init__(self, n_in, n_out):
+    def __init__(self, n_in, n_out, bias=False):
         super().__init__()
         self.n_in_decl = v.positive_int("n_in", n_in)
         self.n_out_decl = v.positive_int("n_out", n_out)
+        self._init_bias(bias)
 
     @property
     def weight_shape(self):
         return (self.n_out_decl, self.n_in_decl)
+
+    @property
+    def bias_shape(self):
+        return (self.n_out_decl,)
 
     def bind(self, in_shape):
         if in_shape is not None and int(np.prod(in_shape)) != self.n_in_decl:
@@ -82,19 +123,22 @@ class Dense(Layer):
         self._weight = rng.uniform(-bound, bound, size=self.weight_shape)
 
     def __repr__(self):
-        return f"Dense({self.n_in_decl}, {self.n_out_decl})"
+        extra = ", bias=True" if self.has_bias else ""
+        return f"Dense({self.n_in_decl}, {self.n_out_decl}{extra})"
 
 
 class Conv2d(Layer):
     """2-D convolution of ``out_channels`` SRM feature maps; weight (C_out, C_in, k, k).
 
     in_shape is (C_in, H, W); output is (C_out, (H + 2p - k)//s + 1, (W + 2p - k)//s + 1).
+    ``bias=True`` adds a trainable bias per output channel, shape (C_out,), initialised to
+    zeros (dense ANTLR neuron only; see :attr:`Layer.bias`).
     """
 
     has_neurons = True
     has_weight = True
 
-    def __init__(self, in_shape, out_channels, kernel_size, stride=1, padding=0):
+    def __init__(self, in_shape, out_channels, kernel_size, stride=1, padding=0, bias=False):
         super().__init__()
         self.in_decl = v.shape3("in_shape", in_shape)
         self.out_channels = v.positive_int("out_channels", out_channels)
@@ -106,10 +150,15 @@ class Conv2d(Layer):
         if H + 2 * p < k or W + 2 * p < k:
             raise ValueError(f"kernel_size {k} is larger than the padded input {(H + 2 * p, W + 2 * p)}")
         self._csr = None
+        self._init_bias(bias)
 
     @property
     def weight_shape(self):
         return (self.out_channels, self.in_decl[0], self.kernel_size, self.kernel_size)
+
+    @property
+    def bias_shape(self):
+        return (self.out_channels,)
 
     def bind(self, in_shape):
         if in_shape is not None and int(np.prod(in_shape)) != int(np.prod(self.in_decl)):
@@ -136,8 +185,9 @@ class Conv2d(Layer):
         return self._csr
 
     def __repr__(self):
+        extra = ", bias=True" if self.has_bias else ""
         return (f"Conv2d({self.in_decl}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding})")
+                f"stride={self.stride}, padding={self.padding}{extra})")
 
 
 class _Pool(Layer):
@@ -206,6 +256,16 @@ class Flatten(Layer):
     def __repr__(self):
         return "Flatten()"
 
+
+def reject_biases(layers, what):
+    """Raise ValueError if any of ``layers`` holds a bias: ``what`` (e.g. "event mode") has
+    no bias term. Biases are supported by the dense ANTLR neuron only."""
+    for k, layer in enumerate(layers):
+        if layer.has_bias:
+            raise ValueError(f"layer {k} ({layer!r}) has a bias, but {what} does not support biases: "
+                             "biases are supported by the dense ANTLR neuron only (Sequential.run / "
+                             "the activation and antlr rules with neuron='antlr' or an AntlrNeuron); "
+                             "remove it with layer.bias = None")
 
 
 def _conv_csr(in_shape, out_shape, k, s, p):

@@ -28,7 +28,9 @@ class Learner:
         """Forward and backward on one mini-batch.
 
         Returns (loss: float (mean over the batch), grads: list with one array per layer of
-        ``self.net.layers`` (None for layers without weights), predictions: int array
+        ``self.net.layers`` (None for layers without weights), optionally followed by one
+        bias gradient per layer (None for layers without a bias; rules that train biases
+        return these 2 L entries when the network has a bias), predictions: int array
         (n,), stats: dict of floats, e.g. {"spikes_per_sample": ...})."""
         raise NotImplementedError
 

@@ -12,11 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _validate as v
-from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d
+from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, reject_biases
 from .neurons import SRM
 from .spikes import SpikeTrains
 
-FORMAT_VERSION = 1
+#: model file format: 1 = weights only; 2 = a file with at least one bias (``bias_<k>``
+#: arrays and ``"bias": true`` in the layer spec). A network without biases is still written
+#: as format 1, so older eventsnn versions keep reading it.
+FORMAT_VERSION = 2
 
 
 class Sequential:
@@ -77,6 +80,20 @@ class Sequential:
         """The weight arrays of the layers (None for layers without weights)."""
         return [layer.weight for layer in self.layers]
 
+    @property
+    def biases(self):
+        """The bias arrays of the layers (None for layers without a bias)."""
+        return [layer.bias for layer in self.layers]
+
+    @property
+    def has_bias(self):
+        """True when any layer holds a bias."""
+        return any(layer.has_bias for layer in self.layers)
+
+    def _reject_biases(self, what):
+        """Raise ValueError naming the first biased layer: ``what`` does not support biases."""
+        reject_biases(self.layers, what)
+
     def __repr__(self):
         body = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential(\n  {body},\n  neuron={self.neuron!r})"
@@ -128,6 +145,7 @@ class Sequential:
     def _simulate_many(self, samples, t_end, record_times, n_threads):
         from .event.forward import kernel_weights, simulate_sample
 
+        self._reject_biases("event mode (Sequential.simulate)")
         self._check_weights()
         weights = [kernel_weights(layer) for layer in self.layers]
 
@@ -147,6 +165,8 @@ class Sequential:
         for k, layer in enumerate(self.layers):
             if layer.has_weight and not np.all(np.isfinite(layer.weight)):
                 raise ValueError(f"weight of layer {k} ({layer!r}) holds NaN or inf")
+            if layer.has_bias and not np.all(np.isfinite(layer.bias)):
+                raise ValueError(f"bias of layer {k} ({layer!r}) holds NaN or inf")
 
     def backward(self, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
         """Timing gradients of a recorded sample (Zhu et al. 2022); see
@@ -164,13 +184,15 @@ class Sequential:
 
     # ---- files ---------------------------------------------------------------------
     def save(self, path):
-        """Save to ``path`` (.npz): weights as arrays, architecture and neuron as JSON."""
-        meta = {"format": "eventsnn.Sequential", "version": FORMAT_VERSION,
+        """Save to ``path`` (.npz): weights (and biases) as arrays, architecture and neuron as
+        JSON."""
+        meta = {"format": "eventsnn.Sequential", "version": 2 if self.has_bias else 1,
                 "neuron": {"tau_m": self.neuron.tau_m, "tau_s": self.neuron.tau_s,
                            "theta": self.neuron.theta, "reset": self.neuron.reset,
                            "t_ref": self.neuron.t_ref},
                 "layers": [_layer_spec(layer) for layer in self.layers]}
         arrays = {f"weight_{k}": layer.weight for k, layer in enumerate(self.layers) if layer.has_weight}
+        arrays.update({f"bias_{k}": layer.bias for k, layer in enumerate(self.layers) if layer.has_bias})
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         with open(os.fspath(path), "wb") as fh:
             np.savez(fh, **arrays)
@@ -191,15 +213,26 @@ class Sequential:
             for k, layer in enumerate(net.layers):
                 if layer.has_weight:
                     layer.weight = data[f"weight_{k}"]
+                if layer.has_bias:
+                    if f"bias_{k}" not in data:
+                        raise ValueError(f"{path}: layer {k} ({layer!r}) declares a bias but the file "
+                                         f"holds no bias_{k} array")
+                    layer.bias = data[f"bias_{k}"]
         return net
 
 
 def _layer_spec(layer):
     if isinstance(layer, Dense):
-        return {"type": "Dense", "n_in": layer.n_in_decl, "n_out": layer.n_out_decl}
+        spec = {"type": "Dense", "n_in": layer.n_in_decl, "n_out": layer.n_out_decl}
+        if layer.has_bias:  # only then: files without biases stay readable by format-1 readers
+            spec["bias"] = True
+        return spec
     if isinstance(layer, Conv2d):
-        return {"type": "Conv2d", "in_shape": list(layer.in_decl), "out_channels": layer.out_channels,
+        spec = {"type": "Conv2d", "in_shape": list(layer.in_decl), "out_channels": layer.out_channels,
                 "kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding}
+        if layer.has_bias:
+            spec["bias"] = True
+        return spec
     if isinstance(layer, MaxPool2d):
         return {"type": "MaxPool2d", "kernel_size": layer.kernel_size}
     if isinstance(layer, AvgPool2d):

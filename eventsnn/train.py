@@ -3,7 +3,8 @@
 :class:`Trainer` talks to a rule only through the :class:`eventsnn.learner.Learner`
 contract (``loss_and_grads``, ``predict``, ``after_epoch``; ``learner.net`` holds the
 weights), so the event rule and every dense-mode rule train the same way: shuffled
-mini-batches (seeded), an optimiser step on the network's weights, optional gradient-norm
+mini-batches (seeded), an optimiser step on the network's weights (and biases, when the
+learner returns their gradients after the weights' ones), optional gradient-norm
 clipping, per-epoch metrics, an optional validation split, and a progress bar when tqdm is
 installed and ``progress=True`` (nothing is ever printed otherwise).
 """
@@ -96,8 +97,18 @@ class Trainer:
         self.history = []
         self.train_seconds = 0.0
 
-    def _params(self):
-        return [layer.weight if layer.has_weight else None for layer in self.learner.net.layers]
+    def _params(self, n_grads=None):
+        """The parameter list matching a learner's gradient list: the L weights, followed by
+        the L biases (None where a layer has none) when the learner returned 2 L gradients."""
+        layers = self.learner.net.layers
+        params = [layer.weight if layer.has_weight else None for layer in layers]
+        if n_grads is None or n_grads == len(layers):
+            return params
+        if n_grads != 2 * len(layers):
+            raise ValueError(f"the learner returned {n_grads} gradients; expected one per layer "
+                             f"({len(layers)}), or one per layer for the weights and then one per "
+                             f"layer for the biases ({2 * len(layers)})")
+        return params + [layer.bias for layer in layers]
 
     def fit(self, X, y, X_val=None, y_val=None):
         """Train for ``epochs`` epochs; returns the history (one dict per epoch:
@@ -131,7 +142,7 @@ class Trainer:
                         raise FloatingPointError(f"loss became {loss} in epoch {epoch}, batch {b}")
                     norm = (clip_grad_norm(grads, self.clip_norm) if self.clip_norm
                             else grad_norm(grads))
-                    self.optimizer.step(self._params(), grads)
+                    self.optimizer.step(self._params(len(grads)), grads)
                     loss_sum += loss * len(idx)
                     correct += float(np.sum(np.asarray(preds) == y[idx]))
                     spikes += stats.get("spikes_per_sample", np.nan) * len(idx)

@@ -11,7 +11,8 @@ from eventsnn.dense.record import DenseRecord
 from eventsnn.dense.rules import activation, antlr, timing
 
 from . import naive_dense as nd
-from .dense_strategies import dense_cases
+from .dense_strategies import dense_cases, dense_neurons
+from .strategies import examples
 
 SURR = st.sampled_from([("exp", 3.0), ("fast_sigmoid", 5.0), ("triangle", 1.0), ("sigmoid", 4.0)])
 
@@ -20,7 +21,7 @@ def _close(a, b, tol=1e-9):
     np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=1e-9)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(dense_cases(), SURR, st.booleans())
 def test_activation_equals_naive(case, surr, reset_path):
     net, x, neuron, seed = case
@@ -36,7 +37,7 @@ def test_activation_equals_naive(case, surr, reset_path):
         _close(a, b)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(dense_cases(resets=("subtract", "membrane")), SURR, st.booleans())
 def test_keep_current_activation_equals_naive(case, surr, reset_path):
     """Current-keeping resets: the reverse-mode kernel == forward-mode sensitivities."""
@@ -53,7 +54,7 @@ def test_keep_current_activation_equals_naive(case, surr, reset_path):
         _close(a, b)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(dense_cases(conv=False, resets=("subtract",)), SURR)
 def test_subtract_without_reset_path_has_no_window(case, surr):
     """Subtractive reset, reset treated as a constant (snnTorch's detached reset): every
@@ -133,7 +134,7 @@ def test_full_reset_rules_reject_keep_current_neurons():
         antlr.backward(rec, np.zeros((4, 1, 2)))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(dense_cases(conv=False), SURR)
 def test_bptt_without_reset_path_is_the_srm_form(case, surr):
     """ANTLR's observation (Appendix D): the SRM-based method is BPTT minus the reset paths."""
@@ -151,7 +152,7 @@ def test_bptt_without_reset_path_is_the_srm_form(case, surr):
     _close(dc, activation.window_adjoint(dv2, S, neuron.eps(T)))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(dense_cases(), SURR, st.sampled_from([(1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (0.5, 2.0)]),
        st.sampled_from([None, 1.0]))
 def test_antlr_equals_naive(case, surr, lams, clip):
@@ -159,13 +160,22 @@ def test_antlr_equals_naive(case, surr, lams, clip):
     rec = net.run(x, neuron=neuron)
     rng = np.random.default_rng(seed)
     gs = rng.normal(size=rec.output.shape)
-    gt = rng.normal(size=rec.output.shape) * rec.output
+    gt = rng.normal(size=rec.output.shape)  # not masked: the rule keeps dL/dt at spikes only
     out = antlr.backward(rec, gs, gt, lambda_act=lams[0], lambda_tim=lams[1], surrogate=surr[0],
-                         surrogate_scale=surr[1], clip=clip)
-    W = nd.antlr_backward(net, rec, gs, gt, lams[0], lams[1], surr[0], surr[1], 0.01, clip)
+                         surrogate_scale=surr[1], clip=clip, input_grad=True)
+    W, GS, GT, DV = nd.antlr_backward_levels(net, rec, gs, gt, lams[0], lams[1], surr[0], surr[1],
+                                             0.01, clip)
     for l, layer in enumerate(net.layers):
         if layer.has_weight:
             _close(out.weights[l], W[l])
+        if layer.has_neurons:
+            _close(out.grad_v[l], DV[l])
+    # the per-level error signals: dL/dS and the (value-weighted) dL/dt of every level's events
+    assert len(out.grad_s) == len(GS) and len(out.grad_t) == len(GT)
+    for a, b in zip(out.grad_s, GS):
+        _close(a, b)
+    for a, b in zip(out.grad_t, GT):
+        _close(a, b)
 
 
 def test_antlr_act_only_equals_activation_rule():
@@ -179,23 +189,23 @@ def test_antlr_act_only_equals_activation_rule():
         np.testing.assert_allclose(wa, wb, rtol=1e-12, atol=1e-14)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(dense_cases(), st.sampled_from(["exp", "original"]), st.sampled_from([1.0, 0.85]),
-       st.booleans())
-def test_timing_equals_naive(case, kernel, factor, supervise):
+       st.sampled_from([None, "last", "increment"]), st.sampled_from([2.5, 1.5, 4.0]))
+def test_timing_equals_naive(case, kernel, factor, supervise, tau_grad):
     net, x, neuron, seed = case
     rec = net.run(x, neuron=neuron)
     rng = np.random.default_rng(seed)
     out_spikes = None
     if supervise:
         labels = rng.integers(0, rec.output.shape[2], rec.batch_size)
-        out_spikes, _ = losses.supervisory_spikes(rec.output, rec.increments[-1], labels, mode="last")
+        out_spikes, _ = nd.supervisory_spikes(rec.output, rec.increments[-1], labels, mode=supervise)
     S = rec.output if out_spikes is None else out_spikes
     gt = rng.normal(size=S.shape) * S
-    h = timing.backward_kernel(neuron, rec.n_steps, kernel, 2.5)
-    out = timing.backward(rec, gt, kernel=kernel, tau_grad=2.5, factor=factor,
+    h = nd.timing_kernel(neuron, rec.n_steps, kernel, tau_grad)  # from the formulas
+    out = timing.backward(rec, gt, kernel=kernel, tau_grad=tau_grad, factor=factor,
                           output_spikes=out_spikes, input_grad=True)
-    W, levels = nd.timing_backward(net, rec, gt, list(h), 4.0, factor, out_spikes)
+    W, levels = nd.timing_backward(net, rec, gt, h, 4.0, factor, out_spikes)
     for l, layer in enumerate(net.layers):
         if layer.has_weight:
             _close(out.weights[l], W[l])
@@ -203,7 +213,38 @@ def test_timing_equals_naive(case, kernel, factor, supervise):
         _close(a, b)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
+@given(dense_neurons(), st.sampled_from([1, 2, 3, 8, 16, 40]), st.sampled_from([2.5, 1.5, 4.0]))
+def test_kernels_equal_formulas(neuron, T, tau_grad):
+    """The library's eps and timing kernels h against the formulas (nd.kernel_at):
+    h[d] = (1 - 1/tau_grad)^(d+1) ("exp") and eps[d] - eps[d-1] with eps[-1] = 0, the kernel
+    formula's own value at d = -1 ("original")."""
+    assert nd.kernel_at(neuron, T, -1) == 0.0
+    eps = [nd.kernel_at(neuron, T, d) for d in range(T)]
+    _close(neuron.eps(T), eps, 1e-12)
+    for kind in ("exp", "original"):
+        _close(timing.backward_kernel(neuron, T, kind, tau_grad), nd.timing_kernel(neuron, T, kind, tau_grad), 1e-12)
+    # "original" telescopes back to eps
+    _close(np.cumsum(timing.backward_kernel(neuron, T, "original")), eps, 1e-12)
+
+
+def test_antlr_act_only_equals_activation_rule_default_neuron():
+    """Default AntlrNeuron (a_i = a_v = 0.99, b_v = None): the kernel still rises at step T, so
+    the ANTLR backward must use the kernel of the forward's window, not one resolved for T + 1."""
+    rng = np.random.default_rng(0)
+    net = es.Sequential(es.Dense(5, 6), es.Dense(6, 3), rng=1)
+    for layer in net.layers:
+        layer.weight = np.abs(layer.weight)
+    rec = net.run(rng.uniform(0, 1.5, (8, 2, 5)), neuron=AntlrNeuron())
+    assert rec.output.any()
+    g = rng.normal(size=rec.output.shape)
+    a = antlr.backward(rec, g, None, lambda_act=1.0, lambda_tim=0.0)
+    b = activation.backward(rec, g)
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=examples(30), deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["dense", "max", "avg"]))
 def test_timing_gradient_sum_invariance(seed, arch):
     """Zhu et al. Eq. 8: the sum of dL/dt is the same at every level (positive weights and

@@ -38,8 +38,10 @@ def zhu_forward(c, a_m, a_s, scale, theta):
 
 
 @njit(cache=True, nogil=True)
-def antlr_forward(c, a_i, a_v, b_i, b_v, theta):
-    """ANTLR Eq. 1-3 (no bias); returns (spikes, V, du) with du = V[t] - (1-S[t-1]) V[t-1]
+def antlr_forward(c, a_i, a_v, b_i, b_v, theta, bias, b_bias):
+    """ANTLR Eq. 1-3 with the bias term: I[t] = a_i (1 - S[t-1]) I[t-1] + b_i c[t],
+    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t] + b_bias bias; ``bias`` (N,) per flat neuron
+    (zeros: no bias). Returns (spikes, V, du) with du = V[t] - (1-S[t-1]) V[t-1]
     (unclamped)."""
     T, N = c.shape
     spikes = np.zeros((T, N))
@@ -52,7 +54,7 @@ def antlr_forward(c, a_i, a_v, b_i, b_v, theta):
         for j in range(N):
             i_new = a_i * keep[j] * cur[j] + b_i * c[t, j]
             prev = keep[j] * pot[j]
-            v_new = a_v * prev + b_v * i_new
+            v_new = a_v * prev + b_v * i_new + b_bias * bias[j]
             cur[j] = i_new
             pot[j] = v_new
             v_out[t, j] = v_new
@@ -66,11 +68,12 @@ def antlr_forward(c, a_i, a_v, b_i, b_v, theta):
 
 
 @njit(cache=True, nogil=True)
-def antlr_keep_current_forward(c, a_i, a_v, b_i, b_v, theta, subtract):
+def antlr_keep_current_forward(c, a_i, a_v, b_i, b_v, theta, subtract, bias, b_bias):
     """Current-keeping resets of the ANTLR neuron: I[t] = a_i I[t-1] + b_i c[t] and
-    V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1] (``subtract``) or
-    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t] (membrane reset). Returns (spikes, V, du),
-    du = V[t] - (V[t-1] after its reset)."""
+    V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1] + b_bias bias (``subtract``) or
+    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t] + b_bias bias (membrane reset); ``bias`` (N,)
+    per flat neuron (zeros: no bias). Returns (spikes, V, du), du = V[t] - (V[t-1] after
+    its reset)."""
     T, N = c.shape
     spikes = np.zeros((T, N))
     v_out = np.empty((T, N))
@@ -83,10 +86,10 @@ def antlr_keep_current_forward(c, a_i, a_v, b_i, b_v, theta, subtract):
             i_new = a_i * cur[j] + b_i * c[t, j]
             if subtract:
                 post = pot[j] - theta * fired[j]
-                v_new = a_v * pot[j] + b_v * i_new - theta * fired[j]
+                v_new = a_v * pot[j] + b_v * i_new - theta * fired[j] + b_bias * bias[j]
             else:
                 post = (1.0 - fired[j]) * pot[j]
-                v_new = a_v * post + b_v * i_new
+                v_new = a_v * post + b_v * i_new + b_bias * bias[j]
             cur[j] = i_new
             pot[j] = v_new
             v_out[t, j] = v_new

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import _validate as v
-from .neurons import resolve_neuron
+from .neurons import require_bias_support, resolve_neuron
 from .record import DenseRecord
 from . import ops
 
@@ -34,7 +34,8 @@ def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
         input acts in its own step.
     neuron : ZhuNeuron, AntlrNeuron, "zhu", "antlr" or None
         Neuron of every Dense/Conv2d layer. A family name (None = "zhu") discretises
-        ``net.neuron`` (an SRM, time constants in ms) with step ``dt``.
+        ``net.neuron`` (an SRM, time constants in ms) with step ``dt``. Layers with a bias
+        need the ANTLR family (ValueError otherwise).
     dt : float
         ms per step, used only to discretise ``net.neuron`` (default 1.0).
     pool_weight : float
@@ -58,7 +59,9 @@ def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
 
 
 def forward_layers(layers, x, neuron, dt=1.0, pool_weight=1.0):
-    """Forward through ``layers`` without validation (x: (T, B, n_in) float64)."""
+    """Forward through ``layers`` without validation (x: (T, B, n_in) float64), except that
+    biased layers need an AntlrNeuron (ValueError)."""
+    require_bias_support(layers, neuron)
     T, B = x.shape[:2]
     inputs, currents, membranes, increments, outputs = [], [], [], [], []
     h = x
@@ -66,7 +69,11 @@ def forward_layers(layers, x, neuron, dt=1.0, pool_weight=1.0):
         inputs.append(h)
         if layer.has_neurons:
             c = ops.forward(layer, h)
-            s, u, du = neuron.simulate(np.ascontiguousarray(c.reshape(T, -1)))
+            c2 = np.ascontiguousarray(c.reshape(T, -1))
+            if layer.has_bias:
+                s, u, du = neuron.simulate(c2, np.tile(ops.neuron_bias(layer), B))
+            else:
+                s, u, du = neuron.simulate(c2)
             n = layer.n_out
             currents.append(c)
             membranes.append(u.reshape(T, B, n))

@@ -6,6 +6,12 @@ a constant input current ``input_gain * X`` in every one of ``n_steps`` steps (t
 ``"current"`` encoder) or as Bernoulli spikes with probability X per step (``"poisson"``).
 Gradients are batch means. Options and defaults are listed in ``COMMON`` and each class's
 ``DEFAULTS``; docs/dense.md explains them.
+
+Biases: the activation and ANTLR learners train the layers' biases (``Dense(...,
+bias=True)``; the ANTLR neuron family only) and take ``bias=True`` to give every Dense/Conv2d
+layer that has none a zero bias. With a biased network, ``loss_and_grads`` returns 2 L
+gradients: the L weight gradients, then the L bias gradients (None where a layer has no
+bias); the trainer updates both. The timing learner rejects biased layers.
 """
 import dataclasses
 
@@ -16,7 +22,8 @@ from ..learner import Learner
 from ..network import Sequential
 from . import losses
 from .forward import forward_layers
-from .neurons import RESETS, require_full_reset, resolve_neuron
+from ..layers import reject_biases
+from .neurons import RESETS, require_bias_support, require_full_reset, resolve_neuron
 from .rules import activation, antlr, timing
 
 COMMON = {
@@ -33,6 +40,7 @@ COMMON = {
 class _DenseLearner(Learner):
     DEFAULTS = {}
     LOSSES = ("count",)
+    SUPPORTS_BIAS = False
 
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):
@@ -55,6 +63,23 @@ class _DenseLearner(Learner):
         self.neuron = resolve_neuron(o["neuron"], net.neuron, o["dt"])
         self.options = o
         self._check(o)
+        self._check_bias(o)
+
+    def _check_bias(self, o):
+        if not self.SUPPORTS_BIAS:
+            reject_biases(self.net.layers, f"the {self.name} rule")
+            return
+        if not isinstance(o["bias"], (bool, np.bool_)):
+            raise TypeError(f"bias must be a bool, got {o['bias']!r}")
+        if (o["bias"] or self.net.has_bias) and self.neuron.family != "antlr":
+            if o["bias"]:
+                raise ValueError(f"bias=True needs the antlr neuron family (neuron='antlr' or an "
+                                 f"AntlrNeuron), got {self.neuron!r}")
+            require_bias_support(self.net.layers, self.neuron)
+        if o["bias"]:
+            for layer in self.net.layers:
+                if layer.has_weight and not layer.has_bias:
+                    layer.bias = np.zeros(layer.bias_shape)
 
     def _check(self, o):
         pass
@@ -99,9 +124,14 @@ class _DenseLearner(Learner):
             raise ValueError(f"y (labels) must be in [0, {self.net.n_out}), got values in [{y.min()}, {y.max()}]")
         return y
 
-    def _finish(self, rec, loss, weights, preds=None):
+    def _finish(self, rec, loss, weights, preds=None, biases=None):
+        """(loss, grads, predictions, stats); grads = weight gradients, followed by the bias
+        gradients when the network has a bias (batch means)."""
         B = rec.batch_size
         grads = [None if w is None else w / B for w in weights]
+        if self.net.has_bias:
+            biases = biases or [None] * len(weights)
+            grads += [None if b is None else b / B for b in biases]
         return (float(np.mean(loss)), grads, self._predict(rec) if preds is None else preds,
                 self._stats(rec))
 
@@ -150,8 +180,10 @@ class ActivationLearner(_DenseLearner):
 
     name = "activation"
     LOSSES = ("count", "spike_train")
+    SUPPORTS_BIAS = True
     DEFAULTS = {
         "loss": "count",
+        "bias": False,              # True: add a zero bias to every Dense/Conv2d layer (antlr family)
         "surrogate": "exp",
         "surrogate_scale": None,
         "reset_path": False,
@@ -187,7 +219,7 @@ class ActivationLearner(_DenseLearner):
         loss, gs, _ = self._loss(rec, y)
         g = activation.backward(rec, gs, surrogate=o["surrogate"], surrogate_scale=o["surrogate_scale"],
                                 reset_path=o["reset_path"])
-        return self._finish(rec, loss, g.weights)
+        return self._finish(rec, loss, g.weights, biases=g.biases)
 
 
 class AntlrLearner(_DenseLearner):
@@ -195,8 +227,10 @@ class AntlrLearner(_DenseLearner):
 
     name = "antlr"
     LOSSES = ("count", "spike_train", "latency")
+    SUPPORTS_BIAS = True
     DEFAULTS = {
         "loss": "count",
+        "bias": False,              # True: add a zero bias to every Dense/Conv2d layer (antlr family)
         "lambda_act": 1.0,
         "lambda_tim": 1.0,
         "surrogate": "exp",
@@ -238,7 +272,7 @@ class AntlrLearner(_DenseLearner):
         g = antlr.backward(rec, gs, gt, lambda_act=o["lambda_act"], lambda_tim=o["lambda_tim"],
                            surrogate=o["surrogate"], surrogate_scale=o["surrogate_scale"],
                            v_prime_min=o["v_prime_min"], clip=o["clip"])
-        return self._finish(rec, loss, g.weights)
+        return self._finish(rec, loss, g.weights, biases=g.biases)
 
 
 def _regular_targets(rec, y, o):

@@ -60,6 +60,7 @@ class _PscLearner(Learner):
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):
             raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+        net._reject_biases(f"the {self.name} rule (PscLIF / ASF neurons)")
         self.net = net
         opts = _options({**self.COMMON, **self.RULE}, options, self.name)
         self.n_steps = _v.positive_int("n_steps", opts["n_steps"])
@@ -181,6 +182,7 @@ class AsfLearner(Learner):
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):
             raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+        net._reject_biases(f"the {self.name} rule (PscLIF / ASF neurons)")
         self.net = net
         o = _options(self.DEFAULTS, options, self.name)
         self.n_steps = _v.positive_int("n_steps", o["n_steps"])

@@ -17,18 +17,22 @@ both are implemented exactly as written there:
 :class:`AntlrNeuron` (Kim et al. 2020, Eq. 1-3 and their code)::
 
     I[t] = a_i (1 - S[t-1]) I[t-1] + b_i (W x)[t]
-    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t]
+    V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t] + b_bias bias
     S[t] = [V[t] >= theta]
     eps[d] = b_i b_v sum_{k=0}^{d} a_i^k a_v^(d-k)
     V'[t] = max(V[t] - (1 - S[t-1]) V[t-1], 0.01)   (the ANTLR rule's v_prime_min option)
+
+``bias`` is the layer's optional trainable bias (``Dense(..., bias=True)``, per output
+channel for Conv2d; zero when the layer has none). Only the ANTLR family has the bias term
+(Zhu et al.'s code has none), so a biased layer under a ZhuNeuron raises ValueError.
 
 ``AntlrNeuron(reset=...)`` also offers the two resets that keep the synaptic current (for the
 activation rule only; the timing and ANTLR rules need the full reset's windows)::
 
     reset="subtract":  I[t] = a_i I[t-1] + b_i (W x)[t]
-                       V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1]
+                       V[t] = a_v V[t-1] + b_v I[t] - theta S[t-1] + b_bias bias
     reset="membrane":  I[t] = a_i I[t-1] + b_i (W x)[t]
-                       V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t]
+                       V[t] = a_v (1 - S[t-1]) V[t-1] + b_v I[t] + b_bias bias
 
 With a_i = alpha, a_v = beta, b_i = b_v = 1, ``reset="subtract"`` is snnTorch's
 ``snn.Synaptic(alpha, beta)`` (its default subtractive reset, applied one step after the
@@ -104,8 +108,9 @@ class ZhuNeuron:
         """(a_m, a_s) = (1 - 1/tau_m, 1 - 1/tau_s)."""
         return 1.0 - 1.0 / self.tau_m, 1.0 - 1.0 / self.tau_s
 
-    def eps(self, n_steps):
-        """Kernel eps[d], d = 0..n_steps-1 (response at step t + d to a unit input at t)."""
+    def eps(self, n_steps, window=None):
+        """Kernel eps[d], d = 0..n_steps-1 (response at step t + d to a unit input at t).
+        ``window`` is accepted for symmetry with :meth:`AntlrNeuron.eps` (no effect here)."""
         a_m, a_s = self.decays
         d = np.arange(int(n_steps), dtype=np.float64)
         return self.scale * (a_m ** (d + 1) - a_s ** (d + 1))
@@ -118,10 +123,17 @@ class ZhuNeuron:
         C = np.array([self.scale, -self.scale])
         return A, B, C
 
-    def simulate(self, c):
+    def bias_input(self, n_steps=None):
+        """D of a bias term D * bias in the linear system: zero (the Zhu neuron has none)."""
+        return np.zeros(2)
+
+    def simulate(self, c, bias=None):
         """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
-        returns (spikes, u, du), each (T, N)."""
+        returns (spikes, u, du), each (T, N). ``bias`` must be None (no bias term)."""
         from ._neurons import zhu_forward
+        if bias is not None:
+            raise ValueError("ZhuNeuron has no bias term (Zhu et al.'s code has none): biases are "
+                             "supported by the dense ANTLR neuron only (AntlrNeuron / neuron='antlr')")
         a_m, a_s = self.decays
         return zhu_forward(c, a_m, a_s, self.scale, self.theta)
 
@@ -147,6 +159,11 @@ class AntlrNeuron:
         single unit input peaks at exactly 1 within the simulated window.
     theta : float
         Threshold, > 0 (the paper uses 1).
+    b_bias : float or None
+        Scale of the layer's bias into the potential (V += b_bias * bias every step), > 0.
+        None (default, as the authors' code): like b_v's default, 1 / peak of the kernel
+        sum_k a_i^k a_v^(d-k) b_i over the window d = 0..T-1 (so b_bias equals the default
+        b_v even when b_v is given). Used only by layers with a bias.
     reset : {"full", "subtract", "membrane"}
         What a spike at step t does to step t + 1 (all three act one step after the spike):
 
@@ -159,7 +176,8 @@ class AntlrNeuron:
         - "membrane": only the potential is zeroed, the current is kept:
           V[t+1] = a_v (1 - S[t]) V[t] + b_v I[t+1].
 
-        Only the activation rule supports "subtract" and "membrane".
+        Only the activation rule supports "subtract" and "membrane". Every reset adds
+        ``b_bias * bias`` to V[t] of a biased layer at every step.
     """
 
     a_i: float = 0.99
@@ -168,6 +186,7 @@ class AntlrNeuron:
     b_v: float = None
     theta: float = 1.0
     reset: str = "full"
+    b_bias: float = None
 
     family = "antlr"
 
@@ -179,6 +198,8 @@ class AntlrNeuron:
             object.__setattr__(self, "b_v", v.positive_float("b_v", self.b_v))
         object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
         v.choice("reset", self.reset, RESETS)
+        if self.b_bias is not None:
+            object.__setattr__(self, "b_bias", v.positive_float("b_bias", self.b_bias))
 
     @classmethod
     def from_srm(cls, srm, dt=1.0):
@@ -211,9 +232,23 @@ class AntlrNeuron:
         n_steps = v.positive_int("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
-    def eps(self, n_steps):
-        """Kernel eps[d], d = 0..n_steps-1, with b_v resolved for a window of n_steps."""
-        return self.resolved_b_v(n_steps) * self._raw_kernel(n_steps)
+    def resolved_b_bias(self, n_steps):
+        """b_bias used for a window of ``n_steps`` steps: b_bias, or (None) 1 / the peak of
+        the b_v = 1 kernel within the window (b_v's default)."""
+        if self.b_bias is not None:
+            return self.b_bias
+        n_steps = v.positive_int("n_steps", n_steps)
+        return 1.0 / float(np.max(self._raw_kernel(n_steps)))
+
+    def bias_input(self, n_steps):
+        """D of the bias term of the linear system, z[t] = ... + D * bias: (0, b_bias)."""
+        return np.array([0.0, self.resolved_b_bias(n_steps)])
+
+    def eps(self, n_steps, window=None):
+        """Kernel eps[d], d = 0..n_steps-1, with b_v resolved for a window of ``window`` steps
+        (default n_steps; the forward pass of T steps uses window T, so a backward pass that
+        needs eps one step further asks for ``eps(T + 1, window=T)``)."""
+        return self.resolved_b_v(n_steps if window is None else window) * self._raw_kernel(n_steps)
 
     def linear_system(self, n_steps):
         """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (I, V) (the full
@@ -224,17 +259,26 @@ class AntlrNeuron:
         C = np.array([0.0, 1.0])
         return A, B, C
 
-    def simulate(self, c):
+    def simulate(self, c, bias=None):
         """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
         returns (spikes, V, du), each (T, N). du = V[t] - (1 - S[t-1]) V[t-1] (full and
         membrane reset) or V[t] - (V[t-1] - theta S[t-1]) (subtract), unclamped: the change
-        from the previous step's potential after its reset."""
+        from the previous step's potential after its reset. ``bias``: None, or the bias of
+        every flat neuron (N,) (``ops.neuron_bias``); V gets ``b_bias * bias`` every step."""
         from ._neurons import antlr_forward, antlr_keep_current_forward
-        b_v = self.resolved_b_v(c.shape[0])
+        T, N = c.shape
+        b_v = self.resolved_b_v(T)
+        if bias is None:
+            bias = np.zeros(N)
+        else:
+            bias = np.ascontiguousarray(bias, dtype=np.float64)
+            if bias.shape != (N,):
+                raise ValueError(f"bias must have shape ({N},) (one value per neuron), got {bias.shape}")
+        b_bias = self.resolved_b_bias(T)
         if self.reset == "full":
-            return antlr_forward(c, self.a_i, self.a_v, self.b_i, b_v, self.theta)
+            return antlr_forward(c, self.a_i, self.a_v, self.b_i, b_v, self.theta, bias, b_bias)
         return antlr_keep_current_forward(c, self.a_i, self.a_v, self.b_i, b_v, self.theta,
-                                          self.reset == "subtract")
+                                          self.reset == "subtract", bias, b_bias)
 
 
 
@@ -248,6 +292,15 @@ def require_full_reset(neuron, rule):
     if reset != "full":
         raise ValueError(f"the {rule} rule needs a full-reset neuron (reset='full'), got "
                          f"reset={reset!r}; only the activation rule supports 'subtract' and 'membrane'")
+
+
+def require_bias_support(layers, neuron, what=None):
+    """Raise ValueError naming the first biased layer of ``layers`` unless ``neuron`` is an
+    AntlrNeuron (the only dense neuron with a bias term)."""
+    if getattr(neuron, "family", None) == "antlr":
+        return
+    from ..layers import reject_biases
+    reject_biases(layers, what or f"the dense {type(neuron).__name__}")
 
 
 def resolve_neuron(neuron, srm, dt=1.0):

@@ -179,6 +179,30 @@ def grad_weight(layer, x, grad_out):
     return _conv_grad_weight(layer, x2, g2)
 
 
+def neuron_bias(layer):
+    """The bias of every neuron of a biased Dense/Conv2d layer, flat (n_out,) in C order
+    (Conv2d: each channel's bias repeated over its H x W positions); None without a bias."""
+    _check_layer(layer)
+    if not layer.has_bias:
+        return None
+    if isinstance(layer, Conv2d):
+        return np.repeat(layer.bias, layer.n_out // layer.out_channels)
+    return layer.bias.copy()
+
+
+def grad_bias(layer, grad_neuron):
+    """Bias gradient from per-neuron gradients ``grad_neuron`` (..., n_out) (dL/d(bias of
+    each neuron), e.g. (B, n_out)): summed over the leading axes, and for Conv2d over each
+    channel's positions. Returns an array of ``layer.bias_shape``."""
+    _check_layer(layer)
+    if not layer.has_weight:
+        raise ValueError(f"layer {layer!r} has no bias")
+    g = _as_flat("grad_neuron", grad_neuron, layer.n_out).reshape(-1, layer.n_out).sum(axis=0)
+    if isinstance(layer, Conv2d):
+        return g.reshape(layer.out_channels, -1).sum(axis=1)
+    return g
+
+
 # ---- pooling -----------------------------------------------------------------------------
 def _windows(layer, x2):
     """(N, n_in) -> (N, C, Ho, Wo, k*k) window values (row-major inside the window)."""

@@ -41,6 +41,7 @@ def _check_net(net):
 
     if not isinstance(net, Sequential):
         raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
+    net._reject_biases("the PSC/ASF networks (TSSL-BP, NA, ASF-BP)")
     net._check_weights()
 
 

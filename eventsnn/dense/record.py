@@ -12,8 +12,8 @@ class DenseRecord:
     order). One entry per layer of the network:
 
     inputs[l] : the layer's input (``x`` for layer 0, else ``outputs[l-1]``)
-    currents[l] : ``W x`` (the input current, before the neuron's own scales) for Dense and
-        Conv2d layers, None for the others
+    currents[l] : ``W x`` (the input current, before the neuron's own scales; without the
+        bias, which enters V directly) for Dense and Conv2d layers, None for the others
     membranes[l] : membrane potential u (Zhu) or V (ANTLR) after the step's input and
         before the reset, None for layers without neurons
     increments[l] : per-step membrane increment ``u[t] - u[t-1] (1 - S[t-1])``
@@ -21,7 +21,7 @@ class DenseRecord:
     outputs[l] : spikes (0/1) of neuron layers, pooled values of pooling layers, the input
         of Flatten
     neuron : the dense neuron (ZhuNeuron or AntlrNeuron) of every neuron layer
-    layers : the network's layers (the rules read their weights)
+    layers : the network's layers (the rules read their weights and biases)
     dt : ms per step; pool_weight : the pooling multiplier used
     """
 
@@ -79,9 +79,12 @@ class DenseGrads:
         as the rule propagated it (None where the rule has no activation path)
     grad_t : same, dL/dt at spikes (zero elsewhere; None where the rule has no timing path)
     grad_v : per layer, dL/dV (T, B, n) of neuron layers (None for others)
+    biases : one array per layer, dL/dbias shaped like the layer's bias (None for layers
+        without a bias); the rules that support biases (activation, antlr) fill it
     """
 
     weights: list
     grad_s: list = None
     grad_t: list = None
     grad_v: list = None
+    biases: list = None

@@ -93,6 +93,7 @@ def _check_record(net, rec, name="rec"):
 
 
 def _check_reset(net):
+    net._reject_biases("event mode (timing backward)")
     if net.neuron.reset != "full":
         raise NotImplementedError(
             "backward supports reset='full' networks only (Zhu et al.): with "

@@ -63,6 +63,7 @@ class EventLearner(Learner):
         unknown = sorted(set(options) - set(DEFAULTS))
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for rule 'event'; known: {sorted(DEFAULTS)}")
+        net._reject_biases("the event rule (event mode)")
         if net.neuron.reset != "full":
             raise ValueError("the event rule needs SRM(reset='full') neurons (timing backprop "
                              "does not support reset='membrane')")

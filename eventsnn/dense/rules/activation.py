@@ -20,6 +20,13 @@ With ``reset_path=False`` the reset is a constant (snnTorch detaches it), g = dL
 (no window: nothing is forgotten). ``reset_path=True`` adds the reset's dependence on the
 spike: g[t] = dL/dS[t] - theta dL/dV[t+1] (subtract) or - a_v V[t] dL/dV[t+1] (membrane).
 
+Layers with a bias (AntlrNeuron only: V[t] = ... + b_bias bias) also get dL/dbias, the
+derivative of the same quantity as the weight gradient: with BPTT, sum_t b_bias dL/dV[t]
+(the full adjoint of V, reset paths included when ``reset_path``); in the SRM-based form
+(windows fixed), sum_t dL/du[t] r[t] with r[t] = dV[t]/dbias = b_bias + a_v (1 - S[t-1])
+r[t-1], i.e. b_bias sum of a_v^k over the reset window (the bias enters V directly, not
+through the current kernel eps). Conv2d sums over each channel's positions.
+
 Surrogates sigma(u), x = u - theta, ``scale`` k:
 
 =============== ============================= ===============
@@ -38,6 +45,7 @@ import numpy as np
 from numba import njit
 
 from .. import ops
+from ..neurons import require_bias_support
 from ..record import DenseGrads, DenseRecord
 
 SURROGATES = {"exp": (0, 3.0), "fast_sigmoid": (1, 25.0), "triangle": (2, 1.0), "sigmoid": (3, 4.0)}
@@ -126,20 +134,49 @@ def srm_activation_adjoint(gs, u, spikes, kern, theta, kind, k):
 
 
 @njit(cache=True, nogil=True)
+def bias_window_grad(dv, spikes, a_v, b_bias):
+    """dL/dbias of each neuron with the windows fixed (SRM-based form, ANTLR rule):
+    sum_t dv[t] r[t], r[t] = dV[t]/dbias = b_bias + a_v (1 - S[t-1]) r[t-1] (r[0] = b_bias),
+    i.e. b_bias sum_{k=0}^{t - t_last - 1} a_v^k. dv, spikes: (T, N). Returns (N,)."""
+    T, N = dv.shape
+    out = np.zeros(N)
+    for j in range(N):
+        r = 0.0
+        acc = 0.0
+        for t in range(T):
+            keep = 1.0 - spikes[t - 1, j] if t > 0 else 1.0
+            r = b_bias + a_v * keep * r
+            acc += dv[t, j] * r
+        out[j] = acc
+    return out
+
+
+@njit(cache=True, nogil=True)
 def bptt_adjoint(gs, spikes, u, c, A, B, C, theta, kind, k, reset_path):
     """BPTT through z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, S = H(u - theta) with
     surrogate sigma. gs: dL/dS from outside (T, N). Returns (dL/dc, dL/du), each (T, N)."""
+    dc, dv, _ = bptt_adjoint_bias(gs, spikes, u, c, np.zeros(gs.shape[1]), A, B, C, np.zeros(2),
+                                  theta, kind, k, reset_path)
+    return dc, dv
+
+
+@njit(cache=True, nogil=True)
+def bptt_adjoint_bias(gs, spikes, u, c, bias, A, B, C, D, theta, kind, k, reset_path):
+    """:func:`bptt_adjoint` with a bias term: z[t] = (1 - S[t-1]) A z[t-1] + B c[t] +
+    D bias (bias: (N,) per neuron, D: (2,)). Returns (dL/dc, dL/du, dL/dbias (N,) =
+    sum_t D . dL/dz[t])."""
     T, N = gs.shape
     dc = np.zeros((T, N))
     dv = np.zeros((T, N))
+    db = np.zeros(N)
     z = np.zeros((T, 2))
     for j in range(N):
         z0 = 0.0
         z1 = 0.0
         for t in range(T):  # recompute the (pre-reset) states
             keep = 1.0 - spikes[t - 1, j] if t > 0 else 1.0
-            n0 = keep * (A[0, 0] * z0 + A[0, 1] * z1) + B[0] * c[t, j]
-            n1 = keep * (A[1, 0] * z0 + A[1, 1] * z1) + B[1] * c[t, j]
+            n0 = keep * (A[0, 0] * z0 + A[0, 1] * z1) + B[0] * c[t, j] + D[0] * bias[j]
+            n1 = keep * (A[1, 0] * z0 + A[1, 1] * z1) + B[1] * c[t, j] + D[1] * bias[j]
             z0 = n0
             z1 = n1
             z[t, 0] = z0
@@ -160,16 +197,29 @@ def bptt_adjoint(gs, spikes, u, c, A, B, C, theta, kind, k, reset_path):
             l1 = m1
             dc[t, j] = B[0] * l0 + B[1] * l1
             dv[t, j] = du
-    return dc, dv
+            db[j] += D[0] * l0 + D[1] * l1
+    return dc, dv, db
 
 
 @njit(cache=True, nogil=True)
 def keep_current_adjoint(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k, subtract, reset_path):
     """BPTT of the current-keeping ANTLR neuron (see the module docstring). gs: dL/dS
     (T, N); u: V (T, N). Returns (dL/dc, dL/dV from the surrogate), each (T, N)."""
+    dc, dv, _ = keep_current_adjoint_bias(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k,
+                                          subtract, reset_path, 0.0)
+    return dc, dv
+
+
+@njit(cache=True, nogil=True)
+def keep_current_adjoint_bias(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k, subtract,
+                              reset_path, b_bias):
+    """:func:`keep_current_adjoint` plus dL/dbias (N,) = sum_t b_bias dL/dV[t] (the bias
+    enters V[t] as b_bias bias at every step). Returns (dL/dc, dL/dV from the surrogate,
+    dL/dbias)."""
     T, N = gs.shape
     dc = np.empty((T, N))
     dv = np.empty((T, N))
+    db = np.zeros(N)
     for j in range(N):
         l_i = 0.0  # dL/dI[t+1]
         l_v = 0.0  # dL/dV[t+1]
@@ -186,7 +236,8 @@ def keep_current_adjoint(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k, subt
             l_i = b_v * l_v + a_i * l_i
             dc[t, j] = b_i * l_i
             dv[t, j] = d
-    return dc, dv
+            db[j] += b_bias * l_v
+    return dc, dv, db
 
 
 def check_record(rec):
@@ -221,9 +272,11 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
     Returns
     -------
     DenseGrads: ``weights`` (per layer), ``grad_s`` (per entry of ``rec.spikes``; None for
-    the input unless ``input_grad``), ``grad_v`` (dL/du per layer, None for pooling).
+    the input unless ``input_grad``), ``grad_v`` (dL/du per layer, None for pooling),
+    ``biases`` (dL/dbias per layer, None for layers without a bias).
     """
     check_record(rec)
+    require_bias_support(rec.layers, rec.neuron)
     kind, k = surrogate_params(surrogate, surrogate_scale)
     T, B = rec.n_steps, rec.batch_size
     g = check_grad("grad_s", grad_s, rec.outputs[-1].shape)
@@ -233,6 +286,7 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
     A, Bv, C = neuron.linear_system(T)
     L = len(rec.layers)
     weights = [None] * L
+    biases = [None] * L
     grads = [None] * (L + 1)
     grad_v = [None] * L
     grads[L] = g
@@ -244,15 +298,31 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
             S = rec.outputs[l].reshape(T, -1)
             u = rec.membranes[l].reshape(T, -1)
             g2 = np.ascontiguousarray(g.reshape(T, -1))
+            db = None
             if getattr(neuron, "reset", "full") != "full":
-                dc, dv = keep_current_adjoint(g2, S, u, neuron.a_i, neuron.a_v, neuron.b_i,
-                                              neuron.resolved_b_v(T), theta, kind, k,
-                                              neuron.reset == "subtract", bool(reset_path))
+                if layer.has_bias:
+                    dc, dv, db = keep_current_adjoint_bias(
+                        g2, S, u, neuron.a_i, neuron.a_v, neuron.b_i, neuron.resolved_b_v(T), theta,
+                        kind, k, neuron.reset == "subtract", bool(reset_path), neuron.resolved_b_bias(T))
+                else:
+                    dc, dv = keep_current_adjoint(g2, S, u, neuron.a_i, neuron.a_v, neuron.b_i,
+                                                  neuron.resolved_b_v(T), theta, kind, k,
+                                                  neuron.reset == "subtract", bool(reset_path))
             elif reset_path:
                 c = np.ascontiguousarray(rec.currents[l].reshape(T, -1))
-                dc, dv = bptt_adjoint(g2, S, u, c, A, Bv, C, theta, kind, k, True)
+                if layer.has_bias:
+                    bias = np.tile(ops.neuron_bias(layer), B)
+                    dc, dv, db = bptt_adjoint_bias(g2, S, u, c, bias, A, Bv, C, neuron.bias_input(T),
+                                                   theta, kind, k, True)
+                else:
+                    dc, dv = bptt_adjoint(g2, S, u, c, A, Bv, C, theta, kind, k, True)
             else:
                 dc, dv = srm_activation_adjoint(g2, u, S, eps, theta, kind, k)
+                if layer.has_bias:
+                    db = bias_window_grad(dv, np.ascontiguousarray(S), neuron.a_v,
+                                          neuron.resolved_b_bias(T))
+            if db is not None:
+                biases[l] = ops.grad_bias(layer, db.reshape(B, -1))
             dc = dc.reshape(T, B, -1)
             grad_v[l] = dv.reshape(T, B, -1)
             weights[l] = ops.grad_weight(layer, x, dc)
@@ -260,4 +330,4 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
         else:
             g = ops.backward_input(layer, g, x, pool_weight=rec.pool_weight) if need_below else None
         grads[l] = g
-    return DenseGrads(weights=weights, grad_s=grads, grad_v=grad_v)
+    return DenseGrads(weights=weights, grad_s=grads, grad_v=grad_v, biases=biases)

@@ -19,6 +19,11 @@ forward derivative). Through pooling layers both paths use the layer's exact bac
 per-unit-value gradient, a source spike its share (1/k^2 of it for average pooling, all of
 it for the window's winner under max pooling).
 
+A layer with a bias (V[t] = ... + b_bias bias, AntlrNeuron) gets dL/dbias = sum over t_a of
+dL/dV_j[t_a] dV_j[t_a]/dbias, the same forward derivative with the windows fixed: the bias
+enters V directly, so dV[t_a]/dbias = b_bias sum_{k=0}^{t_a - t_last - 1} a_v^k (not
+through eps); summed over each channel's positions for Conv2d.
+
 ``lambda_act = 1, lambda_tim = 0`` is the SRM-based activation method; ``lambda_act = 0,
 lambda_tim = 1`` the discrete timing method. The authors' code fixes both lambdas to 1 (the
 defaults here). ``clip`` clamps dL/dV element-wise (the code's optional clamp at +-1).
@@ -28,10 +33,10 @@ import numbers
 import numpy as np
 
 from .. import ops
-from ..neurons import require_full_reset
+from ..neurons import require_bias_support, require_full_reset
 from ..record import DenseGrads
-from .activation import (check_grad, check_record, surrogate_kernel, surrogate_params,
-                         window_adjoint)
+from .activation import (bias_window_grad, check_grad, check_record, surrogate_kernel,
+                         surrogate_params, window_adjoint)
 
 
 def eps_star(eps_ext):
@@ -68,10 +73,12 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
     Returns
     -------
     DenseGrads with weights, grad_s and grad_t per entry of ``rec.spikes`` (grad_t of a
-    level is the value-weighted event gradient), grad_v per layer.
+    level is the value-weighted event gradient), grad_v per layer, biases (dL/dbias per
+    layer, None for layers without a bias).
     """
     check_record(rec)
     require_full_reset(rec.neuron, "ANTLR")
+    require_bias_support(rec.layers, rec.neuron)
     kind, k = surrogate_params(surrogate, surrogate_scale)
     lambda_act = _real("lambda_act", lambda_act)
     lambda_tim = _real("lambda_tim", lambda_tim)
@@ -83,11 +90,12 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
     r = check_grad("grad_t", grad_t, shape)  # dL/dt per unit event value
     neuron = rec.neuron
     theta = neuron.theta
-    eps_ext = neuron.eps(T + 1)
+    eps_ext = neuron.eps(T + 1, window=T)  # b_v of the forward's T-step window
     eps = np.ascontiguousarray(eps_ext[:T])
     epsd = np.ascontiguousarray(eps_star(eps_ext))
     L = len(rec.layers)
     weights = [None] * L
+    biases = [None] * L
     grads_s = [None] * (L + 1)
     grads_t = [None] * (L + 1)
     grad_v = [None] * L
@@ -111,6 +119,9 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
             dc_act = window_adjoint(dv, S, eps).reshape(T, B, -1)
             grad_v[l] = dv.reshape(T, B, -1)
             weights[l] = ops.grad_weight(layer, x, dc_act)
+            if layer.has_bias:
+                db = bias_window_grad(dv, np.ascontiguousarray(S), neuron.a_v, neuron.resolved_b_bias(T))
+                biases[l] = ops.grad_bias(layer, db.reshape(B, -1))
             if need_below:
                 gs = ops.backward_input(layer, dc_act, x)
                 dc_tim = window_adjoint(dv, S, epsd).reshape(T, B, -1)
@@ -121,4 +132,5 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
         if need_below:
             grads_s[l] = gs
             grads_t[l] = r * x
-    return DenseGrads(weights=weights, grad_s=grads_s, grad_t=grads_t, grad_v=grad_v)
+    return DenseGrads(weights=weights, grad_s=grads_s, grad_t=grads_t, grad_v=grad_v,
+                      biases=biases)

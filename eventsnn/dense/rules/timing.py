@@ -23,7 +23,7 @@ import numbers
 import numpy as np
 from numba import njit
 
-from ...layers import AvgPool2d, MaxPool2d
+from ...layers import AvgPool2d, MaxPool2d, reject_biases
 from .. import ops
 from ..neurons import require_full_reset
 from ..record import DenseGrads
@@ -115,6 +115,8 @@ def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=
     """
     check_record(rec)
     require_full_reset(rec.neuron, "timing")
+    reject_biases(rec.layers, "the timing rule (it has no bias gradient; use the activation or "
+                              "antlr rule)")
     T, B = rec.n_steps, rec.batch_size
     shape = rec.outputs[-1].shape
     gt = check_grad("grad_t", grad_t, shape)
