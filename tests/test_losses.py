@@ -11,6 +11,8 @@ import eventsnn as es
 from eventsnn import losses
 from eventsnn.testing import spike_trains
 
+from .strategies import examples
+
 
 def _out(times, neurons, n=3):
     return es.SpikeTrains(times, neurons, n)
@@ -58,7 +60,7 @@ def test_supervisory_spike_gives_a_silent_label_neuron_a_gradient():
     assert np.all(g_late.weights[0][0] == 0) and np.any(g_late.times[0] != 0)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(spike_trains(4, min_events=1, max_events=12, distinct_times=True),
        st.lists(st.floats(0, 20), min_size=12, max_size=12))
 def test_time_mse_gradient_is_the_derivative(out, flat):
@@ -77,7 +79,7 @@ def test_time_mse_gradient_is_the_derivative(out, flat):
         assert g[k] == pytest.approx((vals[0] - vals[1]) / (2 * d), abs=1e-5)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(spike_trains(4, min_events=1, max_events=12, distinct_times=True), st.integers(0, 3),
        st.floats(0.3, 3.0))
 def test_first_spike_loss_gradient_is_the_derivative(out, label, tau):

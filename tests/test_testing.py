@@ -11,8 +11,10 @@ import eventsnn as es
 from eventsnn.testing import (POOLS, assert_gradient_sum_invariant, gradient_sums,
                               network_inputs, networks, spike_trains, weight_arrays)
 
+from .strategies import examples
 
-@settings(max_examples=30, deadline=None)
+
+@settings(max_examples=examples(30), deadline=None)
 @given(spike_trains(5, max_events=20, graded=True))
 def test_spike_trains_are_valid(st_):
     assert st_.n_neurons == 5
@@ -20,20 +22,20 @@ def test_spike_trains_are_valid(st_):
     assert np.all((st_.values >= 0.1) & (st_.values <= 2.0))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(spike_trains(3, min_events=2, max_events=20, t_max=7.0, distinct_times=True))
 def test_distinct_times(st_):
     assert len(np.unique(st_.times)) == len(st_)
     assert st_.times.min() >= 0 and st_.times.max() <= 7.0 + 1e-12
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(weight_arrays((3, 4), -1.0, 2.0))
 def test_weight_arrays(w):
     assert w.shape == (3, 4) and np.all((w >= -1) & (w <= 2))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.data())
 def test_networks_are_simulable(data):
     net = data.draw(networks(pools=POOLS))

@@ -123,6 +123,70 @@ def test_trainer_never_prints(capsys):
     assert out.out == "" and out.err == ""
 
 
+class _StubBar:
+    """Stands in for tqdm.auto.tqdm: records what the trainer does with its bar."""
+
+    made = []
+
+    def __init__(self, total=None, **kwargs):
+        self.total, self.kwargs = total, kwargs
+        self.updates, self.postfix, self.closed = [], [], False
+        _StubBar.made.append(self)
+
+    def update(self, n=1):
+        assert not self.closed
+        self.updates.append(n)
+
+    def set_postfix(self, **kwargs):
+        self.postfix.append(kwargs)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def stub_tqdm(monkeypatch):
+    """A fake ``tqdm`` package (tqdm is not a dependency) in sys.modules."""
+    import sys
+    import types
+
+    pkg, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+    auto.tqdm = _StubBar
+    pkg.auto = auto
+    monkeypatch.setitem(sys.modules, "tqdm", pkg)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    monkeypatch.setattr(_StubBar, "made", [])
+    return _StubBar
+
+
+def test_progress_bar_one_update_per_batch_then_closed(stub_tqdm, capsys):
+    X, y = _blobs(40)                      # batch 16: 3 batches per epoch
+    net = es.Sequential(es.Dense(4, 3), rng=0)
+    Trainer(SoftmaxLearner(net), epochs=2, batch_size=16, progress=True).fit(X, y)
+    (bar,) = stub_tqdm.made
+    assert bar.total == 6 and bar.updates == [1] * 6 and bar.closed
+    assert [p["epoch"] for p in bar.postfix] == [1, 1, 1, 2, 2, 2]
+    # progress=False: no bar is made and nothing is printed
+    Trainer(SoftmaxLearner(net), epochs=2, batch_size=16, progress=False).fit(X, y)
+    assert len(stub_tqdm.made) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_progress_bar_is_closed_when_training_fails(stub_tqdm):
+    class Diverging(SoftmaxLearner):
+        def loss_and_grads(self, X, y, rng=None):
+            loss, grads, preds, stats = super().loss_and_grads(X, y, rng)
+            return float("nan"), grads, preds, stats
+
+    X, y = _blobs(40)
+    net = es.Sequential(es.Dense(4, 3), rng=0)
+    with pytest.raises(FloatingPointError):
+        Trainer(Diverging(net), epochs=2, batch_size=16, progress=True).fit(X, y)
+    (bar,) = stub_tqdm.made
+    assert bar.closed and bar.updates == []
+
+
 def test_trainer_errors():
     with pytest.raises(TypeError, match="learner"):
         Trainer(object())
