@@ -6,3 +6,13 @@ CROSSING_TOL_MS = 1e-12
 CROSSING_MAX_ITER = 200
 #: Smallest relative gap |tau_m - tau_s| / max(tau_m, tau_s) accepted by SRM.
 MIN_TAU_GAP = 1e-6
+#: Largest magnitude accepted for a weight and for an event value (SpikeTrains values).
+#: A weight times a value is then at most 1e200, so the membrane traces, which sum such
+#: products (times the kernel prefactor, <= 1e6 by MIN_TAU_GAP) over the events of a sample,
+#: stay far from float64 overflow (1.8e308): finite input never turns into a silent NaN.
+MAX_MAGNITUDE = 1e100
+#: Default of ``Sequential.simulate(max_spikes=...)``: most spikes one layer may emit for one
+#: sample (about 16 bytes each) before the simulation stops with a ValueError. Guards against
+#: runaway firing, e.g. reset="membrane" with t_ref=0, where one input of weight w makes a
+#: neuron fire about w / theta times.
+DEFAULT_MAX_SPIKES = 10_000_000

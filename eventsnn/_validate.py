@@ -2,9 +2,12 @@
 
 Every checker names the argument in its message so a user can tell which input was bad.
 """
+import math
 import numbers
 
 import numpy as np
+
+from ._constants import MAX_MAGNITUDE
 
 
 def positive_float(name, value, allow_zero=False):
@@ -62,7 +65,11 @@ def float_array(name, value, ndim=None, finite=True):
     return arr
 
 
-def int_array(name, value, ndim=1):
+def int_array(name, value, ndim=1, low=None, high=None):
+    """Convert to an int64 array of integers (integral floats accepted).
+
+    With ``low``/``high`` every entry must lie in [low, high); the range is checked on the
+    original values, so e.g. a uint64 beyond the int64 range is reported as given."""
     try:
         arr = np.asarray(value)
     except Exception as exc:
@@ -70,16 +77,26 @@ def int_array(name, value, ndim=1):
     if arr.size == 0:
         return np.zeros(arr.shape if arr.ndim == ndim else (0,), dtype=np.int64)
     if np.issubdtype(arr.dtype, np.integer):
-        out = arr.astype(np.int64)
+        pass
     elif np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise TypeError(f"{name} must hold integers, got non-integral values")
-        out = arr.astype(np.int64)
     else:
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if out.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {out.shape}")
-    return np.ascontiguousarray(out)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    # compare the values as given, before a (wrapping) cast to int64
+    lo = np.iinfo(np.int64).min if low is None else low
+    hi = np.iinfo(np.int64).max + 1 if high is None else high
+    out_of_range = (arr < lo) | (arr >= hi)
+    if np.any(out_of_range):
+        found = arr[out_of_range].flat[0]
+        found = (int(found) if np.issubdtype(arr.dtype, np.integer) or float(found).is_integer()
+                 else float(found))
+        if low is None and high is None:
+            raise ValueError(f"{name} must fit in int64, found {found}")
+        raise ValueError(f"{name} must lie in [{lo}, {hi}), found {found}")
+    return np.ascontiguousarray(arr.astype(np.int64))
 
 
 def rng_from(rng):
@@ -92,11 +109,45 @@ def rng_from(rng):
 
 
 def shape3(name, shape):
-    """A (C, H, W) tuple of positive ints."""
+    """A (C, H, W) tuple of positive ints (Python or numpy integers; no floats, no bools)."""
+    if isinstance(shape, (str, bytes)):
+        raise TypeError(f"{name} must be a (C, H, W) tuple of ints, got {shape!r}")
     try:
-        dims = tuple(int(d) for d in shape)
+        dims = tuple(shape)
     except TypeError:
-        raise TypeError(f"{name} must be a (C, H, W) tuple of ints") from None
-    if len(dims) != 3 or min(dims) <= 0:
-        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape}")
+        raise TypeError(f"{name} must be a (C, H, W) tuple of ints, got {shape!r}") from None
+    if len(dims) != 3:
+        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape!r}")
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"{name} must be a (C, H, W) tuple of ints, got {shape!r} "
+                            f"(entry {d!r} is {type(d).__name__})")
+    dims = tuple(int(d) for d in dims)
+    if min(dims) <= 0:
+        raise ValueError(f"{name} must be a (C, H, W) tuple of positive ints, got {shape!r}")
     return dims
+
+
+def end_time(name, value):
+    """An optional end time in ms: None or +inf mean "no limit" (returned as None), else a
+    finite float >= 0."""
+    if value is None:
+        return None
+    if (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+            and float(value) == math.inf):
+        return None
+    try:
+        return positive_float(name, value, allow_zero=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (use None or inf for no limit)") from None
+
+
+def magnitude(name, arr, bound=MAX_MAGNITUDE):
+    """Reject entries of a finite float array with |x| > bound (they would overflow the
+    membrane traces into inf/NaN)."""
+    if arr.size:
+        big = float(np.max(np.abs(arr)))
+        if big > bound:
+            raise ValueError(f"{name} must have magnitude <= {bound:g} (larger values overflow "
+                             f"the membrane computation), got {big:g}")
+    return arr

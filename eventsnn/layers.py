@@ -42,6 +42,7 @@ class Layer:
             raise ValueError(f"weight of {self!r} must have shape {self.weight_shape}, got {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"weight of {self!r} must be finite (no NaN or inf)")
+        v.magnitude(f"weight of {self!r}", arr)  # |w| <= 1e100: no overflow to inf/NaN
         self._weight = arr.copy()
 
     @property

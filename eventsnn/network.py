@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _validate as v
+from ._constants import DEFAULT_MAX_SPIKES
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, reject_biases
 from .neurons import SRM
 from .spikes import SpikeTrains
@@ -105,7 +106,8 @@ class Sequential:
         if st.n_neurons != self.n_in:
             raise ValueError(f"{name} has n_neurons={st.n_neurons} but the network takes {self.n_in}")
 
-    def simulate(self, inputs, t_end=None, record_times=None, n_threads=None):
+    def simulate(self, inputs, t_end=None, record_times=None, n_threads=None,
+                 max_spikes=DEFAULT_MAX_SPIKES):
         """Simulate SpikeTrains exactly in continuous time.
 
         Parameters
@@ -113,14 +115,18 @@ class Sequential:
         inputs : SpikeTrains or list of SpikeTrains
             One sample, or several (simulated in parallel, independently).
         t_end : float or None
-            End of the simulation in ms; events after it are ignored. None runs until no
-            event is pending.
+            End of the simulation in ms; input events and spikes after it are ignored
+            (those at t_end count). None (or inf) runs until no event is pending.
         record_times : array-like of float, optional
             Times (ms) at which to record the membrane potential of every neuron layer
             (``record.membrane``).
         n_threads : int, optional
             Threads for a list of samples (default: numba's thread count). Results do not
             depend on it.
+        max_spikes : int
+            Most spikes one layer may emit for one sample (default 10**7); more raises a
+            ValueError instead of filling memory (runaway firing, e.g. reset="membrane" with
+            t_ref=0 and a huge weight fires about w / theta times).
 
         Returns
         -------
@@ -132,17 +138,18 @@ class Sequential:
             raise TypeError("inputs must be a SpikeTrains or a list of SpikeTrains")
         for k, st in enumerate(samples):
             self._check_input(st, "inputs" if single else f"inputs[{k}]")
-        if t_end is not None:
-            t_end = v.positive_float("t_end", t_end, allow_zero=True)
+        t_end = v.end_time("t_end", t_end)
+        max_spikes = v.positive_int("max_spikes", max_spikes)
         if record_times is not None:
             record_times = v.float_array("record_times", record_times, ndim=1)
             if np.any(record_times < 0):
                 raise ValueError("record_times must be >= 0 ms")
             record_times = np.sort(record_times)
-        records = self._simulate_many(samples, t_end, record_times, n_threads)
+        records = self._simulate_many(samples, t_end, record_times, n_threads, max_spikes)
         return records[0] if single else records
 
-    def _simulate_many(self, samples, t_end, record_times, n_threads):
+    def _simulate_many(self, samples, t_end, record_times, n_threads,
+                       max_spikes=DEFAULT_MAX_SPIKES):
         from .event.forward import kernel_weights, simulate_sample
 
         self._reject_biases("event mode (Sequential.simulate)")
@@ -150,7 +157,8 @@ class Sequential:
         weights = [kernel_weights(layer) for layer in self.layers]
 
         def one(st):
-            return simulate_sample(self.layers, self.neuron, st, t_end, record_times, weights)
+            return simulate_sample(self.layers, self.neuron, st, t_end, record_times, weights,
+                                   max_spikes=max_spikes)
 
         if n_threads is None:
             import numba
@@ -165,6 +173,8 @@ class Sequential:
         for k, layer in enumerate(self.layers):
             if layer.has_weight and not np.all(np.isfinite(layer.weight)):
                 raise ValueError(f"weight of layer {k} ({layer!r}) holds NaN or inf")
+            if layer.has_weight:  # in-place edits bypass the setter's |w| <= 1e100 check
+                v.magnitude(f"weight of layer {k} ({layer!r})", layer.weight)
             if layer.has_bias and not np.all(np.isfinite(layer.bias)):
                 raise ValueError(f"bias of layer {k} ({layer!r}) holds NaN or inf")
 
@@ -173,6 +183,7 @@ class Sequential:
         ``eventsnn.event.backward.backward`` for the options."""
         from .event.backward import backward
 
+        self._check_weights()
         return backward(self, rec, grad_out, kernel=kernel, tau_grad=tau_grad, **options)
 
     # ---- dense (time-stepped) mode ------------------------------------------------

@@ -19,6 +19,21 @@ RESETS = ("full", "membrane")
 GRAD_KERNELS = ("exp", "depsilon")
 
 
+def _offsets(s, name="s"):
+    """Kernel argument: real times in ms (scalar or array; +-inf allowed), no NaN."""
+    try:
+        arr = np.asarray(s)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a real number or array of them: {exc}") from None
+    if arr.dtype == object or np.iscomplexobj(arr) or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers (ms), got dtype {arr.dtype}")
+    s = arr.astype(np.float64)
+    if np.any(np.isnan(s)):
+        raise ValueError(f"{name} must not contain NaN (kernel offsets in ms)")
+    return s
+
+
 @dataclass(frozen=True)
 class SRM:
     """Spike response model neuron for the event engine.
@@ -79,15 +94,16 @@ class SRM:
         return float(self.eps(self.t_peak))
 
     def eps(self, s):
-        """PSP kernel eps(s) for s in ms (0 for s < 0)."""
-        s = np.asarray(s, dtype=np.float64)
+        """PSP kernel eps(s) for s in ms (0 for s < 0; eps(inf) = 0). ``s`` must be real
+        (TypeError otherwise) and not NaN (ValueError), like every public input."""
+        s = _offsets(s)
         sp = np.maximum(s, 0.0)
         out = self.scale * (np.exp(-sp / self.tau_m) - np.exp(-sp / self.tau_s))
         return np.where(s >= 0, out, 0.0)
 
     def deps(self, s):
-        """Time derivative d eps / ds (1/ms, 0 for s < 0)."""
-        s = np.asarray(s, dtype=np.float64)
+        """Time derivative d eps / ds (1/ms, 0 for s < 0); ``s`` validated as in :meth:`eps`."""
+        s = _offsets(s)
         sp = np.maximum(s, 0.0)
         out = self.scale * (np.exp(-sp / self.tau_s) / self.tau_s - np.exp(-sp / self.tau_m) / self.tau_m)
         return np.where(s >= 0, out, 0.0)
@@ -95,10 +111,11 @@ class SRM:
     def h(self, s, kernel="exp", tau_grad=2.5):
         """Backward assignment kernel h(s) of the timing gradient (Zhu et al. Eq. 12).
 
-        ``"exp"``: exp(-s / tau_grad); ``"depsilon"``: d eps / ds.
+        ``"exp"``: exp(-s / tau_grad); ``"depsilon"``: d eps / ds. Both are 0 for s < 0;
+        ``s`` is validated as in :meth:`eps`, ``tau_grad`` must be finite and > 0.
         """
         v.choice("kernel", kernel, GRAD_KERNELS)
-        s = np.asarray(s, dtype=np.float64)
+        s = _offsets(s)
         if kernel == "depsilon":
             return self.deps(s)
         tau_grad = v.positive_float("tau_grad", tau_grad)

@@ -22,7 +22,9 @@ class SpikeTrains:
     n_neurons : int
         Size of the population (> 0).
     values : array-like of float, optional
-        Event values (default 1.0 for every event); finite.
+        Event values (default 1.0 for every event); finite, with magnitude at most
+        ``eventsnn._constants.MAX_MAGNITUDE`` (1e100) so that weight * value and sums of
+        such products cannot overflow.
     """
 
     __slots__ = ("times", "neurons", "values", "n_neurons")
@@ -36,12 +38,9 @@ class SpikeTrains:
             raise ValueError("times must be finite (no inf)")
         if np.any(times < 0):
             raise ValueError(f"times must be >= 0 ms, got minimum {times.min()}")
-        neurons = v.int_array("neurons", neurons, ndim=1)
+        neurons = v.int_array("neurons", neurons, ndim=1, low=0, high=n_neurons)
         if neurons.shape != times.shape:
             raise ValueError(f"neurons has {neurons.size} entries but times has {times.size}")
-        if neurons.size and (neurons.min() < 0 or neurons.max() >= n_neurons):
-            bad = neurons[(neurons < 0) | (neurons >= n_neurons)][0]
-            raise ValueError(f"neurons must lie in [0, {n_neurons}), found {bad}")
         if values is None:
             values = np.ones_like(times)
         else:
@@ -50,6 +49,7 @@ class SpikeTrains:
                 raise ValueError(f"values has {values.size} entries but times has {times.size}")
             if not np.all(np.isfinite(values)):
                 raise ValueError("values must be finite (no NaN or inf)")
+            v.magnitude("values", values)
         order = np.lexsort((neurons, times))
         if np.any(order[1:] < order[:-1]):
             times, neurons, values = times[order], neurons[order], values[order]
@@ -132,17 +132,22 @@ class SpikeTrains:
     def from_tonic(cls, events, shape):
         """Events from a structured array with fields t (microseconds), x, y and p
         (tonic's layout). ``shape`` = (C, H, W) of the layer: the flat index is
-        p * H * W + y * W + x and the time becomes t / 1000 ms."""
+        p * H * W + y * W + x and the time becomes t / 1000 ms. A boolean polarity field
+        p (as some tonic datasets store it) is read as 0 (False) / 1 (True); without a p
+        field every event has p = 0."""
         C, H, W = v.shape3("shape", shape)
         names = getattr(getattr(events, "dtype", None), "names", None)
         if not names or not {"t", "x", "y"} <= set(names):
             raise TypeError("events must be a structured array with fields t, x, y (and p)")
-        x = v.int_array("events['x']", events["x"])
-        y = v.int_array("events['y']", events["y"])
-        p = v.int_array("events['p']", events["p"]) if "p" in names else np.zeros_like(x)
-        for name, arr, bound in (("x", x, W), ("y", y, H), ("p", p, C)):
-            if arr.size and (arr.min() < 0 or arr.max() >= bound):
-                raise ValueError(f"events['{name}'] must lie in [0, {bound}) for shape {(C, H, W)}")
+        x = v.int_array("events['x']", events["x"], low=0, high=W)
+        y = v.int_array("events['y']", events["y"], low=0, high=H)
+        if "p" in names:
+            p = np.asarray(events["p"])
+            if p.dtype == np.bool_:
+                p = p.astype(np.int64)
+            p = v.int_array("events['p']", p, low=0, high=C)
+        else:
+            p = np.zeros_like(x)
         t = v.float_array("events['t']", events["t"], ndim=1) / 1000.0
         return cls(t, p * H * W + y * W + x, C * H * W)
 
@@ -161,18 +166,32 @@ class SpikeTrains:
     # ---- NIR-style (index, time) pairs -------------------------------------------
     @classmethod
     def from_pairs(cls, pairs, n_neurons):
-        """Events from NIR-style (index, time in ms) pairs: an array of shape (N, 2) or a
-        tuple ``(indices, times)``."""
-        if isinstance(pairs, tuple) and len(pairs) == 2:
-            idx, t = pairs
-        else:
-            arr = v.float_array("pairs", pairs)
-            if arr.ndim != 2 or arr.shape[1] != 2:
-                raise ValueError(f"pairs must have shape (N, 2), got {arr.shape}")
-            idx, t = arr[:, 0], arr[:, 1]
-        return cls(t, idx, n_neurons)
+        """Events from NIR-style (index, time in ms) pairs.
+
+        ``pairs`` is array-like of shape (N, 2), one row (index, time) per event, and is
+        read the same way whatever the container: ``[(5, 1.0), (6, 2.0)]``,
+        ``((5, 1.0), (6, 2.0))`` and ``np.array([[5, 1.0], [6, 2.0]])`` all mean neuron 5
+        at 1 ms and neuron 6 at 2 ms. Indices must be integral (exact up to 2**53). Any
+        other shape is an error, in particular the columns form ``(indices, times)``: for
+        separate index and time arrays use ``SpikeTrains(times, indices, n_neurons)``.
+        Inverse of :meth:`to_pairs`; every event gets value 1.
+        """
+        n_neurons = v.positive_int("n_neurons", n_neurons)
+        arr = v.float_array("pairs", pairs, finite=False)
+        if arr.size == 0 and arr.ndim <= 2 and (arr.ndim < 2 or arr.shape[1] in (0, 2)):
+            return cls.empty(n_neurons)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            hint = ""
+            if arr.ndim == 2 and arr.shape[0] == 2:
+                hint = (" (it looks like the columns (indices, times): use "
+                        "SpikeTrains(times, indices, n_neurons) for those)")
+            raise ValueError(f"pairs must have shape (N, 2), one row (index, time) per event, "
+                             f"got shape {arr.shape}{hint}")
+        idx = v.int_array("pairs[:, 0] (neuron indices)", arr[:, 0], low=0, high=n_neurons)
+        return cls(arr[:, 1], idx, n_neurons)
 
     def to_pairs(self):
-        """(indices, times in ms) as two arrays, in the event order."""
-        return self.neurons.copy(), self.times.copy()
-
+        """The events as NIR-style pairs: a float64 array of shape (N, 2), one row
+        (index, time in ms) per event, in the event order (values are not included).
+        :meth:`from_pairs` reads it back."""
+        return np.column_stack([self.neurons.astype(np.float64), self.times])

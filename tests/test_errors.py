@@ -125,3 +125,91 @@ def test_load_rejects_non_models(tmp_path):
     np.savez(q, meta=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError):
         es.Sequential.load(q)
+
+
+# ---- input checks added with the audit of issue 2 (docs/errors.md lists them) -------------
+def test_pairs_errors():
+    with pytest.raises(ValueError, match=r"pairs must have shape \(N, 2\)"):
+        es.SpikeTrains.from_pairs(np.zeros((3, 3)), 4)
+    with pytest.raises(ValueError, match=r"\(indices, times\)"):
+        es.SpikeTrains.from_pairs((np.arange(3), np.ones(3)), 4)
+    with pytest.raises(TypeError, match="neuron indices"):
+        es.SpikeTrains.from_pairs([(0.5, 1.0)], 4)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        es.SpikeTrains.from_pairs([(4, 1.0)], 4)
+
+
+def test_index_and_value_range_errors():
+    with pytest.raises(ValueError, match="found 9223372036854775813"):
+        es.SpikeTrains([1.0], np.array([2**63 + 5], dtype=np.uint64), 3)
+    with pytest.raises(ValueError, match="values must have magnitude <= 1e"):
+        es.SpikeTrains([1.0], [0], 3, values=[1e200])
+
+
+def test_shape_errors():
+    with pytest.raises(TypeError, match="in_shape"):
+        es.Conv2d("abc", 2, 2)
+    with pytest.raises(TypeError, match="in_shape"):
+        es.Conv2d((1.5, 3, 3), 2, 2)
+    with pytest.raises(TypeError, match="in_shape"):
+        es.Conv2d(5, 2, 2)
+    with pytest.raises(ValueError, match="in_shape"):
+        es.Conv2d((0, 3, 3), 2, 2)
+    with pytest.raises(ValueError, match="stride"):
+        es.Conv2d((1, 4, 4), 1, 2, stride=0)
+    with pytest.raises(TypeError, match="stride"):
+        es.Conv2d((1, 4, 4), 1, 2, stride=1.5)
+    with pytest.raises(ValueError, match="padding"):
+        es.Conv2d((1, 4, 4), 1, 2, padding=-1)
+    with pytest.raises(ValueError, match=r"MaxPool2d\(4\) is larger than its input \(3, 3\)"):
+        es.Sequential(es.Conv2d((1, 4, 4), 1, 2), es.MaxPool2d(4))
+    with pytest.raises(ValueError, match=r"AvgPool2d\(5\) is larger than its input"):
+        es.Sequential(es.Conv2d((1, 4, 4), 1, 1), es.AvgPool2d(5))
+    with pytest.raises(ValueError, match="kernel_size"):
+        es.MaxPool2d(0)
+
+
+def test_kernel_function_errors():
+    n = es.SRM()
+    with pytest.raises(ValueError, match="NaN"):
+        n.eps(nan)
+    with pytest.raises(ValueError, match="NaN"):
+        n.deps([0.0, nan])
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        n.h(1.0, "gauss")
+    with pytest.raises(ValueError, match="tau_grad"):
+        n.h(1.0, "exp", tau_grad=0.0)
+    net = es.Sequential(es.Dense(1, 1), rng=0)
+    net.layers[0].weight = [[5.0]]
+    rec = net.simulate(es.SpikeTrains([0.0], [0], 1))
+    with pytest.raises(ValueError, match="tau_grad"):
+        net.backward(rec, np.ones(len(rec.output)), tau_grad=-1.0)
+    with pytest.raises(ValueError, match="kernel"):
+        net.backward(rec, np.ones(len(rec.output)), kernel="gauss")
+
+
+def test_weight_magnitude_errors():
+    net = es.Sequential(es.Dense(2, 1), rng=0)
+    with pytest.raises(ValueError, match=r"weight of Dense\(2, 1\) must have magnitude <= 1e\+100"):
+        net.layers[0].weight = [[1e308, 1e308]]
+    rec = net.simulate(es.SpikeTrains([0.0, 0.0], [0, 1], 2))
+    net.layers[0].weight[0, 0] = 1e300  # in place: caught by simulate and backward
+    with pytest.raises(ValueError, match="weight of layer 0 .* magnitude"):
+        net.simulate(es.SpikeTrains([0.0], [0], 2))
+    with pytest.raises(ValueError, match="weight of layer 0 .* magnitude"):
+        net.backward(rec, np.ones(len(rec.output)))
+
+
+def test_t_end_and_max_spikes_errors():
+    net = es.Sequential(es.Dense(1, 1), neuron=es.SRM(4.0, 2.0, reset="membrane"), rng=0)
+    net.layers[0].weight = [[1e5]]
+    x = es.SpikeTrains([0.0], [0], 1)
+    with pytest.raises(ValueError, match="use None or inf for no limit"):
+        net.simulate(x, t_end=-1.0)
+    with pytest.raises(ValueError, match="max_spikes"):
+        net.simulate(x, max_spikes=0)
+    with pytest.raises(TypeError, match="max_spikes"):
+        net.simulate(x, max_spikes=1.5)
+    with pytest.raises(ValueError, match=r"layer 1 \(Dense\(1, 1\)\) would emit more than "
+                                         r"max_spikes=100 spikes.*t_ref"):
+        net.simulate(x, max_spikes=100)

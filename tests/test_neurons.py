@@ -128,3 +128,28 @@ def test_bounds_hold(M, S, p, span):
     far = np.linspace(0, 50 * max(tau_m, tau_s), 20001)
     u_far = c * (M * np.exp(-far / tau_m) - S * np.exp(-far / tau_s))
     assert max(u.max(), u_far.max()) <= _crossing.peak_bound(M, S, c) + tol
+
+
+@pytest.mark.parametrize("fn", ["eps", "deps", "h_exp", "h_depsilon"])
+def test_kernels_validate_their_argument(fn):
+    n = es.SRM(5.0, 2.0)
+    call = {"eps": n.eps, "deps": n.deps, "h_exp": lambda s: n.h(s, "exp"),
+            "h_depsilon": lambda s: n.h(s, "depsilon")}[fn]
+    for bad in (float("nan"), [1.0, float("nan")], np.array([[0.0], [np.nan]])):
+        with pytest.raises(ValueError, match="NaN"):
+            call(bad)
+    for bad in ("1.0", [1.0, "a"], 1 + 2j):
+        with pytest.raises(TypeError, match="real"):
+            call(bad)
+    # +-inf are fine: the kernels vanish at both ends
+    np.testing.assert_array_equal(call([np.inf, -np.inf]), [0.0, 0.0])
+    assert np.shape(call(1.0)) == () and np.shape(call([[1.0, 2.0]])) == (1, 2)
+
+
+def test_h_validates_tau_grad():
+    n = es.SRM(5.0, 2.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tau_grad"):
+            n.h(1.0, "exp", tau_grad=bad)
+    with pytest.raises(TypeError, match="tau_grad"):
+        n.h(1.0, "exp", tau_grad="2")

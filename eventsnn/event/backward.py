@@ -94,6 +94,7 @@ def _check_record(net, rec, name="rec"):
 
 def _check_reset(net):
     net._reject_biases("event mode (timing backward)")
+    net._check_weights()  # NaN/inf and magnitude, also after in-place edits
     if net.neuron.reset != "full":
         raise NotImplementedError(
             "backward supports reset='full' networks only (Zhu et al.): with "

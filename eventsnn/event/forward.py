@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._constants import DEFAULT_MAX_SPIKES
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..spikes import SpikeTrains
 from . import _engine
@@ -60,9 +61,11 @@ def layer_connectivity(layer):
     return indptr, targets, np.ascontiguousarray(layer.weight.ravel()[widx])
 
 
-def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights):
+def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
+                    max_spikes=DEFAULT_MAX_SPIKES):
     """Simulate one sample; ``layer_weights`` are the weights as they were when the call
-    started (transposed for Dense), so concurrent samples see one network."""
+    started (transposed for Dense), so concurrent samples see one network. Raises
+    ValueError when a layer would emit more than ``max_spikes`` spikes."""
     tau_m, tau_s, theta, membrane_reset, t_ref = neuron.as_tuple()
     t_stop = math.inf if t_end is None else float(t_end)
     spikes = [st]
@@ -76,13 +79,16 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights):
         w = layer_weights[li - 1]
         relay = None
         if isinstance(layer, Dense):
-            ot, oi = _engine.dense_layer(t, i, val, w, tau_m, tau_s, theta, membrane_reset,
-                                         t_ref, t_stop)
+            ot, oi, exceeded = _engine.dense_layer(t, i, val, w, tau_m, tau_s, theta,
+                                                   membrane_reset, t_ref, t_stop, max_spikes)
+            _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, Conv2d):
             indptr, targets, widx = layer.connectivity()
-            ot, oi = _engine.sparse_layer(t, i, val, layer.n_out, indptr, targets, w, tau_m,
-                                          tau_s, theta, membrane_reset, t_ref, t_stop)
+            ot, oi, exceeded = _engine.sparse_layer(t, i, val, layer.n_out, indptr, targets, w,
+                                                    tau_m, tau_s, theta, membrane_reset, t_ref,
+                                                    t_stop, max_spikes)
+            _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, (MaxPool2d, AvgPool2d)):
             k2 = float(layer.kernel_size ** 2)
@@ -103,6 +109,18 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights):
         t, i, val = ot, oi, ov
     return Record(spikes=spikes, t_end=t_stop, record_times=record_times, membrane=membrane,
                   relays=relays)
+
+
+def _check_exceeded(exceeded, li, layer, neuron, max_spikes):
+    if exceeded:
+        hint = ""
+        if neuron.reset == "membrane" and neuron.t_ref == 0:
+            hint = (" With reset='membrane' and t_ref=0 a neuron whose input charge is q fires "
+                    "about q / theta times (one input of weight w: about w / theta spikes); "
+                    "a t_ref > 0 bounds its rate by 1 / t_ref.")
+        raise ValueError(f"layer {li} ({layer!r}) would emit more than max_spikes={max_spikes} "
+                         f"spikes for one sample: runaway firing?{hint} Check the weights, or "
+                         "pass a larger max_spikes to simulate.")
 
 
 def kernel_weights(layer):
