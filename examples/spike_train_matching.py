@@ -15,6 +15,7 @@ because it cannot make spikes appear or vanish.
 import argparse
 import json
 import os
+import sys
 import time
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -73,6 +74,10 @@ def main():
     p.add_argument("--alpha", type=float, default=float(np.exp(-1 / 5)), help="loss filter kappa = alpha^k")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "spike_train_matching.png"))
     args = p.parse_args()
+    try:  # fail before the long run, not after it
+        import matplotlib
+    except ImportError:
+        sys.exit("this example plots its curves: pip install matplotlib (or pip install -e '.[plot]')")
     neuron = AntlrNeuron(a_i=0.9, a_v=0.9)  # b_v: kernel peak 1 within the window
     curves = {k: {m: [] for m in METHODS} for k in (1, 3)}
     t0 = time.perf_counter()
@@ -90,7 +95,6 @@ def main():
             summary[f"{n_target}_target_{name}_initial"] = round(float(c[0]), 4)
             summary[f"{n_target}_target_{name}_final"] = round(float(np.mean(c[-10:])), 4)
     print(json.dumps(summary))
-    import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
