@@ -183,7 +183,6 @@ class Sequential:
         ``eventsnn.event.backward.backward`` for the options."""
         from .event.backward import backward
 
-        self._check_weights()
         return backward(self, rec, grad_out, kernel=kernel, tau_grad=tau_grad, **options)
 
     # ---- dense (time-stepped) mode ------------------------------------------------
