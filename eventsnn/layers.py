@@ -82,6 +82,18 @@ class Layer:
         """Fix the input shape (called by Sequential) and return the output shape."""
         raise NotImplementedError
 
+    def _bound(self, in_shape, out_shape):
+        """Record the shapes of a bind; a layer belongs to one geometry for good, because a
+        network that already holds it keeps using its shapes (a second bind to another
+        shape would make that network read out of bounds)."""
+        in_shape, out_shape = tuple(in_shape), tuple(out_shape)
+        if self.in_shape is not None and (self.in_shape, self.out_shape) != (in_shape, out_shape):
+            raise ValueError(f"{self!r} is already bound to input shape {self.in_shape} (it is part "
+                             f"of another network); here it would get {in_shape}: use a new "
+                             f"layer object for each network")
+        self.in_shape, self.out_shape = in_shape, out_shape
+        return out_shape
+
     def init_weight(self, rng):
         pass
 
@@ -115,9 +127,8 @@ class Dense(Layer):
         if in_shape is not None and int(np.prod(in_shape)) != self.n_in_decl:
             raise ValueError(f"Dense(n_in={self.n_in_decl}) follows a layer of shape {tuple(in_shape)} "
                              f"({int(np.prod(in_shape))} neurons)")
-        self.in_shape = tuple(in_shape) if in_shape is not None else (self.n_in_decl,)
-        self.out_shape = (self.n_out_decl,)
-        return self.out_shape
+        return self._bound(in_shape if in_shape is not None else (self.n_in_decl,),
+                           (self.n_out_decl,))
 
     def init_weight(self, rng):
         bound = np.sqrt(6.0 / self.n_in_decl)
@@ -166,9 +177,8 @@ class Conv2d(Layer):
             raise ValueError(f"Conv2d(in_shape={self.in_decl}) follows a layer of shape {tuple(in_shape)}")
         C, H, W = self.in_decl
         k, s, p = self.kernel_size, self.stride, self.padding
-        self.in_shape = self.in_decl
-        self.out_shape = (self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
-        return self.out_shape
+        return self._bound(self.in_decl,
+                           (self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))
 
     def init_weight(self, rng):
         fan_in = self.in_decl[0] * self.kernel_size ** 2
@@ -203,9 +213,8 @@ class _Pool(Layer):
         k = self.kernel_size
         if H < k or W < k:
             raise ValueError(f"{type(self).__name__}({k}) is larger than its input {(H, W)}")
-        self.in_shape = tuple(in_shape)
-        self.out_shape = (C, H // k, W // k)  # rows/columns beyond a whole window are dropped
-        return self.out_shape
+        # rows/columns beyond a whole window are dropped
+        return self._bound(in_shape, (C, H // k, W // k))
 
     def pool_index(self):
         """For every input neuron, the index of its pooled unit (-1 if outside every window)."""
@@ -250,9 +259,7 @@ class Flatten(Layer):
     unchanged."""
 
     def bind(self, in_shape):
-        self.in_shape = tuple(in_shape)
-        self.out_shape = (int(np.prod(in_shape)),)
-        return self.out_shape
+        return self._bound(in_shape, (int(np.prod(in_shape)),))
 
     def __repr__(self):
         return "Flatten()"

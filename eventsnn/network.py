@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _validate as v
 from ._constants import DEFAULT_MAX_SPIKES
+from ._model_file import open_model
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, reject_biases
 from .neurons import SRM
 from .spikes import SpikeTrains
@@ -209,25 +210,52 @@ class Sequential:
 
     @classmethod
     def load(cls, path):
-        """Load a model saved by :meth:`save` (never unpickles)."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            if "meta" not in data:
-                raise ValueError(f"{path} is not an eventsnn model (no metadata)")
-            meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+        """Load a model saved by :meth:`save`. Never unpickles; every array is checked
+        against the architecture before it is read, and any malformed file raises one
+        ValueError naming ``path``."""
+        with open_model(path) as archive:
+            meta = archive.meta()
             if meta.get("format") != "eventsnn.Sequential":
-                raise ValueError(f"{path} is not an eventsnn model")
-            if meta.get("version", 0) > FORMAT_VERSION:
-                raise ValueError(f"{path} was written by a newer eventsnn (format {meta['version']})")
-            layers = [_layer_from_spec(spec) for spec in meta["layers"]]
-            net = cls(*layers, neuron=SRM(**meta["neuron"]), rng=0)
-            for k, layer in enumerate(net.layers):
+                raise archive.error("not an eventsnn model")
+            version = meta.get("version", 0)
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise archive.error(f"format version must be an integer, got {version!r}")
+            if version > FORMAT_VERSION:
+                raise archive.error(f"written by a newer eventsnn (format {version})")
+            specs, neuron_spec = meta.get("layers"), meta.get("neuron")
+            if not isinstance(specs, list) or not specs:
+                raise archive.error("metadata 'layers' must be a non-empty list")
+            if not isinstance(neuron_spec, dict):
+                raise archive.error("metadata 'neuron' must be an object")
+            layers = []
+            for k, spec in enumerate(specs):
+                try:
+                    layers.append(_layer_from_spec(spec))
+                except (TypeError, ValueError) as exc:
+                    raise archive.error(f"layer {k}: {exc}") from None
+            try:
+                neuron = SRM(**neuron_spec)
+            except (TypeError, ValueError) as exc:
+                raise archive.error(f"neuron: {exc}") from None
+            # arrays are read (and shapes allocated) only once the file holds them
+            weights, biases = {}, {}
+            for k, layer in enumerate(layers):
                 if layer.has_weight:
-                    layer.weight = data[f"weight_{k}"]
+                    weights[k] = archive.array(f"weight_{k}", layer.weight_shape)
                 if layer.has_bias:
-                    if f"bias_{k}" not in data:
-                        raise ValueError(f"{path}: layer {k} ({layer!r}) declares a bias but the file "
-                                         f"holds no bias_{k} array")
-                    layer.bias = data[f"bias_{k}"]
+                    if f"bias_{k}" not in archive.members:
+                        raise archive.error(f"layer {k} ({layer!r}) declares a bias but the file "
+                                            f"holds no bias_{k} array")
+                    biases[k] = archive.array(f"bias_{k}", layer.bias_shape)
+            try:
+                net = cls(*layers, neuron=neuron, rng=0)
+                for k, layer in enumerate(net.layers):
+                    if k in weights:
+                        layer.weight = weights[k]
+                    if k in biases:
+                        layer.bias = biases[k]
+            except (TypeError, ValueError) as exc:
+                raise archive.error(str(exc)) from None
         return net
 
 
@@ -253,6 +281,8 @@ def _layer_spec(layer):
 
 
 def _layer_from_spec(spec):
+    if not isinstance(spec, dict):
+        raise ValueError(f"a layer spec must be an object, got {type(spec).__name__}")
     kind = spec.get("type")
     args = {k: val for k, val in spec.items() if k != "type"}
     table = {"Dense": Dense, "Conv2d": Conv2d, "MaxPool2d": MaxPool2d, "AvgPool2d": AvgPool2d,

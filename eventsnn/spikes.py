@@ -10,6 +10,24 @@ import numpy as np
 from . import _validate as v
 
 
+def _readonly(arr, dtype):
+    """A read-only contiguous view of trusted internal data (kernel output or another
+    SpikeTrains' arrays); copied only when the dtype or layout must change."""
+    out = np.ascontiguousarray(arr, dtype=dtype).view()
+    out.flags.writeable = False
+    return out
+
+
+def _steps(times, dt):
+    """The step k with k * dt <= t < (k + 1) * dt, evaluated in floating point exactly as
+    written (so an event made at k * dt by ``from_dense`` goes back to step k; a bare
+    floor(t / dt) can land one step early, e.g. 43 * 0.1 / 0.1 < 43)."""
+    k = np.floor(times / dt)
+    k[k * dt > times] -= 1
+    k[(k + 1) * dt <= times] += 1
+    return k.astype(np.int64)
+
+
 class SpikeTrains:
     """Events of one sample.
 
@@ -27,7 +45,44 @@ class SpikeTrains:
         such products cannot overflow.
     """
 
-    __slots__ = ("times", "neurons", "values", "n_neurons")
+    __slots__ = ("_times", "_neurons", "_values", "_n_neurons")
+
+    # The arrays are the object's own read-only copies: a validated object cannot be edited
+    # into NaN, unsorted or out-of-range events that kernels (which trust it) would read.
+    @property
+    def times(self):
+        """Event times in ms (float64, sorted, read-only)."""
+        return self._times
+
+    @property
+    def neurons(self):
+        """Neuron index of each event (int64, read-only)."""
+        return self._neurons
+
+    @property
+    def values(self):
+        """Value of each event (float64, read-only)."""
+        return self._values
+
+    @property
+    def n_neurons(self):
+        """Size of the population."""
+        return self._n_neurons
+
+    def _own(self, times, neurons, values, n_neurons):
+        arrays = []
+        for arr, dtype in ((times, np.float64), (neurons, np.int64), (values, np.float64)):
+            arr = np.array(arr, dtype=dtype, order="C", copy=True)
+            arr.flags.writeable = False
+            arrays.append(arr)
+        self._times, self._neurons, self._values = arrays
+        self._n_neurons = int(n_neurons)
+
+    def __getstate__(self):
+        return (self._times, self._neurons, self._values, self._n_neurons)
+
+    def __setstate__(self, state):
+        self._own(*state)
 
     def __init__(self, times, neurons, n_neurons, values=None):
         n_neurons = v.positive_int("n_neurons", n_neurons)
@@ -53,19 +108,16 @@ class SpikeTrains:
         order = np.lexsort((neurons, times))
         if np.any(order[1:] < order[:-1]):
             times, neurons, values = times[order], neurons[order], values[order]
-        self.times = times
-        self.neurons = neurons
-        self.values = values
-        self.n_neurons = n_neurons
+        self._own(times, neurons, values, n_neurons)
 
     @classmethod
     def _trusted(cls, times, neurons, values, n_neurons):
         """Wrap kernel output that is already sorted and in range (no checks)."""
         obj = cls.__new__(cls)
-        obj.times = np.ascontiguousarray(times, dtype=np.float64)
-        obj.neurons = np.ascontiguousarray(neurons, dtype=np.int64)
-        obj.values = np.ascontiguousarray(values, dtype=np.float64)
-        obj.n_neurons = int(n_neurons)
+        obj._times = _readonly(times, np.float64)
+        obj._neurons = _readonly(neurons, np.int64)
+        obj._values = _readonly(values, np.float64)
+        obj._n_neurons = int(n_neurons)
         return obj
 
     @classmethod
@@ -122,7 +174,7 @@ class SpikeTrains:
         n_steps = v.positive_int("n_steps", n_steps)
         dt = v.positive_float("dt", dt)
         out = np.zeros((n_steps, self.n_neurons))
-        step = np.floor(self.times / dt).astype(np.int64)
+        step = _steps(self.times, dt)
         keep = step < n_steps
         np.add.at(out, (step[keep], self.neurons[keep]), self.values[keep])
         return out
