@@ -16,3 +16,10 @@ MAX_MAGNITUDE = 1e100
 #: runaway firing, e.g. reset="membrane" with t_ref=0, where one input of weight w makes a
 #: neuron fire about w / theta times.
 DEFAULT_MAX_SPIKES = 10_000_000
+#: Range (ms) of a neuron time constant (tau_m, tau_s). Beyond it the kernel's peak time
+#: and prefactor leave float64's comfortable range (e.g. tau_m = 1e300 with tau_s = 1e-300
+#: gives an infinite peak time); every physiological and every hardware value lies inside.
+TAU_RANGE_MS = (1e-9, 1e9)
+#: Largest ``max_spikes`` accepted (a count that could never be allocated anyway, and which
+#: still fits the kernels' int64 arithmetic).
+MAX_SPIKES_CAP = 2 ** 40

@@ -22,6 +22,14 @@ def positive_float(name, value, allow_zero=False):
     return value
 
 
+def bounded_float(name, value, low, high, unit=""):
+    """A real number in [low, high] (both finite and positive bounds)."""
+    value = positive_float(name, value)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must lie in [{low:g}, {high:g}]{unit}, got {value!r}")
+    return value
+
+
 def finite_float(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")

@@ -56,6 +56,10 @@ def latency(X, t_max=10.0, threshold=0.0):
     return out
 
 
+#: most events ``poisson`` may draw for one call (expected count), before any allocation
+MAX_POISSON_EVENTS = 1e9
+
+
 def poisson(X, t_end=20.0, max_rate=200.0, rng=None):
     """Poisson spike trains: feature x fires at rate x * max_rate Hz on [0, t_end) ms.
 
@@ -64,6 +68,11 @@ def poisson(X, t_end=20.0, max_rate=200.0, rng=None):
     t_end = v.positive_float("t_end", t_end)
     max_rate = v.positive_float("max_rate", max_rate, allow_zero=True)
     gen = v.rng_from(rng)
+    expected = float(np.sum(np.clip(F, 0.0, None))) * max_rate * t_end / 1000.0
+    if not expected <= MAX_POISSON_EVENTS:
+        raise ValueError(f"poisson: X with max_rate={max_rate} Hz over t_end={t_end} ms expects "
+                         f"{expected:.3g} events in all, more than the cap of {MAX_POISSON_EVENTS:.0e} "
+                         "(about 16 bytes each); lower max_rate or t_end")
     out = []
     for row in F:
         lam = row * max_rate * t_end / 1000.0

@@ -35,6 +35,14 @@ def _check_label(label, n):
     return int(label)
 
 
+def _finite_result(loss, grad, what):
+    """Finite input can still overflow (e.g. a window of 1e-320 ms): say so instead of
+    returning inf or NaN."""
+    if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
+        raise ValueError(f"{what}: the loss or its gradient overflows float64")
+    return loss, grad
+
+
 def count_loss(out, label, t_window, desired=5, undesired=1):
     """Counting loss with one-sided targets, as spike-time gradients (Zhu et al. 2022).
 
@@ -64,13 +72,16 @@ def count_loss(out, label, t_window, desired=5, undesired=1):
     counts = out.counts().astype(float)
     target = np.full(out.n_neurons, undesired)
     target[label] = desired
-    delta = (counts - target) / T
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = (counts - target) / T
     mask = np.ones(out.n_neurons, bool)
     mask[label] = False
     delta[(~mask) & (delta > 0)] = 0.0
     delta[mask & (delta < 0)] = 0.0
-    loss = 0.5 * float(np.sum(delta ** 2))
-    return loss, -delta[out.neurons]
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * float(np.sum(delta ** 2))
+    return _finite_result(loss, -delta[out.neurons],
+                          f"t_window={T} ms with targets ({desired}, {undesired}) is out of range")
 
 
 def with_supervisory_spike(rec, label, t):
@@ -119,7 +130,9 @@ def time_mse_loss(out, targets):
         rank[n] += 1
         if r < c.shape[1] and not np.isnan(c[n, r]):
             grad[k] = out.times[k] - c[n, r]
-    return 0.5 * float(np.sum(grad ** 2)), grad
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * float(np.sum(grad ** 2))
+    return _finite_result(loss, grad, "targets too far from the spike times")
 
 
 def first_spike_loss(out, label, tau=1.0, t_silent=None):
@@ -137,20 +150,25 @@ def first_spike_loss(out, label, tau=1.0, t_silent=None):
         t_silent = (out.times.max() if len(out) else 0.0) + tau
     t_silent = v.finite_float("t_silent", t_silent)
     first = out.first_times(fill=t_silent)
-    z = -first / tau
-    z = z - z.max()
-    p = np.exp(z) / np.sum(np.exp(z))
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = -first / tau
+        z = z - z.max()
+        p = np.exp(z) / np.sum(np.exp(z))
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"tau={tau} ms is too small for spike times up to {first.max()} ms: "
+                         "the softmax overflows float64")
     loss = float(-math.log(max(p[label], 1e-300)))
     y = np.zeros(out.n_neurons)
     y[label] = 1.0
-    g_neuron = (y - p) / tau
+    with np.errstate(over="ignore", invalid="ignore"):
+        g_neuron = (y - p) / tau
     grad = np.zeros(len(out))
     seen = np.zeros(out.n_neurons, bool)
     for k, n in enumerate(out.neurons):
         if not seen[n]:
             seen[n] = True
             grad[k] = g_neuron[n]
-    return loss, grad
+    return _finite_result(loss, grad, f"tau={tau} ms is too small")
 
 
 def predict_counts(out):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _validate as v
-from ._constants import DEFAULT_MAX_SPIKES
+from ._constants import DEFAULT_MAX_SPIKES, MAX_SPIKES_CAP
 from ._model_file import open_model
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, reject_biases
 from .neurons import SRM
@@ -141,6 +141,8 @@ class Sequential:
             self._check_input(st, "inputs" if single else f"inputs[{k}]")
         t_end = v.end_time("t_end", t_end)
         max_spikes = v.positive_int("max_spikes", max_spikes)
+        if max_spikes > MAX_SPIKES_CAP:
+            raise ValueError(f"max_spikes must be <= {MAX_SPIKES_CAP} (2**40), got {max_spikes}")
         if record_times is not None:
             record_times = v.float_array("record_times", record_times, ndim=1)
             if np.any(record_times < 0):

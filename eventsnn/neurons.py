@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as v
-from ._constants import MIN_TAU_GAP
+from ._constants import MIN_TAU_GAP, TAU_RANGE_MS
 
 RESETS = ("full", "membrane")
 GRAD_KERNELS = ("exp", "depsilon")
@@ -64,8 +64,8 @@ class SRM:
     t_ref: float = 0.0
 
     def __post_init__(self):
-        tau_m = v.positive_float("tau_m", self.tau_m)
-        tau_s = v.positive_float("tau_s", self.tau_s)
+        tau_m = v.bounded_float("tau_m", self.tau_m, *TAU_RANGE_MS, unit=" ms")
+        tau_s = v.bounded_float("tau_s", self.tau_s, *TAU_RANGE_MS, unit=" ms")
         if abs(tau_m - tau_s) <= MIN_TAU_GAP * max(tau_m, tau_s):
             raise ValueError(
                 f"tau_m ({tau_m}) and tau_s ({tau_s}) must differ: the alpha-kernel limit "

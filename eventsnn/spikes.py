@@ -22,10 +22,11 @@ def _steps(times, dt):
     """The step k with k * dt <= t < (k + 1) * dt, evaluated in floating point exactly as
     written (so an event made at k * dt by ``from_dense`` goes back to step k; a bare
     floor(t / dt) can land one step early, e.g. 43 * 0.1 / 0.1 < 43)."""
-    k = np.floor(times / dt)
-    k[k * dt > times] -= 1
-    k[(k + 1) * dt <= times] += 1
-    return k.astype(np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        k = np.floor(times / dt)  # float: may be huge (or inf) for a tiny dt
+        k[k * dt > times] -= 1
+        k[(k + 1) * dt <= times] += 1
+    return k
 
 
 class SpikeTrains:
@@ -165,6 +166,9 @@ class SpikeTrains:
         dt = v.positive_float("dt", dt)
         if raster.shape[1] == 0:
             raise ValueError("raster must have at least one neuron column")
+        if not np.isfinite(max(raster.shape[0] - 1, 0) * dt):
+            raise ValueError(f"dt={dt} ms is too large: the last step of a raster of "
+                             f"{raster.shape[0]} steps lies beyond float64")
         steps, neurons = np.nonzero(raster)
         return cls(steps * dt, neurons, raster.shape[1], raster[steps, neurons])
 
@@ -175,8 +179,8 @@ class SpikeTrains:
         dt = v.positive_float("dt", dt)
         out = np.zeros((n_steps, self.n_neurons))
         step = _steps(self.times, dt)
-        keep = step < n_steps
-        np.add.at(out, (step[keep], self.neurons[keep]), self.values[keep])
+        keep = step < n_steps  # compared as floats, before the cast to an index
+        np.add.at(out, (step[keep].astype(np.int64), self.neurons[keep]), self.values[keep])
         return out
 
     # ---- tonic-style structured events -------------------------------------------

@@ -1,0 +1,284 @@
+"""Hostile inputs for every public entry point, one group per concern.
+
+Run by tests/test_fuzz.py, each group in its own child process under a memory cap and a
+timeout, so that a segfault, a hang or a runaway allocation fails one test instead of
+killing the run. A group passes when every call either returns a sane result (finite where
+the inputs were finite, the documented types and shapes) or raises ValueError/TypeError
+(OSError for files) with a message. Anything else - ZeroDivisionError, IndexError,
+KeyError, AttributeError, MemoryError, a numba error, a NaN from finite input - is a
+failure.
+
+``python -m tests.fuzz_cases GROUP`` runs one group in the current process (for debugging).
+Examples per hypothesis test scale with HYPOTHESIS_SCALE (default 1).
+"""
+import math
+import os
+import sys
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+import eventsnn as es
+from eventsnn import encode, losses, optim
+
+SCALE = max(1, int(os.environ.get("HYPOTHESIS_SCALE", "1")))
+ALLOWED = (ValueError, TypeError)
+
+#: hand-picked hostile scalars: NaN, infinities, extremes, wrong types
+HOSTILE = [float("nan"), float("inf"), -float("inf"), -1, -1.0, 0, 0.0, 5e-324, 1e-300, 1e300,
+           1e308, 2 ** 63, 2 ** 64, -2 ** 63, 10 ** 30, True, False, "3", "", None, [], [1.0],
+           [[1.0]], 1 + 1j, np.float32("nan"), np.int64(-5), object()]
+
+anything = hs.one_of(hs.floats(allow_nan=True, allow_infinity=True),
+                     hs.integers(-2 ** 70, 2 ** 70), hs.booleans(), hs.none(),
+                     hs.text(max_size=3), hs.complex_numbers(max_magnitude=10),
+                     hs.lists(hs.floats(allow_nan=True, allow_infinity=True), max_size=4),
+                     hs.sampled_from(HOSTILE))
+
+
+def _settings(n):
+    return settings(max_examples=n * SCALE, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+class Unclear(AssertionError):
+    """An allowed exception type whose message says nothing."""
+
+
+def attempt(fn, *args, allowed=ALLOWED, **kwargs):
+    """Call fn; an allowed exception with a message is fine (returns None); any other
+    exception propagates and fails the group."""
+    try:
+        return fn(*args, **kwargs)
+    except allowed as exc:
+        if not str(exc).strip():
+            raise Unclear(f"{fn.__qualname__} raised {type(exc).__name__} without a message") from exc
+        return None
+
+
+def finite(*arrays):
+    for a in arrays:
+        if a is None:
+            continue
+        a = np.asarray(a, dtype=np.float64)
+        assert np.all(np.isfinite(a)), f"non-finite result from finite input: {a}"
+
+
+def check_trains(st):
+    assert isinstance(st, es.SpikeTrains)
+    finite(st.times, st.values)
+    assert np.all(np.diff(st.times) >= 0), "unsorted output"
+    assert np.all((st.neurons >= 0) & (st.neurons < st.n_neurons)), "neuron out of range"
+
+
+# ---- spikes ------------------------------------------------------------------------------
+def group_spikes():
+    for bad in HOSTILE:
+        attempt(es.SpikeTrains, [bad], [0], 3)
+        attempt(es.SpikeTrains, [1.0], [bad], 3)
+        attempt(es.SpikeTrains, [1.0], [0], bad)
+        attempt(es.SpikeTrains, [1.0], [0], 3, values=[bad])
+        attempt(es.SpikeTrains, bad, bad, 3)
+        attempt(es.SpikeTrains.from_dense, np.ones((3, 2)), dt=bad)
+        attempt(es.SpikeTrains.from_dense, bad)
+        attempt(es.SpikeTrains.from_pairs, bad, 3)
+        attempt(es.SpikeTrains.from_pairs, [(0, 1.0)], bad)
+        st = es.SpikeTrains([0.5, 1.0], [0, 1], 4)
+        attempt(st.to_dense, bad)
+        attempt(st.to_dense, 4, dt=bad)
+        attempt(st.to_tonic, bad)
+        attempt(es.SpikeTrains.from_tonic, bad, (1, 2, 2))
+
+    @_settings(150)
+    @given(times=hs.lists(anything, max_size=5), neurons=hs.lists(anything, max_size=5),
+           n=anything, values=hs.one_of(hs.none(), hs.lists(anything, max_size=5)))
+    def construct(times, neurons, n, values):
+        st = attempt(es.SpikeTrains, times, neurons, n, values=values)
+        if st is not None:
+            check_trains(st)
+            out = st.to_dense(4)
+            finite(out)
+
+    @_settings(100)
+    @given(raster=hs.lists(hs.lists(hs.floats(-1e6, 1e6), min_size=2, max_size=2), max_size=6),
+           dt=hs.floats(1e-6, 1e3))
+    def dense_round_trip(raster, dt):
+        raster = np.array(raster).reshape(-1, 2)
+        st = attempt(es.SpikeTrains.from_dense, raster, dt=dt)
+        if st is not None and len(raster):
+            np.testing.assert_array_equal(st.to_dense(len(raster), dt=dt), raster)
+
+    construct()
+    dense_round_trip()
+
+
+# ---- neurons and layers ------------------------------------------------------------------
+def group_layers():
+    for bad in HOSTILE:
+        for kw in ("tau_m", "tau_s", "theta", "t_ref", "reset"):
+            n = attempt(es.SRM, **{kw: bad})
+            if n is not None:
+                finite(n.t_peak, n.eps_peak)
+        attempt(es.Dense, bad, 3)
+        attempt(es.Dense, 3, bad)
+        attempt(es.Conv2d, bad, 2, 3)
+        attempt(es.Conv2d, (1, 5, 5), bad, 3)
+        attempt(es.Conv2d, (1, 5, 5), 2, bad)
+        attempt(es.Conv2d, (1, 5, 5), 2, 3, stride=bad)
+        attempt(es.MaxPool2d, bad)
+        attempt(es.AvgPool2d, 2, adjusted=bad)
+        attempt(es.Sequential, es.Dense(3, 2), neuron=bad)
+        attempt(es.Sequential, es.Dense(3, 2), rng=bad)
+        attempt(es.Sequential, bad)
+        net = es.Sequential(es.Dense(3, 2), rng=0)
+        attempt(setattr, net.layers[0], "weight", bad)
+        attempt(setattr, net.layers[0], "weight", np.full((2, 3), bad) if isinstance(bad, float) else bad)
+        srm = es.SRM()
+        for fn in (srm.eps, srm.deps, srm.h):
+            r = attempt(fn, bad)
+            if r is not None and isinstance(bad, (int, float)) and not isinstance(bad, bool) \
+                    and math.isfinite(bad):
+                finite(r)
+
+    @_settings(100)
+    @given(tau_m=hs.floats(1e-3, 1e3), ratio=hs.floats(1e-6, 0.999), theta=hs.floats(1e-3, 1e3))
+    def extreme_constants(tau_m, ratio, theta):
+        n = attempt(es.SRM, tau_m=tau_m, tau_s=tau_m * ratio, theta=theta)
+        if n is not None:
+            finite(n.t_peak, n.eps_peak, n.eps(np.linspace(0, 10 * tau_m, 7)))
+
+    extreme_constants()
+
+
+# ---- simulation and backward -------------------------------------------------------------
+def _net(draw_seed, reset, t_ref, tau_m, tau_s, conv):
+    neuron = es.SRM(tau_m=tau_m, tau_s=tau_s, theta=1.0, reset=reset, t_ref=t_ref)
+    if conv:
+        layers = [es.Conv2d((1, 4, 4), 2, 3, padding=1), es.MaxPool2d(2) if draw_seed % 2 else es.AvgPool2d(2),
+                  es.Flatten(), es.Dense(8, 3)]
+    else:
+        layers = [es.Dense(16, 6), es.Dense(6, 3)]
+    net = es.Sequential(*layers, neuron=neuron, rng=draw_seed)
+    for layer in net.layers:
+        if layer.has_weight:
+            layer.weight = layer.weight * 3.0
+    return net
+
+
+def group_simulate():
+    @_settings(60)
+    @given(seed=hs.integers(0, 10 ** 6), reset=hs.sampled_from(["full", "membrane"]),
+           t_ref=hs.sampled_from([0.0, 0.3, 2.0]), tau_m=hs.floats(0.05, 50.0),
+           ratio=hs.sampled_from([1e-4, 0.05, 0.25, 0.6, 0.999, 1.5, 20.0]),
+           conv=hs.booleans(), n_events=hs.integers(0, 40),
+           t_end=hs.one_of(hs.none(), hs.floats(0.0, 100.0)))
+    def simulate(seed, reset, t_ref, tau_m, ratio, conv, n_events, t_end):
+        if abs(ratio - 1.0) < 1e-9:
+            return
+        net = _net(seed, reset, t_ref, tau_m, tau_m * ratio, conv)
+        rng = np.random.default_rng(seed)
+        times = np.round(rng.uniform(0, 20, n_events), 1)  # coincident events on purpose
+        st = es.SpikeTrains(times, rng.integers(0, 16, n_events), 16,
+                            values=rng.choice([1.0, -1.0, 0.5, 3.0], n_events))
+        rec = attempt(net.simulate, st, t_end=t_end, max_spikes=10 ** 5)
+        if rec is None:
+            return
+        for level in rec.spikes:
+            check_trains(level)
+        if reset == "full" and len(rec.output):
+            g = attempt(net.backward, rec, np.ones(len(rec.output)))
+            if g is not None:
+                for w in g.weights:
+                    finite(w)
+                for t in g.times:
+                    finite(t)
+
+    simulate()
+    net = es.Sequential(es.Dense(4, 3), rng=0)
+    st = es.SpikeTrains([1.0, 2.0], [0, 1], 4)
+    for bad in HOSTILE:
+        attempt(net.simulate, bad)
+        attempt(net.simulate, [st, bad])
+        attempt(net.simulate, st, t_end=bad)
+        attempt(net.simulate, st, record_times=bad)
+        attempt(net.simulate, [st, st], n_threads=bad)
+        attempt(net.simulate, st, max_spikes=bad)
+    attempt(net.simulate, es.SpikeTrains([1.0], [0], 5))  # wrong input size
+
+
+def group_backward():
+    net = es.Sequential(es.Dense(3, 2), rng=0)
+    net.layers[0].weight = np.full((2, 3), 2.0)
+    rec = net.simulate(es.SpikeTrains([0.0, 0.5, 1.0], [0, 1, 2], 3))
+    n = len(rec.output)
+    assert n > 0
+    for bad in HOSTILE:
+        attempt(net.backward, rec, bad)
+        attempt(net.backward, rec, np.full(n, bad) if isinstance(bad, float) else bad)
+        attempt(net.backward, rec, np.ones(n), kernel=bad)
+        attempt(net.backward, rec, np.ones(n), tau_grad=bad)
+        attempt(net.backward, rec, np.ones(n), clamp=bad)
+        attempt(net.backward, rec, np.ones(n), factor=bad)
+        attempt(net.backward, rec, np.ones(n), drop_nonpositive=bad)
+        attempt(net.backward, bad, np.ones(n))
+    attempt(net.backward, rec, np.ones(n + 1))
+    for big in (1e300, 1e308, -1e308):
+        g = attempt(net.backward, rec, np.full(n, big))
+        if g is not None:
+            for w in g.weights:
+                finite(w)
+
+
+# ---- losses, encoders, optimisers ----------------------------------------------------------
+def group_losses_optim():
+    out = es.SpikeTrains([1.0, 2.0, 3.0], [0, 1, 1], 3)
+    for bad in HOSTILE:
+        for fn, args in ((losses.count_loss, (out, bad, 10.0)), (losses.count_loss, (out, 0, bad)),
+                         (losses.first_spike_loss, (out, bad)), (losses.first_spike_loss, (out, 0, bad)),
+                         (losses.time_mse_loss, (out, bad)), (losses.predict_counts, (bad,))):
+            r = attempt(fn, *args)
+            if r is not None and isinstance(r, tuple):
+                finite(r[0])
+        attempt(encode.current, bad)
+        attempt(encode.latency, np.ones((2, 3)), t_max=bad)
+        attempt(encode.poisson, np.ones((2, 3)), t_end=bad)
+        attempt(encode.poisson, np.ones((2, 3)), max_rate=bad)
+        attempt(optim.SGD, lr=bad)
+        attempt(optim.SGD, momentum=bad)
+        attempt(optim.SGD, nesterov=bad)
+        attempt(optim.Adam, betas=bad)
+        attempt(optim.Adam, eps=bad)
+        attempt(optim.make_optimizer, bad)
+        attempt(optim.clip_grad_norm, [np.ones(3)], bad)
+    for bad in (None, "x", [np.nan]):
+        attempt(optim.SGD().step, [np.ones(2)], [bad])
+
+
+# ---- model files ---------------------------------------------------------------------------
+def group_files():
+    import tempfile
+    rng = np.random.default_rng(0)
+    net = es.Sequential(es.Dense(4, 3), rng=0)
+    with tempfile.TemporaryDirectory() as d:
+        good = os.path.join(d, "good.npz")
+        net.save(good)
+        raw = open(good, "rb").read()
+        cases = [b"", raw[:10], raw[:len(raw) // 2], raw[::-1], bytes(rng.integers(0, 256, 500, dtype=np.uint8))]
+        for k in range(40):  # flip bytes of a good file
+            b = bytearray(raw)
+            for pos in rng.integers(0, len(b), 1 + k % 5):
+                b[pos] = int(rng.integers(0, 256))
+            cases.append(bytes(b))
+        for k, data in enumerate(cases):
+            p = os.path.join(d, f"case{k}.npz")
+            with open(p, "wb") as fh:
+                fh.write(data)
+            attempt(es.Sequential.load, p, allowed=(ValueError, TypeError, OSError))
+
+
+GROUPS = {name[len("group_"):]: fn for name, fn in globals().items() if name.startswith("group_")}
+
+if __name__ == "__main__":
+    GROUPS[sys.argv[1]]()
+    print(f"fuzz group {sys.argv[1]}: ok")
