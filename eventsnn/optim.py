@@ -37,22 +37,37 @@ def _pairs(params, grads):
     return out
 
 
+def _scaled_norm(grads):
+    """(m, r) with the global L2 norm = m * r, m the largest magnitude: squares of the
+    scaled entries cannot overflow, so gradients of 1e200 keep a finite, exact-to-rounding
+    norm (m * r itself may still exceed float64 when the true norm does)."""
+    arrays = [np.asarray(g, dtype=np.float64) for g in grads if g is not None]
+    m = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
+    if m == 0.0 or not math.isfinite(m):
+        return m, (0.0 if m == 0.0 else 1.0)
+    return m, math.sqrt(sum(float(np.sum(np.square(a / m))) for a in arrays))
+
+
 def grad_norm(grads):
-    """Global L2 norm over every non-None gradient array."""
-    return math.sqrt(sum(float(np.sum(np.square(g))) for g in grads if g is not None))
+    """Global L2 norm over every non-None gradient array (computed without overflow of the
+    squares; inf only if the norm itself exceeds float64)."""
+    m, r = _scaled_norm(grads)
+    return m * r
 
 
 def clip_grad_norm(grads, max_norm):
     """Scale the gradients (in place) so that their global L2 norm is at most ``max_norm``.
     Returns the norm before clipping."""
     max_norm = v.positive_float("max_norm", max_norm)
-    norm = grad_norm(grads)
-    if norm > max_norm:
-        s = max_norm / norm
+    m, r = _scaled_norm(grads)
+    if not math.isfinite(m):
+        raise ValueError("clip_grad_norm: the gradients hold NaN or inf")
+    if m * r > max_norm:
+        s = (max_norm / m) / r
         for g in grads:
             if g is not None:
                 g *= s
-    return norm
+    return m * r
 
 
 class Optimizer:
@@ -64,10 +79,24 @@ class Optimizer:
         self.t = 0
 
     def step(self, params, grads):
+        """Update ``params`` in place. If the step would make a parameter non-finite (finite
+        input can still overflow, e.g. lr=1e308), nothing changes - neither the parameters
+        nor the optimiser's state - and a ValueError says so."""
         pairs = _pairs(params, grads)
+        saved_state = {k: {n: a.copy() for n, a in st.items()} for k, st in self.state.items()}
         self.t += 1
+        new = []
         for k, p, g in pairs:
-            self._update(k, p, g)
+            q = p.copy()
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._update(k, q, g)
+            if not np.all(np.isfinite(q)):
+                self.state, self.t = saved_state, self.t - 1
+                raise ValueError(f"the {type(self).__name__} step (lr={self.lr}) would make params[{k}] "
+                                 "non-finite; lower the learning rate or clip the gradients")
+            new.append((p, q))
+        for p, q in new:
+            p[...] = q
 
     def _update(self, k, p, g):
         raise NotImplementedError
@@ -87,6 +116,8 @@ class SGD(Optimizer):
         if self.momentum >= 1:
             raise ValueError(f"momentum must be < 1, got {momentum}")
         self.weight_decay = v.positive_float("weight_decay", weight_decay, allow_zero=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")

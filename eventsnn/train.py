@@ -114,9 +114,11 @@ class Trainer:
         """Train for ``epochs`` epochs; returns the history (one dict per epoch:
         epoch, loss, train_accuracy, grad_norm, spikes_per_sample, seconds, and
         val_accuracy when there is a validation set)."""
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise ValueError(f"y must be 1-D with one label per sample of X ({len(X)}), got shape {y.shape}")
+        y = self._labels("y", y, len(X))
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("X_val and y_val must be given together")
+            y_val = self._labels("y_val", y_val, len(X_val))
         ss = np.random.SeedSequence(self.seed)
         split_seed, order_seed, learner_seed = ss.spawn(3)
         if X_val is None and self.val_fraction > 0:
@@ -163,6 +165,16 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _labels(self, name, y, n):
+        """Integer class labels, one per sample, each an output neuron of the network."""
+        n_classes = self.learner.net.n_out
+        if np.ndim(y) != 1:
+            raise ValueError(f"{name} must be 1-D with one label per sample ({n}), got shape {np.shape(y)}")
+        y = v.int_array(name, y, low=0, high=n_classes)
+        if len(y) != n:
+            raise ValueError(f"{name} must have one label per sample ({n}), got {len(y)}")
+        return y
 
     def lr_at(self, epoch):
         """Learning rate of epoch (1-based) under the schedule."""

@@ -96,3 +96,38 @@ def test_optimizer_errors():
         opt.step([np.zeros(2)], [])
     with pytest.raises(ValueError, match="max_norm"):
         clip_grad_norm([np.zeros(1)], 0.0)
+
+
+# ---- overflow from finite input (issue 9) ----------------------------------------------------
+def test_norm_and_clipping_of_huge_gradients_are_exact():
+    from eventsnn.optim import clip_grad_norm, grad_norm
+    grads = [np.full(4, 1e200), None, np.array([3e200, -4e200])]
+    want = 1e200 * np.sqrt(4 + 9 + 16)
+    assert grad_norm(grads) == pytest.approx(want, rel=1e-14)
+    before = [None if g is None else g.copy() for g in grads]
+    assert clip_grad_norm(grads, 1.0) == pytest.approx(want, rel=1e-14)
+    assert grad_norm(grads) == pytest.approx(1.0, rel=1e-14)
+    np.testing.assert_allclose(grads[2], before[2] / want, rtol=1e-14)   # scaled, not zeroed
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(lr=1e308), lambda: SGD(lr=1e308, momentum=0.9),
+                                  lambda: Adam(lr=1e308), lambda: AdamW(lr=1e308, weight_decay=0.0)])
+def test_a_step_that_would_overflow_changes_nothing(make):
+    opt = make()
+    p = np.array([1.7e308, 1.0])
+    opt.step([p], [np.array([0.0, 0.0])])            # a first, harmless step: state exists
+    before_p, before_t = p.copy(), opt.t
+    before_state = {k: {n: a.copy() for n, a in s.items()} for k, s in opt.state.items()}
+    with pytest.raises(ValueError, match="non-finite"):
+        opt.step([p], [np.array([-1.0, 1.0])])      # moves p[0] past 1.8e308
+    np.testing.assert_array_equal(p, before_p)
+    assert opt.t == before_t
+    assert opt.state.keys() == before_state.keys()
+    for k in before_state:
+        for n in before_state[k]:
+            np.testing.assert_array_equal(opt.state[k][n], before_state[k][n])
+
+
+def test_nesterov_must_be_a_bool():
+    with pytest.raises(TypeError, match="nesterov"):
+        SGD(lr=0.1, momentum=0.9, nesterov="no")

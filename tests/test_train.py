@@ -300,3 +300,20 @@ def test_cli_errors(capsys):
     assert "classes" in capsys.readouterr().err
     assert main(["--opt", "colour=red", "--epochs", "1", "--limit", "8"]) == 2
     assert "unknown option" in capsys.readouterr().err
+
+
+def test_fit_refuses_labels_that_are_not_classes_of_the_network():
+    net = es.Sequential(es.Dense(4, 3), rng=0)
+    trainer = Trainer(EventLearner(net, init=False), epochs=1)
+    X = np.full((3, 4), 0.5)
+    with pytest.raises(TypeError, match="y must hold integers"):
+        trainer.fit(X, np.array([1.7, 0.0, 2.0]))      # was silently trained as label 1
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 3\)"):
+        trainer.fit(X, np.array([0, 1, 3]))
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 3\)"):
+        trainer.fit(X, np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match="1-D"):
+        trainer.fit(X, 1.7)
+    with pytest.raises(ValueError, match="y_val"):
+        trainer.fit(X, [0, 1, 2], X_val=X, y_val=[0, 1])
+    assert trainer.history == []
