@@ -23,3 +23,7 @@ TAU_RANGE_MS = (1e-9, 1e9)
 #: Largest ``max_spikes`` accepted (a count that could never be allocated anyway, and which
 #: still fits the kernels' int64 arithmetic).
 MAX_SPIKES_CAP = 2 ** 40
+#: Most neurons one layer may hold, and most weights (or conv links) it may have: 2**28
+#: (2 GiB of float64 weights). A declared size beyond it is refused when the layer is
+#: made, before anything is allocated (e.g. Dense(64, 10**7) or Conv2d(padding=10**5)).
+MAX_LAYER_SIZE = 2 ** 28

@@ -7,6 +7,13 @@ neurons and relay events; Flatten only changes the nominal shape.
 import numpy as np
 
 from . import _validate as v
+from ._constants import MAX_LAYER_SIZE
+
+
+def _check_size(what, neurons, weights):
+    if neurons > MAX_LAYER_SIZE or weights > MAX_LAYER_SIZE:
+        raise ValueError(f"{what} is too large: {neurons} neurons and {weights} weights or links, "
+                         f"the cap is {MAX_LAYER_SIZE} (2**28) each (eventsnn._constants.MAX_LAYER_SIZE)")
 
 
 class Layer:
@@ -113,6 +120,9 @@ class Dense(Layer):
         super().__init__()
         self.n_in_decl = v.positive_int("n_in", n_in)
         self.n_out_decl = v.positive_int("n_out", n_out)
+        _check_size(f"Dense({self.n_in_decl}, {self.n_out_decl})",
+                    neurons=max(self.n_in_decl, self.n_out_decl),
+                    weights=self.n_in_decl * self.n_out_decl)
         self._init_bias(bias)
 
     @property
@@ -161,6 +171,10 @@ class Conv2d(Layer):
         k, s, p = self.kernel_size, self.stride, self.padding
         if H + 2 * p < k or W + 2 * p < k:
             raise ValueError(f"kernel_size {k} is larger than the padded input {(H + 2 * p, W + 2 * p)}")
+        n_pos = ((H + 2 * p - k) // s + 1) * ((W + 2 * p - k) // s + 1)
+        _check_size(f"Conv2d({self.in_decl}, {self.out_channels}, kernel_size={k}, stride={s}, "
+                    f"padding={p})", neurons=max(C * H * W, self.out_channels * n_pos),
+                    weights=max(self.out_channels * C * k * k, self.out_channels * n_pos * C * k * k))
         self._csr = None
         self._init_bias(bias)
 

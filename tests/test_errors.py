@@ -213,3 +213,12 @@ def test_t_end_and_max_spikes_errors():
     with pytest.raises(ValueError, match=r"layer 1 \(Dense\(1, 1\)\) would emit more than "
                                          r"max_spikes=100 spikes.*t_ref"):
         net.simulate(x, max_spikes=100)
+
+
+def test_layers_too_large_to_allocate_are_refused_up_front():
+    with pytest.raises(ValueError, match="too large"):
+        es.Dense(64, 10_000_000)
+    with pytest.raises(ValueError, match="too large"):
+        es.Conv2d((1, 28, 28), 8, 3, padding=10 ** 5)
+    es.Dense(4096, 4096)                 # large but sane: fine
+    es.Conv2d((2, 34, 34), 12, 5, padding=1)
