@@ -222,3 +222,13 @@ def test_layers_too_large_to_allocate_are_refused_up_front():
         es.Conv2d((1, 28, 28), 8, 3, padding=10 ** 5)
     es.Dense(4096, 4096)                 # large but sane: fine
     es.Conv2d((2, 34, 34), 12, 5, padding=1)
+
+
+def test_dense_run_refuses_to_drop_the_srm_reset():
+    x = np.zeros((4, 1, 3))
+    for neuron in (es.SRM(reset="membrane"), es.SRM(t_ref=1.0)):
+        net = es.Sequential(es.Dense(3, 2), neuron=neuron, rng=0)
+        for family in (None, "zhu", "antlr"):
+            with pytest.raises(ValueError, match="silently dropped"):
+                net.run(x, neuron=family)
+    es.Sequential(es.Dense(3, 2), rng=0).run(x)   # full reset: fine
