@@ -232,3 +232,12 @@ def test_dense_run_refuses_to_drop_the_srm_reset():
             with pytest.raises(ValueError, match="silently dropped"):
                 net.run(x, neuron=family)
     es.Sequential(es.Dense(3, 2), rng=0).run(x)   # full reset: fine
+
+
+@pytest.mark.parametrize("line", ["../SECRET 3", "/etc/passwd 1", "a/b 2", ".. 1", "x 1 -3",
+                                  "x -3", "x 99", "x 1.5", "x"])
+def test_nmnist_label_lists_are_confined_and_strict(tmp_path, line):
+    from eventsnn.datasets import nmnist
+    (tmp_path / "train.txt").write_text(f"# id label\n{line}\n")
+    with pytest.raises(ValueError, match=r"train\.txt:2"):
+        nmnist.load(tmp_path, "train")

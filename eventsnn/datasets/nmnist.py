@@ -78,6 +78,21 @@ def _label_file(root, split):
     return cands[0] if cands else None
 
 
+def _label_line(lab, lineno, line):
+    """(id, label) of one label-list line ``<id> <label>``; the id must name a file inside
+    the data folder (no separators, no "..") and the label must be a digit class 0-9."""
+    fields = line.split()
+    if len(fields) != 2:
+        raise ValueError(f"{lab}:{lineno}: expected '<id> <label>', got {line!r}")
+    sid, label = fields
+    if sid in (".", "..") or "/" in sid or "\\" in sid or os.sep in sid or "\0" in sid:
+        raise ValueError(f"{lab}:{lineno}: recording id {sid!r} must be a plain file name inside "
+                         "the data folder")
+    if not label.isdigit() or not 0 <= int(label) <= 9:
+        raise ValueError(f"{lab}:{lineno}: label {label!r} must be a digit class 0-9")
+    return sid, int(label)
+
+
 def load(path, split="train", limit=None):
     """Load a labelled N-MNIST split.
 
@@ -102,15 +117,15 @@ def load(path, split="train", limit=None):
     items = []
     lab = _label_file(root, split)
     if lab is not None:
-        for line in lab.read_text().splitlines():
+        for lineno, line in enumerate(lab.read_text().splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            sid, label = line.split()[:2]
+            sid, label = _label_line(lab, lineno, line)
             f = root / f"{sid}.bs2"
             if not f.exists():
                 f = root / f"{sid}.bin"
-            items.append((f, int(label)))
+            items.append((f, label))
     else:
         sub = root / split.capitalize()
         if not sub.is_dir():
