@@ -20,10 +20,11 @@ from .spikes import SpikeTrains
 
 def _mean_count(net, upto, inputs, t_end, n_threads):
     layers = net.layers[:upto]
+    neurons = net.layer_neurons[:upto]
     weights = [kernel_weights(layer) for layer in layers]
 
     def one(st):
-        return len(simulate_sample(layers, net.neuron, st, t_end, None, weights).spikes[-1])
+        return len(simulate_sample(layers, neurons, st, t_end, None, weights).spikes[-1])
 
     if n_threads == 1 or len(inputs) <= 1:
         total = sum(one(st) for st in inputs)

@@ -15,13 +15,15 @@ from . import _validate as v
 from ._constants import DEFAULT_MAX_SPIKES, MAX_SPIKES_CAP
 from ._model_file import open_model
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, reject_biases
-from .neurons import SRM
+from .neurons import EVENT_NEURONS, LIF, SRM
 from .spikes import SpikeTrains
 
 #: model file format: 1 = weights only; 2 = a file with at least one bias (``bias_<k>``
-#: arrays and ``"bias": true`` in the layer spec). A network without biases is still written
-#: as format 1, so older eventsnn versions keep reading it.
-FORMAT_VERSION = 2
+#: arrays and ``"bias": true`` in the layer spec); 3 = a file with a LIF neuron or per-layer
+#: neurons (``"type": "LIF"`` in a neuron spec, ``"neuron"`` in a layer spec). A file is
+#: written with the lowest format that holds it, so older eventsnn versions keep reading
+#: what they can.
+FORMAT_VERSION = 3
 
 
 class Sequential:
@@ -32,13 +34,19 @@ class Sequential:
     *layers : Layer
         Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten. Shapes of pooling and Flatten layers
         are inferred from the layer before; the first layer fixes the input shape.
-    neuron : SRM
+    neuron : SRM or LIF
         Neuron model of every Dense and Conv2d layer (default ``SRM()``).
     rng : numpy Generator, int or None
         Seed of the weight initialisation.
+    neurons : list, optional
+        Per-layer neurons: one entry per layer, an SRM or LIF for a Dense/Conv2d layer that
+        has its own neuron model (time constants, threshold), None for the layers that use
+        ``neuron`` (and for pooling and Flatten layers). Per-layer neurons and LIF neurons
+        run in event mode (``simulate``); the timing backward pass takes per-layer SRM
+        neurons; the dense mode needs one SRM for the whole network.
     """
 
-    def __init__(self, *layers, neuron=None, rng=0):
+    def __init__(self, *layers, neuron=None, rng=0, neurons=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
@@ -50,10 +58,11 @@ class Sequential:
             raise ValueError("Sequential needs at least one Dense or Conv2d layer")
         if neuron is None:
             neuron = SRM()
-        if not isinstance(neuron, SRM):
-            raise TypeError(f"neuron must be an eventsnn.SRM, got {type(neuron).__name__}")
+        if not isinstance(neuron, EVENT_NEURONS):
+            raise TypeError(f"neuron must be an eventsnn.SRM or eventsnn.LIF, got {type(neuron).__name__}")
         self.neuron = neuron
         self.layers = list(layers)
+        self._own_neurons = self._check_neurons(neurons)
         first = self.layers[0]
         if isinstance(first, Dense):
             shape = (first.n_in_decl,)
@@ -68,6 +77,58 @@ class Sequential:
             if layer.has_weight:
                 layer.init_weight(gen)
         self.out_shape = tuple(shape)
+
+    def _check_neurons(self, neurons):
+        if neurons is None:
+            return [None] * len(self.layers)
+        if not isinstance(neurons, (list, tuple)):
+            raise TypeError(f"neurons must be a list (one entry per layer) or None, got "
+                            f"{type(neurons).__name__}")
+        if len(neurons) != len(self.layers):
+            raise ValueError(f"neurons must have one entry per layer ({len(self.layers)}), "
+                             f"got {len(neurons)}")
+        for k, (layer, nrn) in enumerate(zip(self.layers, neurons)):
+            if nrn is None:
+                continue
+            if not layer.has_neurons:
+                raise ValueError(f"neurons[{k}] must be None: layer {k} ({layer!r}) holds no neurons")
+            if not isinstance(nrn, EVENT_NEURONS):
+                raise TypeError(f"neurons[{k}] must be an eventsnn.SRM, eventsnn.LIF or None, got "
+                                f"{type(nrn).__name__}")
+        return [None if nrn is None or nrn == self.neuron else nrn for nrn in neurons]
+
+    @property
+    def layer_neurons(self):
+        """The neuron model of each layer (the network's ``neuron`` unless the layer has its
+        own), None for layers without neurons."""
+        return [(own if own is not None else self.neuron) if layer.has_neurons else None
+                for layer, own in zip(self.layers, self._own_neurons)]
+
+    @property
+    def has_layer_neurons(self):
+        """True when some layer has a neuron model other than ``neuron``."""
+        return any(own is not None for own in self._own_neurons)
+
+    def _single_srm(self, what):
+        """The network's SRM when every layer uses it; ValueError naming ``what`` otherwise
+        (LIF neurons or per-layer neurons)."""
+        if self.has_layer_neurons:
+            k = next(k for k, own in enumerate(self._own_neurons) if own is not None)
+            raise ValueError(f"{what} needs one SRM neuron for the whole network, but layer {k} "
+                             f"({self.layers[k]!r}) has its own neuron {self._own_neurons[k]!r}")
+        if not isinstance(self.neuron, SRM):
+            raise ValueError(f"{what} needs an SRM neuron, got {self.neuron!r} (LIF neurons run "
+                             "in event mode only)")
+        return self.neuron
+
+    def _require_srm_layers(self, what):
+        """ValueError naming the first layer whose neuron is not an SRM: ``what`` (e.g. the
+        timing backward pass) supports SRM neurons only."""
+        for k, nrn in enumerate(self.layer_neurons):
+            if nrn is not None and not isinstance(nrn, SRM):
+                raise ValueError(f"{what} does not support {nrn!r} (layer {k}, "
+                                 f"{self.layers[k]!r}): LIF neurons run in event mode "
+                                 "(simulate) only; use SRM neurons to train")
 
     @property
     def n_in(self):
@@ -97,7 +158,8 @@ class Sequential:
         reject_biases(self.layers, what)
 
     def __repr__(self):
-        body = ",\n  ".join(repr(layer) for layer in self.layers)
+        body = ",\n  ".join(repr(layer) + (f"  # neuron={own!r}" if own is not None else "")
+                            for layer, own in zip(self.layers, self._own_neurons))
         return f"Sequential(\n  {body},\n  neuron={self.neuron!r})"
 
     # ---- event mode ------------------------------------------------------------
@@ -160,7 +222,7 @@ class Sequential:
         weights = [kernel_weights(layer) for layer in self.layers]
 
         def one(st):
-            return simulate_sample(self.layers, self.neuron, st, t_end, record_times, weights,
+            return simulate_sample(self.layers, self.layer_neurons, st, t_end, record_times, weights,
                                    max_spikes=max_spikes)
 
         if n_threads is None:
@@ -199,11 +261,15 @@ class Sequential:
     def save(self, path):
         """Save to ``path`` (.npz): weights (and biases) as arrays, architecture and neuron as
         JSON."""
-        meta = {"format": "eventsnn.Sequential", "version": 2 if self.has_bias else 1,
-                "neuron": {"tau_m": self.neuron.tau_m, "tau_s": self.neuron.tau_s,
-                           "theta": self.neuron.theta, "reset": self.neuron.reset,
-                           "t_ref": self.neuron.t_ref},
-                "layers": [_layer_spec(layer) for layer in self.layers]}
+        layers = [_layer_spec(layer) for layer in self.layers]
+        for spec, own in zip(layers, self._own_neurons):
+            if own is not None:
+                spec["neuron"] = _neuron_spec(own)
+        version = 2 if self.has_bias else 1
+        if self.has_layer_neurons or isinstance(self.neuron, LIF):
+            version = 3
+        meta = {"format": "eventsnn.Sequential", "version": version,
+                "neuron": _neuron_spec(self.neuron), "layers": layers}
         arrays = {f"weight_{k}": layer.weight for k, layer in enumerate(self.layers) if layer.has_weight}
         arrays.update({f"bias_{k}": layer.bias for k, layer in enumerate(self.layers) if layer.has_bias})
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
@@ -236,9 +302,15 @@ class Sequential:
                 except (TypeError, ValueError) as exc:
                     raise archive.error(f"layer {k}: {exc}") from None
             try:
-                neuron = SRM(**neuron_spec)
+                neuron = _neuron_from_spec(neuron_spec)
             except (TypeError, ValueError) as exc:
                 raise archive.error(f"neuron: {exc}") from None
+            neurons = []
+            for k, spec in enumerate(specs):
+                try:
+                    neurons.append(_neuron_from_spec(spec["neuron"]) if "neuron" in spec else None)
+                except (TypeError, ValueError) as exc:
+                    raise archive.error(f"layer {k} neuron: {exc}") from None
             # arrays are read (and shapes allocated) only once the file holds them
             weights, biases = {}, {}
             for k, layer in enumerate(layers):
@@ -250,7 +322,8 @@ class Sequential:
                                             f"holds no bias_{k} array")
                     biases[k] = archive.array(f"bias_{k}", layer.bias_shape)
             try:
-                net = cls(*layers, neuron=neuron, rng=0)
+                net = cls(*layers, neuron=neuron, rng=0,
+                          neurons=neurons if any(n is not None for n in neurons) else None)
                 for k, layer in enumerate(net.layers):
                     if k in weights:
                         layer.weight = weights[k]
@@ -259,6 +332,26 @@ class Sequential:
             except (TypeError, ValueError) as exc:
                 raise archive.error(str(exc)) from None
         return net
+
+
+def _neuron_spec(neuron):
+    if isinstance(neuron, LIF):
+        return {"type": "LIF", "tau_m": neuron.tau_m, "theta": neuron.theta, "t_ref": neuron.t_ref}
+    # SRM: no "type" key, as in format 1 and 2 files
+    return {"tau_m": neuron.tau_m, "tau_s": neuron.tau_s, "theta": neuron.theta,
+            "reset": neuron.reset, "t_ref": neuron.t_ref}
+
+
+def _neuron_from_spec(spec):
+    if not isinstance(spec, dict):
+        raise ValueError(f"a neuron spec must be an object, got {type(spec).__name__}")
+    args = {k: val for k, val in spec.items() if k != "type"}
+    kind = spec.get("type", "SRM")
+    if kind == "LIF":
+        return LIF(**args)
+    if kind == "SRM":
+        return SRM(**args)
+    raise ValueError(f"unknown neuron type {kind!r} in model file")
 
 
 def _layer_spec(layer):
@@ -286,7 +379,7 @@ def _layer_from_spec(spec):
     if not isinstance(spec, dict):
         raise ValueError(f"a layer spec must be an object, got {type(spec).__name__}")
     kind = spec.get("type")
-    args = {k: val for k, val in spec.items() if k != "type"}
+    args = {k: val for k, val in spec.items() if k not in ("type", "neuron")}
     table = {"Dense": Dense, "Conv2d": Conv2d, "MaxPool2d": MaxPool2d, "AvgPool2d": AvgPool2d,
              "Flatten": Flatten}
     if kind not in table:

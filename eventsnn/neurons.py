@@ -124,3 +124,55 @@ class SRM:
     def as_tuple(self):
         """(tau_m, tau_s, theta, membrane_reset, t_ref) as plain scalars for the kernels."""
         return (self.tau_m, self.tau_s, self.theta, self.reset == "membrane", self.t_ref)
+
+
+@dataclass(frozen=True)
+class LIF:
+    """Leaky integrate-and-fire neuron without a synaptic current, for the event engine.
+
+    An input event of weighted value w makes the membrane jump by w; between inputs it
+    decays as ``exp(-s / tau_m)``::
+
+        u(t) = sum over inputs m since the last reset of w_m exp(-(t - t_m) / tau_m)
+
+    so the membrane can only reach ``theta`` at the time of an input: after all inputs of
+    one time are applied, a neuron with u >= theta fires at that time and u is set to 0
+    (membrane reset). It fires at most once per input time. This is NIR's ``LIF`` primitive
+    (``tau dv/dt = -v + R I`` with Dirac inputs), the neuron behind snnTorch's ``Leaky`` and
+    Norse's ``LIFBoxCell`` exports (see docs/nir.md).
+
+    Parameters
+    ----------
+    tau_m : float
+        Membrane time constant (ms), > 0.
+    theta : float
+        Firing threshold (same units as the weights), > 0.
+    t_ref : float
+        Refractory period (ms), >= 0: inputs arriving at or before ``t_spike + t_ref`` are
+        lost (the membrane is clamped at 0; there is no current to integrate).
+
+    Event mode only: the timing backward pass and the dense mode do not support it
+    (ValueError).
+    """
+
+    tau_m: float = 5.0
+    theta: float = 1.0
+    t_ref: float = 0.0
+
+    #: the reset of this neuron is always a membrane reset (to 0)
+    reset = "membrane"
+
+    def __post_init__(self):
+        object.__setattr__(self, "tau_m", v.bounded_float("tau_m", self.tau_m, *TAU_RANGE_MS, unit=" ms"))
+        object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
+        object.__setattr__(self, "t_ref", v.positive_float("t_ref", self.t_ref, allow_zero=True))
+
+    def eps(self, s):
+        """Response of the membrane to an input of weight 1 at offset s (ms): exp(-s / tau_m)
+        for s >= 0, 0 before (``s`` validated as in :meth:`SRM.eps`)."""
+        s = _offsets(s)
+        return np.where(s >= 0, np.exp(-np.maximum(s, 0.0) / self.tau_m), 0.0)
+
+
+#: neuron models a layer of the event engine can hold
+EVENT_NEURONS = (SRM, LIF)

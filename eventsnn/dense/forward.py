@@ -50,13 +50,15 @@ def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
     if not isinstance(net, Sequential):
         raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
     x = check_input(net, x)
-    if (neuron is None or isinstance(neuron, str)) and (net.neuron.reset != "full" or net.neuron.t_ref > 0):
+    srm = net._single_srm("dense mode (Sequential.run)") if (neuron is None or isinstance(neuron, str)) \
+        else None
+    if srm is not None and (srm.reset != "full" or srm.t_ref > 0):
         raise ValueError(
             f"run discretises net.neuron into a full-reset dense neuron, but it is {net.neuron}: "
             "its reset='membrane' / t_ref would be silently dropped. Pass a dense neuron "
             "explicitly (e.g. neuron=eventsnn.dense.neurons.AntlrNeuron(..., reset='membrane')) "
             "or build the network with SRM(reset='full', t_ref=0)")
-    neuron = resolve_neuron(neuron, net.neuron, dt)
+    neuron = resolve_neuron(neuron, srm, dt)
     if isinstance(pool_weight, bool) or not isinstance(pool_weight, numbers.Real) \
             or not np.isfinite(pool_weight):
         raise ValueError(f"pool_weight must be a finite real number, got {pool_weight!r}")

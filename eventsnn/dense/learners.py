@@ -60,7 +60,9 @@ class _DenseLearner(Learner):
         o["n_true"] = v.finite_float("n_true", o["n_true"])
         o["n_false"] = v.finite_float("n_false", o["n_false"])
         v.choice("loss", o["loss"], self.LOSSES)
-        self.neuron = resolve_neuron(o["neuron"], net.neuron, o["dt"])
+        srm = net._single_srm(f"rule {self.name!r}") if o["neuron"] in (None, "zhu", "antlr") \
+            else None
+        self.neuron = resolve_neuron(o["neuron"], srm, o["dt"])
         self.options = o
         self._check(o)
         self._check_bias(o)

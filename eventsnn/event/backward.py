@@ -95,7 +95,8 @@ def _check_record(net, rec, name="rec"):
 def _check_reset(net):
     net._reject_biases("event mode (timing backward)")
     net._check_weights()  # NaN/inf and magnitude, also after in-place edits
-    if net.neuron.reset != "full":
+    net._require_srm_layers("the timing backward pass")
+    if any(nrn is not None and nrn.reset != "full" for nrn in net.layer_neurons):
         raise NotImplementedError(
             "backward supports reset='full' networks only (Zhu et al.): with "
             "reset='membrane' later spikes depend on earlier ones and the timing gradient of "
@@ -173,7 +174,7 @@ _EMPTY_I = np.zeros(0, np.int64)
 
 
 def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
-    nrn = net.neuron
+    layer_neurons = net.layer_neurons
     code = _backward.KERNEL_EXP if kernel == "exp" else _backward.KERNEL_DEPSILON
     clamp = opts["clamp"]
     lo, hi = clamp if clamp is not None else (0.0, 0.0)
@@ -190,6 +191,7 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
         g = times[li]
         p = prep[li - 1]
         if p[0] in ("dense", "conv"):
+            nrn = layer_neurons[li - 1]
             if p[0] == "dense":
                 args = (True, _EMPTY_I, _EMPTY_I, _EMPTY_I, p[1])
             else:

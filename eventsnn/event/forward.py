@@ -6,8 +6,9 @@ import numpy as np
 
 from .._constants import DEFAULT_MAX_SPIKES
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
+from ..neurons import LIF
 from ..spikes import SpikeTrains
-from . import _engine
+from . import _engine, _engine_lif
 
 
 @dataclass
@@ -64,9 +65,10 @@ def layer_connectivity(layer):
 def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
                     max_spikes=DEFAULT_MAX_SPIKES):
     """Simulate one sample; ``layer_weights`` are the weights as they were when the call
-    started (transposed for Dense), so concurrent samples see one network. Raises
-    ValueError when a layer would emit more than ``max_spikes`` spikes."""
-    tau_m, tau_s, theta, membrane_reset, t_ref = neuron.as_tuple()
+    started (transposed for Dense), so concurrent samples see one network. ``neuron`` is the
+    neuron of every layer, or a list with one entry per layer (None for layers without
+    neurons). Raises ValueError when a layer would emit more than ``max_spikes`` spikes."""
+    neurons = neuron if isinstance(neuron, (list, tuple)) else [neuron] * len(layers)
     t_stop = math.inf if t_end is None else float(t_end)
     spikes = [st]
     relays = [None]
@@ -77,8 +79,16 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
         t, i, val = t[keep], i[keep], val[keep]
     for li, layer in enumerate(layers, start=1):
         w = layer_weights[li - 1]
+        neuron = neurons[li - 1]
+        if layer.has_neurons and not isinstance(neuron, LIF):
+            tau_m, tau_s, theta, membrane_reset, t_ref = neuron.as_tuple()
         relay = None
-        if isinstance(layer, Dense):
+        if layer.has_neurons and isinstance(neuron, LIF):
+            ot, oi, exceeded = _engine_lif.simulate_lif_layer(layer, w, t, i, val, neuron,
+                                                              t_stop, max_spikes)
+            _check_exceeded(exceeded, li, layer, neuron, max_spikes)
+            ov = np.ones(ot.size)
+        elif isinstance(layer, Dense):
             ot, oi, exceeded = _engine.dense_layer(t, i, val, w, tau_m, tau_s, theta,
                                                    membrane_reset, t_ref, t_stop, max_spikes)
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
@@ -99,7 +109,13 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
             ot, oi, ov = t, i, val
         else:
             raise TypeError(f"event mode does not support layer {layer!r}")
-        if record_times is not None and layer.has_neurons:
+        if record_times is not None and layer.has_neurons and isinstance(neuron, LIF):
+            indptr, targets, weights = layer_connectivity(layer)
+            membrane[li] = _engine_lif.lif_record_membrane(t, i, val, ot, oi, layer.n_out,
+                                                           indptr, targets, weights,
+                                                           neuron.tau_m, neuron.t_ref,
+                                                           record_times)
+        elif record_times is not None and layer.has_neurons:
             indptr, targets, weights = layer_connectivity(layer)
             membrane[li] = _engine.record_membrane(t, i, val, ot, oi, layer.n_out, indptr,
                                                    targets, weights, tau_m, tau_s,
@@ -114,7 +130,7 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
 def _check_exceeded(exceeded, li, layer, neuron, max_spikes):
     if exceeded:
         hint = ""
-        if neuron.reset == "membrane" and neuron.t_ref == 0:
+        if neuron.reset == "membrane" and neuron.t_ref == 0 and not isinstance(neuron, LIF):
             hint = (" With reset='membrane' and t_ref=0 a neuron whose input charge is q fires "
                     "about q / theta times (one input of weight w: about w / theta spikes); "
                     "a t_ref > 0 bounds its rate by 1 / t_ref.")

@@ -20,6 +20,7 @@ from scipy.optimize import brentq
 from sortedcontainers import SortedList
 
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
+from ..neurons import LIF
 from ..spikes import SpikeTrains
 
 CROSSING, ARRIVAL = 0, 1
@@ -32,19 +33,40 @@ class _Neuron:
         self.version = 0
 
 
+class _Params:
+    """One layer's neuron model, from its definition."""
+
+    def __init__(self, nrn):
+        self.lif = isinstance(nrn, LIF)
+        self.tau_m, self.theta, self.t_ref = nrn.tau_m, nrn.theta, nrn.t_ref
+        self.tau_s = None if self.lif else nrn.tau_s
+        self.membrane_reset = nrn.reset == "membrane"
+
+
 class ReferenceEngine:
-    """Simulate a Sequential network from its definition. Use :meth:`simulate`."""
+    """Simulate a Sequential network from its definition. Use :meth:`simulate`.
+
+    Each layer uses its own neuron model (``net.layer_neurons``): an SRM, or a LIF without
+    synaptic current, whose membrane jumps at each input (so it can only fire at an input
+    time: it is checked right after the coincident arrivals of that time are applied)."""
 
     def __init__(self, net):
         self.net = net
-        nrn = net.neuron
-        self.tau_m, self.tau_s, self.theta = nrn.tau_m, nrn.tau_s, nrn.theta
-        self.membrane_reset = nrn.reset == "membrane"
-        self.t_ref = nrn.t_ref
+        self.params = [_Params(nrn) if nrn is not None else None for nrn in net.layer_neurons]
+        self._use(self.params[next(k for k, p in enumerate(self.params) if p is not None)])
+
+    def _use(self, p):
+        """Make ``p`` the neuron model the kernel methods below evaluate."""
+        self.p = p
+        self.tau_m, self.tau_s, self.theta = p.tau_m, p.tau_s, p.theta
+        self.membrane_reset = p.membrane_reset
+        self.t_ref = p.t_ref
 
     # ---- the neuron model, from its definition --------------------------------------
     def _eps(self, s):
         tm, ts = self.tau_m, self.tau_s
+        if self.p.lif:
+            return math.exp(-s / tm) if s >= 0 else 0.0
         return tm / (tm - ts) * (math.exp(-s / tm) - math.exp(-s / ts)) if s >= 0 else 0.0
 
     def _deps(self, s):
@@ -60,6 +82,12 @@ class ReferenceEngine:
         r = self._start(nrn)
         kern = self._deps if deriv else self._eps
         total = 0.0
+        if self.p.lif:
+            # the membrane restarts from 0 at the spike; inputs up to r are lost
+            for tm_, wv in nrn.inputs:
+                if r < tm_ <= t:
+                    total += wv * kern(t - tm_)
+            return total
         if self.membrane_reset:
             if t < r:
                 return 0.0
@@ -150,6 +178,7 @@ class ReferenceEngine:
                 nrn = neurons[li][i]
                 if version != nrn.version:
                     continue
+                self._use(self.params[li])
                 nrn.last_spike = t
                 nrn.version += 1
                 emitted[li].append((t, i, 1.0))
@@ -192,15 +221,25 @@ class ReferenceEngine:
             for unit in sorted(pooled):
                 self._relay(queue, seq, layers, emitted, li, t, unit, pooled[unit])
             return
+        self._use(self.params[li])
         touched = set()
         for j, val in events:
             for i, w in self._targets(layer, j):
                 nrn = neurons[li][i]
-                if not self.membrane_reset and t <= self._start(nrn):
+                if (self.p.lif or not self.membrane_reset) and t <= self._start(nrn):
                     continue  # full reset: inputs at or before the last spike (+ t_ref) are gone
                 nrn.inputs.append((t, w * val))
                 touched.add(i)
         for i in sorted(touched):
+            if self.p.lif:
+                # no current: the membrane can cross only now, after this time's arrivals
+                nrn = neurons[li][i]
+                if self._u(nrn, t) >= self.theta:
+                    nrn.last_spike = t
+                    emitted[li].append((t, i, 1.0))
+                    if li + 1 < len(layers):
+                        queue.add((t, ARRIVAL, li + 1, next(seq), i, 1.0))
+                continue
             self._predict(queue, seq, li, i, neurons[li][i], t)
 
     def _relay(self, queue, seq, layers, emitted, li, t, unit, val):
