@@ -368,15 +368,16 @@ def _build(nir, chain, area):
                                  "have dilation 1")
             k = int(w.shape[2])
             stride = _pair(node.stride, name, "stride")
-            if isinstance(node.padding, str):
-                if node.padding == "valid":
+            padding = node.padding.decode() if isinstance(node.padding, bytes) else node.padding
+            if isinstance(padding, str):
+                if padding == "valid":
                     pad = 0
                 elif stride == 1 and k % 2 == 1:
                     pad = (k - 1) // 2
                 else:
                     raise ValueError(f"node {name!r}: padding='same' needs stride 1 and an odd kernel")
             else:
-                pad = _pair(node.padding, name, "padding")
+                pad = _pair(padding, name, "padding")
             if len(shape) != 3 or shape[0] != w.shape[1]:
                 raise ValueError(f"node {name!r}: Conv2d with {w.shape[1]} input channels follows a "
                                  f"layer of shape {shape}; it needs (C_in, H, W)")
