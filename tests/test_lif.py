@@ -184,3 +184,17 @@ def test_bad_lif_parameters_and_neurons_argument():
         es.Sequential(es.Conv2d((1, 4, 4), 1, 1), es.AvgPool2d(2), neurons=[None, es.LIF()])
     with pytest.raises(TypeError, match="neurons\\[0\\]"):
         es.Sequential(es.Dense(2, 2), neurons=["lif"])
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_max_spikes_guard(conv):
+    """A LIF layer fires at most once per input time; more than max_spikes spikes raise."""
+    if conv:
+        net = es.Sequential(es.Conv2d((1, 2, 2), 1, 1), neuron=es.LIF(), rng=0)
+    else:
+        net = es.Sequential(es.Dense(4, 1), neuron=es.LIF(), rng=0)
+    net.layers[0].weight = np.full(net.layers[0].weight.shape, 2.0)
+    x = es.SpikeTrains([0.0, 0.0, 1.0, 2.0], [0, 1, 2, 3], 4)
+    assert len(net.simulate(x).spikes[1]) == (4 if conv else 3)
+    with pytest.raises(ValueError, match="more than max_spikes=2"):
+        net.simulate(x, max_spikes=2)
