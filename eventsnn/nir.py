@@ -19,7 +19,6 @@ metadata (``eventsnn_*_ms``), which makes a round trip bit-exact. Import folds r
 the threshold of each layer into its weights (see :func:`from_nir`). docs/nir.md has the
 derivation, the conventions of snnTorch's and Norse's exporters, and what is rejected.
 """
-import numbers
 import os
 
 import numpy as np
