@@ -698,7 +698,8 @@ def latency_loss(S, labels, beta=1 / 6, no_spike=1.0):
 def count_time_grads(S, labels, n_true, n_false):
     """Zhu et al.: every spike of output o gets dL/dt = (n_o - N_o) / T (N_o: number of steps
     with S != 0), one-sided: only when the label neuron has N < n_true or another neuron
-    N > n_false, else 0. Loss: sum of (n_o - N_o)^2 / T over those violations.
+    N > n_false, else 0. Loss: sum of (n_o - N_o)^2 / (2 T) over those violations (the
+    reference's 1/2 sum over T steps of ((N - n)/T)^2).
     Returns (loss (B,), g (B, n), grad_t)."""
     T, B, n = S.shape
     loss = np.zeros(B)
@@ -711,7 +712,7 @@ def count_time_grads(S, labels, n_true, n_false):
             violated = N < tgt if o == labels[b] else N > tgt
             if violated:
                 g[b, o] = (tgt - N) / T
-                loss[b] += (tgt - N) ** 2 / T
+                loss[b] += (tgt - N) ** 2 / (2 * T)
             for t in range(T):
                 if S[t, b, o] != 0:
                     gt[t, b, o] = g[b, o]

@@ -140,27 +140,54 @@ class _DenseLearner(Learner):
 
 class TimingLearner(_DenseLearner):
     """Zhu et al.'s timing rule on the grid: count loss as one-sided spike-time gradients
-    and the supervisory spike for silent label neurons."""
+    and the supervisory spike of the label neuron.
+
+    The defaults follow the authors' code (``zhuyaoyu/SNN-event-driven-learning``, commit
+    6cff83b): ``supervisory="reference"`` (the label neuron forced in every sample at the
+    last step with Delta u > 0.05), ``factor=0.85`` (the gradient passed down), and
+    ``h_window="forward"`` (H of a spike whose window a supervisory spike splits stays the
+    forward's). ``preset="paper"`` takes the paper's instead: the label neuron forced to fire
+    at the last step (``"end"``), factor 1 (the gradient sum is conserved, Eq. 8) and the
+    split window. Explicit options override the preset. docs/fidelity.md lists them.
+    """
 
     name = "timing"
     DEFAULTS = {
+        "preset": "code",           # "code" | "paper": the defaults of the options below
         "loss": "count",
         "kernel": "exp",            # "exp" | "original"
         "tau_grad": 2.5,            # steps, exp kernel
         "max_inv_slope": 4.0,       # clamp of -1/Delta u
-        "factor": 1.0,              # gradient factor per layer (reference code 0.85)
-        "supervisory": "increment",  # "increment" | "last" | None
+        "max_inv_h": None,          # cap of 1/H (the code's max_dudt_inv; None: none, its default)
+        "factor": None,             # gradient factor per layer (code 0.85, paper 1.0)
+        "supervisory": "preset",    # "reference" (code) | "end" (paper) | "increment" | "last" | None
         "min_increment": 0.05,
+        "h_window": None,           # "forward" (code) | "split" (paper)
+    }
+    PRESETS = {
+        "code": {"factor": 0.85, "supervisory": "reference", "h_window": "forward"},
+        "paper": {"factor": 1.0, "supervisory": "end", "h_window": "split"},
     }
 
     def _check(self, o):
         require_full_reset(self.neuron, "timing")
+        v.choice("preset", o["preset"], tuple(self.PRESETS))
+        preset = self.PRESETS[o["preset"]]
+        if o["factor"] is None:
+            o["factor"] = preset["factor"]
+        if o["supervisory"] == "preset":
+            o["supervisory"] = preset["supervisory"]
+        if o["h_window"] is None:
+            o["h_window"] = preset["h_window"]
         timing.backward_kernel(self.neuron, o["n_steps"], o["kernel"], o["tau_grad"])
         o["factor"] = v.finite_float("factor", o["factor"])
         o["max_inv_slope"] = v.positive_float("max_inv_slope", o["max_inv_slope"])
+        if o["max_inv_h"] is not None:
+            o["max_inv_h"] = v.positive_float("max_inv_h", o["max_inv_h"])
         if o["supervisory"] is not None:
-            v.choice("supervisory", o["supervisory"], ("increment", "last"))
+            v.choice("supervisory", o["supervisory"], losses.SUPERVISORY_MODES)
         o["min_increment"] = v.finite_float("min_increment", o["min_increment"])
+        v.choice("h_window", o["h_window"], timing.H_WINDOWS)
 
     def loss_and_grads(self, X, y, rng=None):
         o = self.options
@@ -170,10 +197,10 @@ class TimingLearner(_DenseLearner):
         if o["supervisory"] is not None:
             out, _ = losses.supervisory_spikes(out, rec.increments[-1], y, o["min_increment"], o["supervisory"])
         loss, _, gt = losses.count_time_grads(out, y, o["n_true"], o["n_false"])
-        # the supervisory spike is counted: a label neuron with no real spike gets
-        # g = (n_true - 1) / T on it (floor n_true - 1 real spikes once it fires)
+        # the supervisory spike is counted (as the code's loss counts it)
         g = timing.backward(rec, gt, kernel=o["kernel"], tau_grad=o["tau_grad"],
-                            max_inv_slope=o["max_inv_slope"], factor=o["factor"], output_spikes=out)
+                            max_inv_slope=o["max_inv_slope"], factor=o["factor"], output_spikes=out,
+                            h_window=o["h_window"], max_inv_h=o["max_inv_h"])
         return self._finish(rec, loss, g.weights)
 
 
@@ -225,12 +252,24 @@ class ActivationLearner(_DenseLearner):
 
 
 class AntlrLearner(_DenseLearner):
-    """ANTLR (lambda_act dL/dS + lambda_tim dL/dt); losses of ANTLR Table 1."""
+    """ANTLR (lambda_act dL/dS + lambda_tim dL/dt); losses of ANTLR Table 1.
+
+    The defaults follow the authors' code (``KyungsuKim42/ANTLR``, commit 229983f):
+    ``grad_clip=1.0`` (the batch-mean weight and bias gradients clamped element-wise),
+    ``no_spike=0.1`` with ``no_spike_grad="code"`` (dL/dS = -0.1 for a silent label neuron),
+    ``beta=0.166667``, ``spike_train="antlr"`` (the code's filtered difference, see
+    :func:`eventsnn.dense.losses.spike_train_loss`), ``timing_penalty`` 100 for the timing
+    method (``lambda_act=0``) and ``early_stop`` with the latency loss (the run stops once
+    every output neuron of the batch has fired; b_v / b_bias stay those of ``n_steps``).
+    ``preset="paper"``: no gradient clamp, no_spike 1 with the square's derivative, beta 1/6,
+    the window-bounded spike-train loss, no early stop. Explicit options override the preset.
+    """
 
     name = "antlr"
     LOSSES = ("count", "spike_train", "latency")
     SUPPORTS_BIAS = True
     DEFAULTS = {
+        "preset": "code",           # "code" | "paper": the defaults of the None options below
         "loss": "count",
         "bias": False,              # True: add a zero bias to every Dense/Conv2d layer (antlr family)
         "lambda_act": 1.0,
@@ -238,22 +277,52 @@ class AntlrLearner(_DenseLearner):
         "surrogate": "exp",
         "surrogate_scale": None,
         "v_prime_min": 0.01,
-        "clip": None,
+        "clip": None,               # clamp of dL/dV (not in the code)
+        "grad_clip": "preset",      # clamp of the parameter gradients (code 1.0, paper None)
+        "timing_penalty": None,     # no-spike penalty; None: 100 for lambda_act = 0, else 0 (code)
         "alpha": 0.9,
-        "beta": 1.0 / 6.0,          # latency loss
-        "no_spike": 1.0,            # latency loss: weight of the silent-label term
+        "spike_train": None,        # spike_train loss convention: "antlr" (code) | "window" (paper)
+        "beta": None,               # latency loss: 0.166667 (code) | 1/6 (paper)
+        "no_spike": None,           # latency loss: weight of the silent-label term (code 0.1, paper 1)
+        "no_spike_grad": None,      # "code" (-no_spike) | "paper" (-2 no_spike)
+        "early_stop": None,         # latency loss: stop once every output fired (code True)
         "target_rate_true": 0.5,
         "target_rate_false": 0.0,
+    }
+    PRESETS = {
+        "code": {"grad_clip": 1.0, "spike_train": "antlr", "beta": 0.166667, "no_spike": 0.1,
+                 "no_spike_grad": "code", "early_stop": True},
+        "paper": {"grad_clip": None, "spike_train": "window", "beta": 1.0 / 6.0, "no_spike": 1.0,
+                  "no_spike_grad": "paper", "early_stop": False},
     }
 
     def _check(self, o):
         require_full_reset(self.neuron, "ANTLR")
+        v.choice("preset", o["preset"], tuple(self.PRESETS))
+        for key, value in self.PRESETS[o["preset"]].items():
+            if (o[key] == "preset") if key == "grad_clip" else (o[key] is None):
+                o[key] = value
         activation.surrogate_params(o["surrogate"], o["surrogate_scale"])
         o["lambda_act"] = v.finite_float("lambda_act", o["lambda_act"])
         o["lambda_tim"] = v.finite_float("lambda_tim", o["lambda_tim"])
         o["v_prime_min"] = v.positive_float("v_prime_min", o["v_prime_min"])
         if o["clip"] is not None:
             o["clip"] = v.positive_float("clip", o["clip"])
+        if o["grad_clip"] is not None:
+            o["grad_clip"] = v.positive_float("grad_clip", o["grad_clip"])
+        if o["timing_penalty"] is None:
+            o["timing_penalty"] = 100.0 if o["lambda_act"] == 0.0 else 0.0
+        o["timing_penalty"] = v.positive_float("timing_penalty", o["timing_penalty"], allow_zero=True)
+        v.choice("spike_train", o["spike_train"], losses.SPIKE_TRAIN_CONVENTIONS)
+        v.choice("no_spike_grad", o["no_spike_grad"], losses.NO_SPIKE_GRADS)
+        o["beta"] = v.positive_float("beta", o["beta"])
+        o["no_spike"] = v.positive_float("no_spike", o["no_spike"], allow_zero=True)
+        if not isinstance(o["early_stop"], (bool, np.bool_)):
+            raise TypeError(f"early_stop must be a bool, got {o['early_stop']!r}")
+        if o["early_stop"] and o["loss"] == "latency" and self.neuron.family == "antlr" \
+                and self.neuron.b_window is None and self.neuron.b_v is None:
+            # the code resolves b_v / b_bias from its configured length, not the stopped run's
+            self.neuron = dataclasses.replace(self.neuron, b_window=o["n_steps"])
 
     def _predict(self, rec):
         if self.options["loss"] == "latency":
@@ -264,17 +333,44 @@ class AntlrLearner(_DenseLearner):
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)
+        if o["loss"] == "latency" and o["early_stop"]:
+            rec = truncate_record(rec, latency_stop(rec.output))
         if o["loss"] == "count":
             tgt = losses.count_targets(y, self.net.n_out, o["n_true"], o["n_false"])
             loss, gs, gt = losses.count_loss(rec.output, tgt)
         elif o["loss"] == "spike_train":
-            loss, gs, gt = losses.spike_train_loss(rec.output, _regular_targets(rec, y, o), o["alpha"])
+            loss, gs, gt = losses.spike_train_loss(rec.output, _regular_targets(rec, y, o), o["alpha"],
+                                                   convention=o["spike_train"])
         else:
-            loss, gs, gt = losses.latency_loss(rec.output, y, o["beta"], o["no_spike"])
+            loss, gs, gt = losses.latency_loss(rec.output, y, o["beta"], o["no_spike"], o["no_spike_grad"])
         g = antlr.backward(rec, gs, gt, lambda_act=o["lambda_act"], lambda_tim=o["lambda_tim"],
                            surrogate=o["surrogate"], surrogate_scale=o["surrogate_scale"],
-                           v_prime_min=o["v_prime_min"], clip=o["clip"])
-        return self._finish(rec, loss, g.weights, biases=g.biases)
+                           v_prime_min=o["v_prime_min"], clip=o["clip"],
+                           timing_penalty=o["timing_penalty"])
+        out = self._finish(rec, loss, g.weights, biases=g.biases)
+        if o["grad_clip"] is not None:
+            c = o["grad_clip"]
+            out = (out[0], [None if gr is None else np.clip(gr, -c, c) for gr in out[1]]) + out[2:]
+        return out
+
+
+def latency_stop(S):
+    """Steps the ANTLR code's latency run lasts: up to and including the first step by which
+    every output neuron of every sample has fired (the whole window if that never happens)."""
+    fired = np.cumsum(S.reshape(S.shape[0], -1) != 0, axis=0) > 0
+    done = np.nonzero(fired.all(axis=1))[0]
+    return int(done[0]) + 1 if done.size else S.shape[0]
+
+
+def truncate_record(rec, n_steps):
+    """The first ``n_steps`` steps of a DenseRecord (a causal forward pass of that length,
+    with the neuron's scales unchanged)."""
+    if n_steps == rec.n_steps:
+        return rec
+    cut = lambda arrs: [None if a is None else a[:n_steps] for a in arrs]  # noqa: E731
+    return dataclasses.replace(rec, inputs=cut(rec.inputs), currents=cut(rec.currents),
+                               membranes=cut(rec.membranes), increments=cut(rec.increments),
+                               outputs=cut(rec.outputs))
 
 
 def _regular_targets(rec, y, o):

@@ -178,6 +178,11 @@ class AntlrNeuron:
 
         Only the activation rule supports "subtract" and "membrane". Every reset adds
         ``b_bias * bias`` to V[t] of a biased layer at every step.
+    b_window : int or None
+        Steps of the window over which the defaults of ``b_v`` and ``b_bias`` are resolved.
+        None (default): the run's own length. The authors' code resolves them once from its
+        configured ``time_length``, so an early-stopped run (latency loss) keeps them: pass
+        that length here to match it.
     """
 
     a_i: float = 0.99
@@ -187,6 +192,7 @@ class AntlrNeuron:
     theta: float = 1.0
     reset: str = "full"
     b_bias: float = None
+    b_window: int = None
 
     family = "antlr"
 
@@ -200,6 +206,8 @@ class AntlrNeuron:
         v.choice("reset", self.reset, RESETS)
         if self.b_bias is not None:
             object.__setattr__(self, "b_bias", v.positive_float("b_bias", self.b_bias))
+        if self.b_window is not None:
+            object.__setattr__(self, "b_window", v.positive_int("b_window", self.b_window))
 
     @classmethod
     def from_srm(cls, srm, dt=1.0):
@@ -229,7 +237,7 @@ class AntlrNeuron:
         """b_v used for a window of ``n_steps`` steps (see the class docstring)."""
         if self.b_v is not None:
             return self.b_v
-        n_steps = v.positive_int("n_steps", n_steps)
+        n_steps = self.b_window or v.positive_int("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
     def resolved_b_bias(self, n_steps):
@@ -237,7 +245,7 @@ class AntlrNeuron:
         the b_v = 1 kernel within the window (b_v's default)."""
         if self.b_bias is not None:
             return self.b_bias
-        n_steps = v.positive_int("n_steps", n_steps)
+        n_steps = self.b_window or v.positive_int("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
     def bias_input(self, n_steps):

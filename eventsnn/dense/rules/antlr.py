@@ -26,12 +26,16 @@ through eps); summed over each channel's positions for Conv2d.
 
 ``lambda_act = 1, lambda_tim = 0`` is the SRM-based activation method; ``lambda_act = 0,
 lambda_tim = 1`` the discrete timing method. The authors' code fixes both lambdas to 1 (the
-defaults here). ``clip`` clamps dL/dV element-wise (the code's optional clamp at +-1).
+defaults here). ``clip`` clamps dL/dV element-wise (not in the code, which clamps the
+parameter gradients instead: ``AntlrLearner(grad_clip=...)``). ``timing_penalty`` is the
+code's no-spike penalty of the timing method (``prop_dLdI_to_dLdW`` with ``is_timing``):
+dL/dW_ij -= timing_penalty / n_in for every sample in which Dense neuron i stays silent.
 """
 import numbers
 
 import numpy as np
 
+from ...layers import Dense
 from .. import ops
 from ..neurons import require_bias_support, require_full_reset
 from ..record import DenseGrads
@@ -56,7 +60,7 @@ def _real(name, value, positive=False, allow_none=False):
 
 
 def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surrogate="exp",
-             surrogate_scale=None, v_prime_min=0.01, clip=None, input_grad=False):
+             surrogate_scale=None, v_prime_min=0.01, clip=None, input_grad=False, timing_penalty=0.0):
     """ANTLR backward pass of a dense record.
 
     Parameters
@@ -69,6 +73,9 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
     v_prime_min : float, lower clamp of V' (0.01)
     clip : float or None, clamp dL/dV element-wise to [-clip, clip] (default None: no clamp)
     input_grad : bool, also propagate to the network input
+    timing_penalty : float >= 0, the code's no-spike penalty (Dense layers only, as the
+        code's fc layers): dL/dW_ij -= timing_penalty / n_in per sample in which neuron i is
+        silent (summed over the batch like the rest). Default 0.
 
     Returns
     -------
@@ -84,6 +91,9 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
     lambda_tim = _real("lambda_tim", lambda_tim)
     v_prime_min = _real("v_prime_min", v_prime_min, positive=True)
     clip = _real("clip", clip, positive=True, allow_none=True)
+    timing_penalty = _real("timing_penalty", timing_penalty)
+    if timing_penalty < 0:
+        raise ValueError(f"timing_penalty must be >= 0, got {timing_penalty!r}")
     T, B = rec.n_steps, rec.batch_size
     shape = rec.outputs[-1].shape
     gs = check_grad("grad_s", grad_s, shape)
@@ -119,6 +129,9 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
             dc_act = window_adjoint(dv, S, eps).reshape(T, B, -1)
             grad_v[l] = dv.reshape(T, B, -1)
             weights[l] = ops.grad_weight(layer, x, dc_act)
+            if timing_penalty and isinstance(layer, Dense):
+                silent = (rec.outputs[l].reshape(T, B, -1) == 0).all(axis=0).sum(axis=0)
+                weights[l] = weights[l] - (timing_penalty / layer.weight.shape[1]) * silent[:, None]
             if layer.has_bias:
                 db = bias_window_grad(dv, np.ascontiguousarray(S), neuron.a_v, neuron.resolved_b_bias(T))
                 biases[l] = ops.grad_bias(layer, db.reshape(B, -1))

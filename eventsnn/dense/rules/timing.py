@@ -5,7 +5,11 @@ t_last < t' <= t_k (t_last: the neuron's previous spike). With c_i[t'] = sum_j W
 
 - shares (Eq. 12-13): dL/dt of input event (j, t') += g_k W_ij x_j[t'] h[t_k - t'] / H_k,
   H_k = sum over the window of c_i[t'] h[t_k - t']; the spike's shares are dropped when
-  H_k <= 0;
+  H_k <= 0; 1/H_k is capped at ``max_inv_h`` (the code's ``max_dudt_inv``, default none);
+- ``h_window``: the window H_k sums over when the output spikes differ from the forward's
+  (a supervisory spike inside a later spike's window): ``"split"`` (default) the backward
+  window (t_last over the given output spikes), ``"forward"`` the forward's window (t_last
+  over the recorded spikes), as the code, which reuses the forward's ``delta_u_t``;
 - weights (Eq. 14): dL/dW_ij += g_k clamp(-1/Delta u_i[t_k], -max_inv_slope, 0)
   sum over the window of eps[t_k - t'] x_j[t'], Delta u the recorded increment
   (Delta u <= 0 gives 0, Delta u = 0 gives -max_inv_slope);
@@ -23,6 +27,7 @@ import numbers
 import numpy as np
 from numba import njit
 
+from ..._validate import choice as v_choice
 from ...layers import AvgPool2d, MaxPool2d, reject_biases
 from .. import ops
 from ..neurons import require_full_reset
@@ -33,23 +38,32 @@ KERNELS = ("exp", "original")
 
 
 @njit(cache=True, nogil=True)
-def timing_layer(gt, spikes, c, du, eps, h, max_inv_slope):
-    """Per neuron layer. gt: dL/dt at spikes (T, N); spikes, c (currents W x), du: (T, N);
-    eps, h: (T,). Returns (G, E), each (T, N): G[t', i] = g_k h[t_k - t'] / H_k and
-    E[t', i] = g_k f_k eps[t_k - t'] for t' in the window of i's spike k."""
+def timing_layer(gt, spikes, c, du, eps, h, max_inv_slope, fwd_spikes, forward_h, max_inv_h):
+    """Per neuron layer. gt: dL/dt at spikes (T, N); spikes, c (currents W x), du,
+    fwd_spikes (the recorded spikes): (T, N); eps, h: (T,). Returns (G, E), each (T, N):
+    G[t', i] = g_k h[t_k - t'] min(1 / H_k, max_inv_h) and E[t', i] = g_k f_k eps[t_k - t']
+    for t' in the window of i's spike k; H_k sums over the forward's window when
+    ``forward_h`` (max_inv_h <= 0: no cap)."""
     T, N = gt.shape
     G = np.zeros((T, N))
     E = np.zeros((T, N))
     for i in range(N):
         last = -1
+        last_fwd = -1
         for t in range(T):
             if spikes[t, i] == 0.0:
+                if fwd_spikes[t, i] != 0.0:
+                    last_fwd = t
                 continue
             g = gt[t, i]
             if g != 0.0:
                 H = 0.0
-                for tp in range(last + 1, t + 1):
+                start = last_fwd + 1 if forward_h else last + 1
+                for tp in range(start, t + 1):
                     H += c[tp, i] * h[t - tp]
+                inv_h = 1.0 / H if H > 0.0 else 0.0
+                if max_inv_h > 0.0 and inv_h > max_inv_h:
+                    inv_h = max_inv_h
                 d = du[t, i]
                 if d > 0.0:
                     f = max(-1.0 / d, -max_inv_slope)
@@ -58,10 +72,11 @@ def timing_layer(gt, spikes, c, du, eps, h, max_inv_slope):
                 else:
                     f = 0.0
                 for tp in range(last + 1, t + 1):
-                    if H > 0.0:
-                        G[tp, i] = g * h[t - tp] / H
+                    G[tp, i] = g * h[t - tp] * inv_h
                     E[tp, i] = g * f * eps[t - tp]
             last = t
+            if fwd_spikes[t, i] != 0.0:
+                last_fwd = t
     return G, E
 
 
@@ -93,8 +108,11 @@ def pool_backward_timing(layer, gt, x, pool_weight=1.0):
     return ops.backward_input(layer, gt, x)  # Flatten
 
 
+H_WINDOWS = ("split", "forward")
+
+
 def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=1.0,
-             output_spikes=None, input_grad=False):
+             output_spikes=None, input_grad=False, h_window="split", max_inv_h=None):
     """Timing backward pass (Zhu et al.) of a dense record.
 
     Parameters
@@ -107,6 +125,9 @@ def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=
     output_spikes : array (T, B, n_out) or None, the output spikes to use instead of the
         recorded ones (e.g. with the supervisory spike added)
     input_grad : bool, also compute the gradient of the network's input events
+    h_window : "split" (default) or "forward" (the code): the window of H_k when
+        ``output_spikes`` adds or removes spikes (see the module docstring)
+    max_inv_h : float > 0 or None, cap of 1/H_k (the code's ``max_dudt_inv``; None: no cap)
 
     Returns
     -------
@@ -125,6 +146,11 @@ def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=
     if isinstance(max_inv_slope, bool) or not isinstance(max_inv_slope, numbers.Real) \
             or not max_inv_slope > 0 or not np.isfinite(max_inv_slope):
         raise ValueError(f"max_inv_slope must be a finite number > 0, got {max_inv_slope!r}")
+    v_choice("h_window", h_window, H_WINDOWS)
+    if max_inv_h is not None and (isinstance(max_inv_h, bool) or not isinstance(max_inv_h, numbers.Real)
+                                  or not max_inv_h > 0 or not np.isfinite(max_inv_h)):
+        raise ValueError(f"max_inv_h must be a finite number > 0 or None, got {max_inv_h!r}")
+    cap = 0.0 if max_inv_h is None else float(max_inv_h)
     out_spikes = rec.outputs[-1] if output_spikes is None else check_grad("output_spikes", output_spikes, shape)
     h = backward_kernel(rec.neuron, T, kernel, tau_grad)
     eps = rec.neuron.eps(T)
@@ -143,7 +169,9 @@ def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=
                                 np.ascontiguousarray(S.reshape(T, -1)),
                                 np.ascontiguousarray(rec.currents[l].reshape(T, -1)),
                                 np.ascontiguousarray(rec.increments[l].reshape(T, -1)),
-                                eps, h, float(max_inv_slope))
+                                eps, h, float(max_inv_slope),
+                                np.ascontiguousarray(rec.outputs[l].reshape(T, -1)),
+                                h_window == "forward", cap)
             weights[l] = ops.grad_weight(layer, x, E.reshape(T, B, -1))
             if need_below:
                 gt = factor * x * ops.backward_input(layer, G.reshape(T, B, -1), x)
