@@ -1,4 +1,10 @@
-"""Optimisers (SGD with momentum, Adam, AdamW) and gradient-norm clipping.
+"""Optimisers (SGD with momentum, Adam, AdamW), gradient clipping and weight clamping.
+
+Every optimiser takes ``weight_clamp=None`` or a bound c > 0: after each step the parameters
+are clamped element-wise to [-c, c] (:func:`clamp_weights`; the ``weight_clipper`` of the
+Zhu et al., TSSL-BP and NA codes, c = 4). :func:`clip_grad_value` clamps gradients
+element-wise (the ANTLR code's ``grad_clip``), :func:`clip_grad_norm` rescales them to a
+global norm (``clip_grad_norm_`` of the Zhu et al., TSSL-BP and NA codes, max norm 1).
 
 Parameters are a list of float64 arrays updated in place (entries that are None, e.g. the
 "weights" of pooling layers, are skipped); gradients are a list of the same shapes. An
@@ -70,11 +76,36 @@ def clip_grad_norm(grads, max_norm):
     return m * r
 
 
-class Optimizer:
-    """Base class: ``step(params, grads)`` updates params in place."""
+def clip_grad_value(grads, clip):
+    """Clamp every gradient (in place) element-wise to [-clip, clip]. Returns the largest
+    |entry| before clamping."""
+    clip = v.positive_float("clip", clip)
+    top = max((float(np.max(np.abs(g))) for g in grads if g is not None and np.size(g)), default=0.0)
+    for g in grads:
+        if g is not None:
+            np.clip(g, -clip, clip, out=g)
+    return top
 
-    def __init__(self, lr):
+
+def clamp_weights(params, bound):
+    """Clamp every parameter array (in place) element-wise to [-bound, bound] (the codes'
+    ``weight_clipper``: ``w.clamp(-4, 4)``); None entries are skipped."""
+    bound = v.positive_float("bound", bound)
+    for k, p in enumerate(params):
+        if p is None:
+            continue
+        if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+            raise TypeError(f"params[{k}] must be a float64 numpy array")
+        np.clip(p, -bound, bound, out=p)
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates params in place, then clamps them to
+    [-weight_clamp, weight_clamp] when ``weight_clamp`` is set."""
+
+    def __init__(self, lr, weight_clamp=None):
         self.lr = v.positive_float("lr", lr)
+        self.weight_clamp = None if weight_clamp is None else v.positive_float("weight_clamp", weight_clamp)
         self.state = {}
         self.t = 0
 
@@ -97,6 +128,8 @@ class Optimizer:
             new.append((p, q))
         for p, q in new:
             p[...] = q
+        if self.weight_clamp is not None:
+            clamp_weights(params, self.weight_clamp)
 
     def _update(self, k, p, g):
         raise NotImplementedError
@@ -110,8 +143,8 @@ class SGD(Optimizer):
     """p -= lr * b with b = momentum * b + (g + weight_decay * p) (b = g without momentum);
     ``nesterov`` uses g + momentum * b instead of b."""
 
-    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(lr)
+    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False, weight_clamp=None):
+        super().__init__(lr, weight_clamp)
         self.momentum = v.positive_float("momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be < 1, got {momentum}")
@@ -140,8 +173,8 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(lr)
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, weight_clamp=None):
+        super().__init__(lr, weight_clamp)
         try:
             b1, b2 = (float(b) for b in betas)
         except (TypeError, ValueError):
@@ -175,8 +208,8 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(lr, betas, eps, weight_decay)
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, weight_clamp=None):
+        super().__init__(lr, betas, eps, weight_decay, weight_clamp)
 
 
 #: name -> class, for the trainer and the CLI

@@ -164,7 +164,7 @@ def test_learner_rescale_uses_the_output_layers_mean(monkeypatch):
         return out
 
     monkeypatch.setattr(learners_psc, "code_rescale", spy)
-    plain = learners_psc.NaLearner(net, b=5.0)
+    plain = learners_psc.NaLearner(net, b=5.0, rescale=False)
     scaled = learners_psc.NaLearner(net, b=5.0, rescale=True)
     _, g_plain, _, _ = plain.loss_and_grads(X, y)
     assert not calls

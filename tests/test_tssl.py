@@ -167,7 +167,10 @@ def test_learner_gradients_equal_naive_network(rule):
     X = rng.random((4, 6))
     y = np.array([0, 1, 2, 1])
     cls = TsslLearner if rule == "tssl" else NaLearner
-    L = cls(net, n_steps=6, tau_m=5.0, tau_s=2.0, theta=1.0)
+    # NA: the options the naive reference implements (the learner's defaults are the code's)
+    extra = {} if rule == "tssl" else dict(b=10.0, loss_change="direct", rescale=False, target="tssl",
+                                           target_filters=1)
+    L = cls(net, n_steps=6, tau_m=5.0, tau_s=2.0, theta=1.0, **extra)
     loss, grads, preds, stats = L.loss_and_grads(X, y)
     want_loss, want = _naive_network_grads(net, X, y, 6, L.neuron, rule)
     assert loss == pytest.approx(want_loss, rel=1e-12)

@@ -21,6 +21,7 @@ from ..network import Sequential
 from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, asf_backward, asf_forward,
                           asf_scale_ratios, count_loss, desired_spikes, psc_backward, psc_forward,
                           spike_train_loss)
+from .rules.na import B_CODE, LOSS_CHANGES
 from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
 from .rules.na import B_PAPER, POWER_PAPER, code_rescale, na_delta
@@ -54,7 +55,7 @@ class _PscLearner(Learner):
 
     COMMON = dict(n_steps=5, tau_m=8.0, tau_s=2.0, theta=1.0, reset="zero", loss="spike_train",
                   desired_count=None, undesired_count=0.0, pool_sum_weight=POOL_SUM_WEIGHT_CODE,
-                  input_scale=1.0, sequence_input=False)
+                  input_scale=1.0, sequence_input=False, target=None, target_filters=1)
     RULE = {}
 
     def __init__(self, net, rng=None, **options):
@@ -76,6 +77,25 @@ class _PscLearner(Learner):
         self.undesired_count = _v.finite_float("undesired_count", opts["undesired_count"])
         self.options = opts
         self._check_rule_options(opts)
+        self.target = self._target(opts["target"])
+        if isinstance(opts["target_filters"], bool) or opts["target_filters"] not in (1, 2):
+            raise ValueError(f"target_filters must be 1 or 2, got {opts['target_filters']!r}")
+
+    def _target(self, target):
+        """The label neuron's desired train (T,) of the spike_train loss: None or "tssl" (the
+        TSSL-BP code's :func:`desired_spikes`), "ones" (a spike every step, the NA code's), or
+        an array of ``n_steps`` values."""
+        T = self.n_steps
+        if target is None or (isinstance(target, str) and target == "tssl"):
+            return desired_spikes(T)
+        if isinstance(target, str):
+            if target != "ones":
+                raise ValueError(f"target must be None, 'tssl', 'ones' or an array of {T} steps, got {target!r}")
+            return np.ones(T)
+        arr = _v.float_array("target", target, ndim=1)
+        if arr.shape != (T,):
+            raise ValueError(f"target must have n_steps = {T} entries, got shape {arr.shape}")
+        return arr
 
     def _check_rule_options(self, opts):
         pass
@@ -102,7 +122,8 @@ class _PscLearner(Learner):
     def loss_and_grads(self, X, y, rng=None):
         rec = self._forward(X)
         if self.loss == "spike_train":
-            losses, g = spike_train_loss(rec.output, y, self.neuron.tau_s)
+            losses, g = spike_train_loss(rec.output, y, self.neuron.tau_s, self.target,
+                                         self.options["target_filters"])
         else:
             losses, g = count_loss(rec.output, y, self.desired_count, self.undesired_count)
         B = g.shape[1]
@@ -136,18 +157,41 @@ class TsslLearner(_PscLearner):
 
 
 class NaLearner(_PscLearner):
-    """Neighbourhood aggregation (Yang et al. 2021); options ``b`` (clip bound, paper 10,
-    code 5), ``power`` (3 = paper Eq. 17, 1 = the code's clipped 1/d), ``loss_change``
-    ("direct" = the codes' g . (a_p - a), "accumulated" = Eq. 13 as worded) and ``rescale``
-    (True: the code's layer-wise rescaling :func:`~eventsnn.dense.rules.na.code_rescale`,
-    default off)."""
+    """Neighbourhood aggregation (Yang et al. 2021).
+
+    The defaults follow the authors' code at its head (``superrrpotato/Backpropagated-
+    Neighborhood-Aggregation-...``, ``functions/na.py`` at bf8b564, 2021-06-10):
+    ``b=5``, ``power=3`` (clip(1/d^3, -5, 5)), ``loss_change="accumulated"`` (e . (a_p - a)),
+    ``rescale=True`` (the layer-wise rescaling
+    :func:`~eventsnn.dense.rules.na.code_rescale`) and, for the spike_train loss, the code's
+    target: a spike every step (``target="ones"``) filtered twice (``target_filters=2``).
+    ``preset="paper"``: b = 10 (Appendix A.1), no rescaling, the TSSL-style desired train
+    filtered once (Eq. 5). Explicit options override the preset. ``power=1`` with ``b=10``
+    and ``loss_change="direct"`` is the code at 2f5eb14 / cb735e0.
+    """
 
     name = "na"
-    RULE = dict(b=B_PAPER, rescale=False, power=POWER_PAPER, loss_change="direct")
+    RULE = dict(preset="code", b=None, rescale=None, power=POWER_PAPER, loss_change=None,
+                target="preset", target_filters=None)
+    PRESETS = {
+        "code": dict(b=B_CODE, rescale=True, loss_change="accumulated", target="ones", target_filters=2),
+        "paper": dict(b=B_PAPER, rescale=False, loss_change="accumulated", target=None, target_filters=1),
+    }
+
+    def __init__(self, net, rng=None, **options):
+        preset = options.get("preset", "code")
+        _v.choice("preset", preset, tuple(self.PRESETS))
+        for key, value in self.PRESETS[preset].items():
+            unset = options.get(key, "preset" if key == "target" else None)
+            if (isinstance(unset, str) and unset == "preset") if key == "target" else unset is None:
+                options[key] = value
+        super().__init__(net, rng, **options)
 
     def _check_rule_options(self, opts):
         if not isinstance(opts["rescale"], (bool, np.bool_)):
             raise TypeError(f"rescale must be True or False, got {opts['rescale']!r}")
+        _v.positive_float("b", opts["b"])
+        _v.choice("loss_change", opts["loss_change"], LOSS_CHANGES)
 
     def loss_and_grads(self, X, y, rng=None):
         self._m_out = None  # the output layer's stored mean, set by its _delta (first call)
@@ -169,6 +213,8 @@ class AsfLearner(Learner):
 
     Options: ``n_steps`` (100, the code), ``theta`` (1), ``leak`` (1 = IF; 0.99 = LIF),
     ``pool_theta`` (0.75: IF neurons after every pooling layer as in the code; None: none),
+    ``encoder`` ("poisson": signed Bernoulli spikes drawn from X; "spikes": X holds pre-drawn
+    input spikes (n, n_steps, *in_shape), e.g. the very spikes another implementation drew),
     ``input_rate`` (0.5: spike probability |x|/2 per step, the code), ``scale_every`` (5: the
     scales are updated on every batch of epochs 0, 5, 10, ...; 0 = never), ``scale_momentum``
     (0.4), ``ratio_entries`` ("fi_ge_fo" = code, "all" = paper Eq. 12), ``gate`` (True: the
@@ -177,7 +223,8 @@ class AsfLearner(Learner):
 
     name = "asf"
     DEFAULTS = dict(n_steps=100, theta=1.0, leak=1.0, pool_theta=0.75, input_rate=0.5,
-                    scale_every=5, scale_momentum=SCALE_MOMENTUM, ratio_entries="fi_ge_fo", gate=True)
+                    scale_every=5, scale_momentum=SCALE_MOMENTUM, ratio_entries="fi_ge_fo", gate=True,
+                    encoder="poisson")
 
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):
@@ -194,6 +241,7 @@ class AsfLearner(Learner):
             raise ValueError(f"scale_momentum must be in [0, 1], got {self.scale_momentum}")
         self.ratio_entries = _v.choice("ratio_entries", o["ratio_entries"], RATIO_ENTRIES)
         self.gate = bool(o["gate"])
+        _v.choice("encoder", o["encoder"], ("poisson", "spikes"))
         self.options = o
         self.scales = [1.0 if self._spiking(layer, l) else None for l, layer in enumerate(net.layers)]
         self.epoch = 0
@@ -206,7 +254,17 @@ class AsfLearner(Learner):
         return self.neuron.pool_theta is not None and isinstance(layer, (AvgPool2d, MaxPool2d))
 
     def encode(self, X, rng=None):
-        """Signed Bernoulli spikes (T, B, n_in): P(spike) = min(1, input_rate |x|)."""
+        """Signed Bernoulli spikes (T, B, n_in): P(spike) = min(1, input_rate |x|); with
+        ``encoder="spikes"`` X (n, n_steps, *in_shape) is taken as the spikes themselves."""
+        if self.options["encoder"] == "spikes":
+            X = _v.float_array("X", X)
+            if X.ndim < 3 or X.shape[1] != self.n_steps:
+                raise ValueError(f"with encoder='spikes', X must have shape (n, {self.n_steps}, *in_shape), "
+                                 f"got {X.shape}")
+            flat = X.reshape(X.shape[0], self.n_steps, -1)
+            if flat.shape[2] != self.net.n_in:
+                raise ValueError(f"each step of X must have {self.net.n_in} values, got {X.shape[2:]}")
+            return np.ascontiguousarray(flat.transpose(1, 0, 2))
         flat = _samples(self.net, X)
         gen = self._rng if rng is None else _v.rng_from(rng)
         p = np.minimum(1.0, self.input_rate * np.abs(flat))

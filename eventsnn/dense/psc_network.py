@@ -97,24 +97,42 @@ def psc_forward(net, x, neuron, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
     return rec
 
 
-def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
+@dataclass
+class PscGrads:
+    """Everything :func:`psc_backward` computes, per layer l (None where it does not apply):
+    ``weights[l]`` dL/dW (summed over T and B), ``psc_grads[l]`` dL/da of the layer's output
+    (its PSC for neuron layers, the pooled PSC for pooling layers; (T, B, n_out)), and
+    ``deltas[l]`` the rule's dL/dc of neuron layers (T, B, n_out)."""
+
+    weights: list
+    psc_grads: list
+    deltas: list
+
+
+def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE, full=False):
     """Backpropagate ``g_out = dL/da`` of the output PSC through a PscRecord.
 
     ``delta_fn(l, g, state)`` is the rule: it maps dL/da of neuron layer l to dL/dc.
-    Returns the weight gradients (None for layers without weight), summed over T and B."""
-    grads = [None] * len(net.layers)
+    Returns the weight gradients (None for layers without weight), summed over T and B;
+    with ``full=True`` a :class:`PscGrads` that also holds every layer's dL/da and delta."""
+    L = len(net.layers)
+    grads, psc_grads, deltas = [None] * L, [None] * L, [None] * L
     g = g_out
-    for l in range(len(net.layers) - 1, -1, -1):
+    for l in range(L - 1, -1, -1):
         layer = net.layers[l]
         st = rec.states[l]
+        psc_grads[l] = g
         if layer.has_neurons:
             delta = delta_fn(l, g, st)
+            deltas[l] = delta
             grads[l] = ops.grad_weight(layer, rec.inputs[l], delta)
             if l > 0:
                 g = ops.backward_input(layer, delta)
         else:
             g = ops.backward_input(layer, g, x=rec.inputs[l],
                                    pool_weight=_pool_weight(layer, pool_sum_weight))
+    if full:
+        return PscGrads(weights=grads, psc_grads=psc_grads, deltas=deltas)
     return grads
 
 
@@ -126,11 +144,14 @@ def desired_spikes(n_steps):
     return ((t % 2 == 1) if n_steps >= 10 else (t % 5 != 0)).astype(np.float64)
 
 
-def spike_train_loss(a_out, y, tau_s, pattern=None):
+def spike_train_loss(a_out, y, tau_s, pattern=None, n_filters=1):
     """van Rossum loss (TSSL-BP Eq. 7, NA Eq. 5): L = 1/2 sum_t,k (eps*d - a)^2 per sample.
 
     The label neuron's desired train is ``pattern`` (default :func:`desired_spikes`), the
-    others are silent. Returns (losses (B,), g = dL/da (T, B, K))."""
+    others are silent. ``n_filters``: how often the desired train goes through the PSC
+    filter: 1 (default, the papers' eps * d) or 2, as the TSSL-BP and NA codes do (``main.py``
+    filters the desired spikes with ``psp`` and ``loss_kernel`` filters the target again).
+    Returns (losses (B,), g = dL/da (T, B, K))."""
     a_out = _v.float_array("a_out", a_out, ndim=3)
     T, B, K = a_out.shape
     y = _labels(y, B, K)
@@ -139,9 +160,13 @@ def spike_train_loss(a_out, y, tau_s, pattern=None):
     pattern = _v.float_array("pattern", pattern, ndim=1)
     if pattern.shape != (T,):
         raise ValueError(f"pattern must have {T} steps, got {pattern.shape}")
+    if isinstance(n_filters, bool) or n_filters not in (1, 2):
+        raise ValueError(f"n_filters must be 1 or 2, got {n_filters!r}")
     d = np.zeros_like(a_out)
     d[:, np.arange(B), y] = pattern[:, None]
     target = psc_filter(d, tau_s)
+    if n_filters == 2:
+        target = psc_filter(target, tau_s)
     g = a_out - target
     return 0.5 * np.sum(g * g, axis=(0, 2)), g
 

@@ -11,21 +11,33 @@ rule returns the aggregated gradient ``delta`` that replaces dL/dc in
    current c (Algorithm 1): a removed spike leaves the membrane at theta, an added spike
    resets it (to 0; with reset "subtract" theta - theta = 0 as well).
 3. First-order loss change (Eq. 13): Delta L_t = grad_a L . (a_p - a) with a_p the PSC of the
-   neighbour. ``grad_a L`` is the direct derivative g (L is a function of the N_t PSC values,
-   Eq. 5-6), so Delta L_t = sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) / tau_s
-   (``loss_change="direct"``, default). Dotting the accumulated e of Eq. 7 with the whole PSC
-   difference, sum_k e[k] (a_p[k] - a[k]), as Eq. 13's wording (and issue 5) reads, counts the
-   PSC recursion twice; it is kept as ``loss_change="accumulated"``. Both of the authors'
-   codes use g . (a_p - a), i.e. "direct".
+   neighbour. ``loss_change="accumulated"`` (the authors' code at its head,
+   bf8b564, 2021-06-10, which accumulates ``grad_delta`` into e before ``neighbors.get_loss``,
+   and Eq. 13 as worded): Delta L_t = sum_k e[k] (a_p[k] - a[k]) with the accumulated PSC
+   error e of Eq. 7. ``"direct"`` (the function's default): sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) /
+   tau_s with the direct derivative g, the first-order change of L (the code's revisions
+   before bf8b564, which dot g).
 4. Scaled finite difference (Eq. 17, Appendix A.1) with the signed MP distance
    d = theta - v[t]: delta[t] = Delta L_t * clip(1 / d^power, -b, b); d = 0 (a silent step
    exactly at threshold) gives +b.
 
-Options: ``b`` = 10 (paper; the authors' code uses 5 or 10). ``power`` = 3 (paper, Eq. 17) or
-1 (the plain finite difference of Eq. 14, clipped: the "simple clipping" path of the authors'
-``functions/na.py``, ``clamp(1/(threshold - u), -10, 10)``). :func:`code_rescale` is the
-layer-wise magnitude rescaling of the authors' code (not in the paper; off by default in
-:class:`~eventsnn.dense.learners_psc.NaLearner`). Cost O(T^2) per neuron.
+The distance factor of the authors' ``functions/na.py`` by revision:
+
+=========================  ==========================  ===============================
+revision                   factor                      Delta L
+=========================  ==========================  ===============================
+2f5eb14 (2021-02-10),      clip(1/d, -10, 10)          g . (a_p - a)   ("direct")
+cb735e0 (2021-03-24)
+f7fb6ea (2021-03-28)       clip(1/d^3, -1, 1)          g . (a_p - a)   ("direct")
+bf8b564 (2021-06-10, head) clip(1/d^3, -5, 5)          e . (a_p - a)   ("accumulated")
+=========================  ==========================  ===============================
+
+Options: ``b`` = 10 (:data:`B_PAPER`, Appendix A.1; the function's default) or 5
+(:data:`B_CODE`, the head);
+``power`` = 3 (paper Eq. 17 and the code since f7fb6ea) or 1 (the plain finite difference of
+Eq. 14, clipped: the code's 2f5eb14 / cb735e0). :func:`code_rescale` is the layer-wise
+magnitude rescaling of the authors' code (every revision; not in the paper). Cost O(T^2) per
+neuron.
 """
 import numpy as np
 from numba import njit
@@ -42,7 +54,7 @@ B_CODE = 5.0
 POWER_PAPER = 3
 #: allowed exponents: 3 (paper Eq. 17), 1 (plain finite difference, Eq. 14; the code's clipping path)
 NA_POWERS = (1, 3)
-#: how Delta L_t is formed: "direct" = g . (a_p - a) (the codes), "accumulated" = e . (a_p - a)
+#: how Delta L_t is formed: "accumulated" = e . (a_p - a) (code head), "direct" = g . (a_p - a)
 LOSS_CHANGES = ("direct", "accumulated")
 #: constants of the authors' layer-wise rescaling: delta * GAIN * ln(m_out / (mean|delta| + EPS) + OFFSET)
 RESCALE_GAIN, RESCALE_EPS, RESCALE_OFFSET = 1.2, 1e-5, 1.02
@@ -52,12 +64,15 @@ RESCALE_GAIN, RESCALE_EPS, RESCALE_OFFSET = 1.2, 1e-5, 1.02
 def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, power, accumulated):
     T, M = g.shape
     delta = np.zeros((T, M))
+    E = np.zeros((T, M))
+    DL = np.zeros((T, M))
     e = np.empty(T)
     for j in range(M):
         acc = 0.0
         for t in range(T - 1, -1, -1):
             acc = g[t, j] + alpha_s * acc
             e[t] = acc
+            E[t, j] = acc
         for t in range(T):
             flipped = 1.0 - s[t, j]
             # neighbour's state right after step t: membrane theta, flipped spike
@@ -93,11 +108,13 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, powe
                     scale = b
                 elif scale < -b:
                     scale = -b
+            DL[t, j] = dl
             delta[t, j] = dl * scale
-    return delta
+    return delta, E, DL
 
 
-def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="direct"):
+def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="direct",
+             return_parts=False):
     """NA aggregated gradient of one layer.
 
     Parameters
@@ -108,18 +125,22 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="dire
         Input current, pre-reset membrane and spikes of the forward pass.
     neuron : PscLIF
     b : float
-        Clip bound of 1/d^power (paper 10, code 5).
+        Clip bound of 1/d^power (default 10, the paper; the code's head: 5).
     power : {3, 1}
         Exponent of the signed MP distance d = theta - v: 3 = paper Eq. 17 (default), 1 = the
         plain finite difference Delta L / d (Eq. 14) clipped to [-b, b], the authors' code's
         "simple clipping" path.
-    loss_change : {"direct", "accumulated"}
-        Delta L_t = g . (a_p - a) (default; the codes, and the first-order change of L) or
-        e . (a_p - a) with the accumulated PSC error e of Eq. 7 (Eq. 13 as worded).
+    loss_change : {"accumulated", "direct"}
+        Delta L_t = g . (a_p - a) (default: the first-order change of L; the code before
+        bf8b564) or e . (a_p - a) with the accumulated PSC error e of Eq. 7 (the code's
+        head and Eq. 13 as worded). :class:`~eventsnn.dense.learners_psc.NaLearner`
+        defaults to the code's head.
+    return_parts : bool
+        Also return the PSC error e (Eq. 7) and the loss changes Delta L_t.
 
     Returns
     -------
-    delta : array (T, ...)
+    delta : array (T, ...), or (delta, e, loss_changes) with ``return_parts``
     """
     if not isinstance(neuron, PscLIF):
         raise TypeError(f"neuron must be a PscLIF, got {type(neuron).__name__}")
@@ -131,10 +152,12 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="dire
         raise ValueError(f"power must be one of {NA_POWERS}, got {power!r}")
     loss_change = _v.choice("loss_change", loss_change, LOSS_CHANGES)
     T = shape[0]
-    return _na_kernel(g.reshape(T, -1), c.reshape(T, -1), vm.reshape(T, -1), s.reshape(T, -1),
-                      neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, neuron.theta,
-                      neuron.reset == "subtract", b, int(power),
-                      loss_change == "accumulated").reshape(shape)
+    delta, e, dl = _na_kernel(g.reshape(T, -1), c.reshape(T, -1), vm.reshape(T, -1), s.reshape(T, -1),
+                              neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, neuron.theta,
+                              neuron.reset == "subtract", b, int(power), loss_change == "accumulated")
+    if return_parts:
+        return delta.reshape(shape), e.reshape(shape), dl.reshape(shape)
+    return delta.reshape(shape)
 
 
 def code_rescale(delta, m_out=None):
