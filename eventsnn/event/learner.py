@@ -26,11 +26,13 @@ DEFAULTS = {
     "latency_t_max": 5.0,                 # latency encoder: t for a zero pixel (ms)
     "poisson_rate": 200.0,                # poisson encoder: max rate (Hz)
     "t_window": 10.0,                     # simulated window T (ms)
-    "loss": "count",                      # "count" | "first_spike"
+    "loss": "count",                      # "count" | "first_spike" (= "latency") | "time_mse"
     "desired": 4.0,                       # count loss: floor for the label neuron
     "undesired": 0.0,                     # count loss: ceiling for the others
     "supervisory": True,                  # force the label neuron to fire at t_window
     "first_spike_tau": 1.0,               # first_spike loss: softmax temperature (ms)
+    "target_time_true": 2.0,              # time_mse loss: target first-spike time of the label neuron (ms)
+    "target_time_false": None,            # time_mse loss: ... of the others (ms; None: t_window)
     "kernel": "exp",                      # backward kernel h: "exp" | "depsilon"
     "tau_grad": 2.5,                      # ms, "exp" kernel
     "clamp": [-4.0, 0.0],                 # clamp of -1/(du/dt); null: none
@@ -42,7 +44,9 @@ DEFAULTS = {
     "n_threads": None,                    # threads over samples (default: numba's count)
 }
 
-LOSSES = ("count", "first_spike")
+LOSSES = ("count", "first_spike", "latency", "time_mse")
+#: losses whose prediction is the earliest first spike
+_LATENCY_LOSSES = ("first_spike", "latency", "time_mse")
 
 
 class EventLearner(Learner):
@@ -81,6 +85,10 @@ class EventLearner(Learner):
         o["desired"] = v.finite_float("desired", o["desired"])
         o["undesired"] = v.finite_float("undesired", o["undesired"])
         o["first_spike_tau"] = v.positive_float("first_spike_tau", o["first_spike_tau"])
+        o["target_time_true"] = v.positive_float("target_time_true", o["target_time_true"], allow_zero=True)
+        if o["target_time_false"] is not None:
+            o["target_time_false"] = v.positive_float("target_time_false", o["target_time_false"],
+                                                      allow_zero=True)
         v.choice("kernel", o["kernel"], GRAD_KERNELS)
         o["tau_grad"] = v.positive_float("tau_grad", o["tau_grad"])
         o["factor"] = v.finite_float("factor", o["factor"])
@@ -124,7 +132,7 @@ class EventLearner(Learner):
 
     def _predict_records(self, recs):
         outs = [r.spikes[-1] for r in recs]
-        if self.options["loss"] == "first_spike":
+        if self.options["loss"] in _LATENCY_LOSSES:
             return np.array([int(np.argmin(o.first_times())) if len(o) else 0 for o in outs],
                             dtype=np.int64)
         return _losses.predict_counts(outs)
@@ -160,7 +168,9 @@ class EventLearner(Learner):
                     rec = _losses.with_supervisory_spike(rec, label, o["t_window"])
                 loss, g = _losses.count_loss(rec.spikes[-1], label, o["t_window"],
                                              o["desired"], o["undesired"])
-            else:
+            elif o["loss"] == "time_mse":
+                loss, g, rec = self._time_mse(rec, label)
+            else:  # "first_spike" / "latency": softmax cross-entropy on first-spike times
                 loss, g = _losses.first_spike_loss(rec.spikes[-1], label, o["first_spike_tau"],
                                                    t_silent=o["t_window"])
             used.append(rec)
@@ -182,6 +192,20 @@ class EventLearner(Learner):
                 grads.append(None)
         stats = {"spikes_per_sample": self._spikes(recs)}
         return float(np.mean(losses)), grads, preds, stats
+
+    def _time_mse(self, rec, label):
+        """Spike-time MSE (``losses.time_mse_loss``) on each output neuron's first spike:
+        the label neuron's is pulled to ``target_time_true``, the others' to
+        ``target_time_false`` (default t_window). With ``supervisory`` a silent label neuron
+        gets a spike at t_window first, so that it has a time to move."""
+        o = self.options
+        if o["supervisory"] and not np.any(rec.spikes[-1].neurons == label):
+            rec = _losses.with_supervisory_spike(rec, label, o["t_window"])
+        t_false = o["t_window"] if o["target_time_false"] is None else o["target_time_false"]
+        targets = np.full((self.net.n_out, 1), t_false)
+        targets[label, 0] = o["target_time_true"]
+        loss, g = _losses.time_mse_loss(rec.spikes[-1], targets)
+        return loss, g, rec
 
     def predict(self, X):
         recs = self._simulate(self.encode(X))
