@@ -1,39 +1,42 @@
 """NA's single-neuron experiment (Yang, Zhang & Li 2021, Sec. 4.2, Table 1, Fig. 6).
 
-One output neuron (PscLIF, tau_m = 5, tau_s = 2, theta = 1, reset to zero) reads 200 inputs
-whose spike trains are Bernoulli(p_in = 0.05) over N_T = 30 steps. The input PSCs (same kernel,
-a[t] = a[t-1]/2 + s[t]/2) are z-scored: by default per time step over the 200 inputs, as the
-authors' notebook does (``scipy.stats.zscore`` of the inputs x steps array, axis 0);
-``--zscore all`` pools all inputs and steps (the paper's wording "normalized using the mean
-and standard deviation of all PSCs"). The target train is Bernoulli(p_o = 0.2; the notebook:
-0.25). Loss: van Rossum, L = 1/2 sum_t (a[t] - (kappa * d)[t])^2 (NA Eq. 5); the gradient
-g = a - target is what the notebook back-propagates (it plots sum (a - target)^2, twice our L).
-Weights N(0, 0.1^2), plain SGD with learning rate 0.005 for 200 iterations; every round draws
-new inputs, target and weights, and both rules train the same rounds.
+Follows the authors' notebook as it stands in their repository
+(``superrrpotato/Backpropagated-Neighborhood-Aggregation-for-Accurate-Training-of-Spiking-
+Neural-Networks``, ``Compare_experiment.ipynb``, added 2021-02-11, f75052c): one output
+neuron (tau_m = 5 steps: u[t] = 0.8 u[t-1] + c[t], threshold 1, reset to zero) reads 200
+inputs whose spike trains are Bernoulli(0.05) over N_T = 30 steps; their PSCs (a[t] =
+a[t-1]/2 + s[t]/2) are z-scored per time step over the 200 inputs (``scipy.stats.zscore``,
+axis 0; ``--zscore all`` pools all inputs and steps, the paper's wording). Target: a
+Bernoulli(p_o = 0.25) train. Loss: sum_t (a[t] - target PSC[t])^2 (the notebook's record;
+NA Eq. 5 is half of it, the gradient back-propagated is g = a - target). Weights N(0, 0.1^2),
+plain SGD with learning rate 0.005 for 200 iterations; every round draws new inputs, target
+and weights. Unlike the notebook, which draws separate rounds for its two rules, every rule
+here trains the same rounds.
 
-Rules (``--rules``, default all four, trained on the same rounds):
-- ``na``: NA as published (``eventsnn.dense.rules.na.na_delta``): exact SNS neighbours,
-  Delta L = g . (a_p - a), delta = Delta L clip(1/d^power, -b, b) with d = theta - v;
-  ``--na-power 3 --b 10`` (default) is the paper's Eq. 17 with its b (Appendix A.1).
-- ``na-code``: the same with power 1, the clipped plain finite difference Delta L / d of the
-  authors' ``functions/na.py`` ("simple clipping" path), clip bound ``--b-code`` (default 5,
-  the code's b per issue 5; the revision we could read clamps at 10).
-- ``na-notebook``: the "neighbors" rule of the authors' ``Compare_experiment.ipynb``:
-  neighbour trains from the notebook's chain heuristic, the projection
-  p = -g . Delta a / |Delta a| and delta = p (2 s - 1) sigma'((v - theta)/2)/2.
-- ``stbp``: the notebook's "surrogate" rule: BPTT through the membrane, gated by the reset
-  (dL/dv[t] = e[t]/tau_s * h(v[t]) + alpha_m (1 - s[t]) dL/dv[t+1], e the PSC error of NA
-  Eq. 7), with the surrogate h = sigma'((v - theta)/w)/w, w = 2 (default, the notebook) or the
-  rectangle [|v - theta| < w/2]/w (``--stbp-surrogate rect``, w = 1).
+Rules (``--rules``; default the notebook's two):
+
+- ``na-notebook``: the notebook's "neighbors" rule: neighbour trains from its chain
+  heuristic (flip step t; keep flipping later steps while the flipped train's previous step
+  and the membrane there say the flip propagates), the projection
+  p[t] = -g . Delta a / |Delta a| and delta = p (2 s - 1) / (|v - theta| + 1).
+- ``stbp-notebook``: the notebook's "surrogate" rule: dL/dv[t] = 5 e[t]/tau_s h(v[t]) +
+  0.8 (1 - s[t]) dL/dv[t+1], e the PSC error of NA Eq. 7, h = sigma'((v - theta)/3)/3.
+- ``na-notebook-sigmoid``: the deleted Dec-2020 notebook's neighbours rule, with the factor
+  sigma'((v - theta)/2)/2 instead of 1/(|v - theta| + 1).
+- ``na``: NA as published (``na_delta``): exact SNS neighbours, Delta L = e . (a_p - a)
+  (Eq. 13), delta = Delta L clip(1/d^3, -b, b), d = theta - v, ``--b 10`` (Appendix A.1).
+- ``na-code``: the authors' ``functions/na.py`` at its head (bf8b564): the same with b = 5
+  and the layer-wise rescaling (``code_rescale``, per round).
+- ``stbp``: BPTT as above with the plain surrogate (``--stbp-surrogate sigmoid|rect``,
+  width ``--stbp-width``, default 2 / 1) and no gain.
 
 Prints a JSON line: per rule the iteration at which the mean loss over the rounds reaches zero
 (every round reproduces its target train exactly; null if not within the iterations), the
-final mean loss, and the rounds solved; saves the mean +- std loss curves and the fraction of
+final mean loss and the rounds solved; saves the mean +- std loss curves and the fraction of
 solved rounds as a PNG.
 
-    python examples/na_single_neuron.py                       # 100 rounds, the four rules
-    python examples/na_single_neuron.py --rounds 500          # the paper's 500 rounds
-    python examples/na_single_neuron.py --rules na,stbp --b 2 # the paper's rule, b = 2
+    python examples/na_single_neuron.py --rounds 500          # the notebook's 500 rounds
+    python examples/na_single_neuron.py --rules na-notebook,stbp-notebook,na,na-code,stbp
 """
 import argparse
 import json
@@ -42,13 +45,17 @@ import os
 import numpy as np
 
 from eventsnn.dense.psc_neurons import PscLIF, psc_filter, psc_layer
-from eventsnn.dense.rules.na import NA_POWERS, na_delta
+from eventsnn.dense.rules.na import B_CODE, code_rescale, na_delta
 
-#: temperature of the notebook's sigmoid surrogate and of its NA distance factor
+#: temperature of the Dec-2020 notebook's sigmoid distance factor (and the plain STBP's width)
 NOTEBOOK_TEMP = 2.0
-#: rules the example can train
-RULES = ("na", "na-code", "na-notebook", "stbp")
-COLORS = {"na": "tab:red", "na-code": "tab:orange", "na-notebook": "tab:purple", "stbp": "tab:blue"}
+#: the current notebook's STBP baseline: sigmoid temperature and gain
+STBP_NOTEBOOK_TEMP, STBP_NOTEBOOK_GAIN = 3.0, 5.0
+#: rules the example can train; the first two are the notebook's
+RULES = ("na-notebook", "stbp-notebook", "na-notebook-sigmoid", "na", "na-code", "stbp")
+DEFAULT_RULES = ("na-notebook", "stbp-notebook")
+COLORS = {"na-notebook": "tab:red", "stbp-notebook": "tab:blue", "na-notebook-sigmoid": "tab:purple",
+          "na": "tab:orange", "na-code": "tab:brown", "stbp": "tab:cyan"}
 
 
 def make_rounds(rounds, n_steps, n_in, p_in, p_out, neuron, rng, zscore="step"):
@@ -74,28 +81,30 @@ def surrogate(v, theta, kind, width):
     return sig * (1.0 - sig) / width
 
 
-def stbp_delta(g, v, s, neuron, kind="sigmoid", width=NOTEBOOK_TEMP):
-    """STBP-style BPTT of the authors' notebook for one neuron per column: dL/dc = dL/dv."""
+def stbp_delta(g, v, s, neuron, kind="sigmoid", width=NOTEBOOK_TEMP, gain=1.0):
+    """STBP-style BPTT for one neuron per column: dL/dc = dL/dv; the notebook's baseline is
+    ``width=3, gain=5``."""
     T = g.shape[0]
     out = np.zeros_like(g)
     e = np.zeros(g.shape[1:])
     dv_next = np.zeros(g.shape[1:])
     for t in range(T - 1, -1, -1):
         e = g[t] + neuron.alpha_s * e
-        dv = e / neuron.tau_s * surrogate(v[t], neuron.theta, kind, width) \
+        dv = gain * e / neuron.tau_s * surrogate(v[t], neuron.theta, kind, width) \
             + neuron.alpha_m * (1.0 - s[t]) * dv_next
         out[t] = dv
         dv_next = dv
     return out
 
 
-def notebook_na_delta(g, v, s, a, neuron, temp=NOTEBOOK_TEMP):
+def notebook_na_delta(g, v, s, a, neuron, factor="distance", temp=NOTEBOOK_TEMP):
     """The "neighbors" rule of the authors' Compare_experiment.ipynb (columns = neurons).
 
     Neighbour of step t: flip s[t]; then, while the flip chain goes on, flip step k too when
     (the neighbour fires at k-1 and theta <= v[k] < theta + alpha_m) or (it is silent at k-1 and
-    theta - alpha_m < v[k] < theta). delta[t] = p (2 s[t] - 1) sigma'((v[t]-theta)/temp)/temp
-    with p = -g . (a_p - a) / |a_p - a|."""
+    theta - alpha_m < v[k] < theta). delta[t] = p (2 s[t] - 1) f(v[t]) with
+    p = -g . (a_p - a) / |a_p - a| and f = 1 / (|v - theta| + 1) (``factor="distance"``, the
+    notebook since 2021-02-11) or sigma'((v - theta)/temp)/temp (``"sigmoid"``, Dec 2020)."""
     T, M = g.shape
     th, am = neuron.theta, neuron.alpha_m
     sb = s > 0.5
@@ -113,6 +122,8 @@ def notebook_na_delta(g, v, s, a, neuron, temp=NOTEBOOK_TEMP):
         da = psc_filter(nb.astype(float), neuron.tau_s) - a
         norm = np.sqrt(np.sum(da * da, axis=0))
         proj[t] = -np.sum(g * da, axis=0) / norm
+    if factor == "distance":
+        return proj * (2.0 * s - 1.0) / (np.abs(v - th) + 1.0)
     return proj * (2.0 * s - 1.0) * surrogate(v, th, "sigmoid", temp)
 
 
@@ -123,15 +134,20 @@ def train(rule, a_in, target_psc, weights, neuron, lr, iters, opts):
         c = np.einsum("tri,ri->tr", a_in, W)
         v, s, u, a = psc_layer(c, neuron)
         g = a - target_psc
-        losses[it] = 0.5 * np.sum(g * g, axis=0)
+        losses[it] = np.sum(g * g, axis=0)
         if it == iters:
             break
         if rule == "na-notebook":
             delta = notebook_na_delta(g, v, s, a, neuron)
+        elif rule == "na-notebook-sigmoid":
+            delta = notebook_na_delta(g, v, s, a, neuron, factor="sigmoid")
+        elif rule == "stbp-notebook":
+            delta = stbp_delta(g, v, s, neuron, "sigmoid", STBP_NOTEBOOK_TEMP, STBP_NOTEBOOK_GAIN)
         elif rule == "na":
-            delta = na_delta(g, c, v, s, neuron, b=opts.b, power=opts.na_power)
+            delta = na_delta(g, c, v, s, neuron, b=opts.b, power=3, loss_change="accumulated")
         elif rule == "na-code":
-            delta = na_delta(g, c, v, s, neuron, b=opts.b_code, power=1)
+            delta = na_delta(g, c, v, s, neuron, b=B_CODE, power=3, loss_change="accumulated")
+            delta = np.stack([code_rescale(delta[:, r])[0] for r in range(delta.shape[1])], axis=1)
         else:
             delta = stbp_delta(g, v, s, neuron, opts.stbp_surrogate, opts.stbp_width)
         W -= lr * np.einsum("tr,tri->ri", delta, a_in)
@@ -143,20 +159,27 @@ def first_zero(mean_curve, tol=1e-12):
     return int(hit[0]) if hit.size else None
 
 
+def median_solved(L, tol=1e-12):
+    """Median over the solved rounds of the first iteration with zero loss (None if none)."""
+    hit = L <= tol
+    solved = hit.any(axis=0)
+    if not solved.any():
+        return None
+    return float(np.median(hit.argmax(axis=0)[solved]))
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=500)
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--n-steps", type=int, default=30)
     p.add_argument("--n-in", type=int, default=200)
     p.add_argument("--p-in", type=float, default=0.05)
-    p.add_argument("--p-out", type=float, default=0.2)
+    p.add_argument("--p-out", type=float, default=0.25)
     p.add_argument("--lr", type=float, default=0.005)
-    p.add_argument("--rules", default=",".join(RULES),
+    p.add_argument("--rules", default=",".join(DEFAULT_RULES),
                    help=f"comma-separated subset of {', '.join(RULES)}")
-    p.add_argument("--na-power", type=int, choices=NA_POWERS, default=3)
-    p.add_argument("--b", type=float, default=10.0)
-    p.add_argument("--b-code", type=float, default=5.0)
+    p.add_argument("--b", type=float, default=10.0, help="clip bound of the rule na (paper 10)")
     p.add_argument("--stbp-surrogate", choices=("sigmoid", "rect"), default="sigmoid")
     p.add_argument("--stbp-width", type=float, default=None,
                    help="sigmoid temperature (default 2) or rectangle width (default 1)")
@@ -179,11 +202,15 @@ def parse(argv=None):
 
 def label(rule, args):
     if rule == "na":
-        return f"NA, clip(1/d^{args.na_power}, ±{args.b:g})" + (" (paper)" if args.na_power == 3 else "")
+        return f"NA, clip(1/d^3, ±{args.b:g}) (paper)"
     if rule == "na-code":
-        return f"NA, clip(1/d, ±{args.b_code:g}) (code)"
+        return "NA, clip(1/d^3, ±5) + rescale (code head)"
     if rule == "na-notebook":
-        return "NA, authors' notebook rule"
+        return "NA, notebook: 1/(|u-θ|+1)"
+    if rule == "na-notebook-sigmoid":
+        return "NA, Dec-2020 notebook: sigmoid'"
+    if rule == "stbp-notebook":
+        return "STBP, notebook (T = 3, x5)"
     return f"STBP ({args.stbp_surrogate}, w = {args.stbp_width:g})"
 
 
@@ -202,7 +229,7 @@ def plot(curves, args, path):
         ax.fill_between(it, np.maximum(m - sd, 0), m + sd, color=COLORS[rule], alpha=0.12)
         ax2.plot(it, np.mean(L <= 1e-12, axis=1), color=COLORS[rule], label=label(rule, args))
     ax.set_xlabel("iteration")
-    ax.set_ylabel("van Rossum loss (mean ± std)")
+    ax.set_ylabel("loss sum_t (a - target)^2 (mean ± std)")
     ax.set_title(f"{args.rounds} rounds, N_T = {args.n_steps}, p_o = {args.p_out}, lr = {args.lr}")
     ax.legend(fontsize=8)
     ax2.set_xlabel("iteration")
@@ -226,14 +253,18 @@ def main(argv=None):
     curves = {rule: train(rule, a_in, target_psc, weights, neuron, args.lr, args.iters, args)
               for rule in args.rules}
     result = {"rounds": args.rounds, "p_out": args.p_out, "lr": args.lr, "zscore": args.zscore,
-              "seed": args.seed, "na_power": args.na_power, "b": args.b, "b_code": args.b_code,
-              "stbp_surrogate": args.stbp_surrogate, "stbp_width": args.stbp_width}
+              "seed": args.seed, "b": args.b, "stbp_surrogate": args.stbp_surrogate,
+              "stbp_width": args.stbp_width}
     for rule, L in curves.items():
         m = L.mean(axis=1)
         result[rule] = {"zero_mean_loss_at": first_zero(m), "final_mean_loss": round(float(m[-1]), 4),
                         "mean_loss_at_65": round(float(m[min(65, args.iters)]), 4),
                         "mean_loss_at_147": round(float(m[min(147, args.iters)]), 4),
-                        "rounds_solved": int(np.sum(L[-1] <= 1e-12))}
+                        "rounds_solved": int(np.sum(L[-1] <= 1e-12)),
+                        "median_round_solved_at": median_solved(L)}
+    if "na-notebook" in curves and "stbp-notebook" in curves:
+        na0, st0 = result["na-notebook"]["zero_mean_loss_at"], result["stbp-notebook"]["zero_mean_loss_at"]
+        result["na_before_stbp"] = na0 is not None and (st0 is None or na0 < st0)
     if not args.no_plot:
         fig = plot(curves, args, args.out)
         if fig:
