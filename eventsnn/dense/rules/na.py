@@ -10,13 +10,15 @@ rule returns the aggregated gradient ``delta`` that replaces dL/dc in
    flips the firing state at t; the later steps are re-simulated from the stored input
    current c (Algorithm 1): a removed spike leaves the membrane at theta, an added spike
    resets it (to 0; with reset "subtract" theta - theta = 0 as well).
-3. First-order loss change (Eq. 13): Delta L_t = grad_a L . (a_p - a) with a_p the PSC of the
-   neighbour. ``loss_change="accumulated"`` (the authors' code at its head,
-   bf8b564, 2021-06-10, which accumulates ``grad_delta`` into e before ``neighbors.get_loss``,
-   and Eq. 13 as worded): Delta L_t = sum_k e[k] (a_p[k] - a[k]) with the accumulated PSC
-   error e of Eq. 7. ``"direct"`` (the function's default): sum_k g[k] (a_p[k] - a[k]) = sum_k e[k] (s_p[k] - s[k]) /
-   tau_s with the direct derivative g, the first-order change of L (the code's revisions
-   before bf8b564, which dot g).
+3. Loss change of the neighbour (Eq. 13), a_p its PSC:
+
+   - ``loss_change="accumulated"`` (the authors' code at its head, bf8b564, 2021-06-10,
+     which accumulates ``grad_delta`` into e before ``neighbors.get_loss``, and Eq. 13 as
+     worded): Delta L_t = sum_k e[k] (a_p[k] - a[k]) with the accumulated PSC error e of
+     Eq. 7; :class:`~eventsnn.dense.learners_psc.NaLearner`'s default.
+   - ``"direct"`` (this function's default): sum_k g[k] (a_p[k] - a[k]) =
+     sum_k e[k] (s_p[k] - s[k]) / tau_s with the direct derivative g, the first-order change
+     of L (the code's revisions before bf8b564, which dot g).
 4. Scaled finite difference (Eq. 17, Appendix A.1) with the signed MP distance
    d = theta - v[t]: delta[t] = Delta L_t * clip(1 / d^power, -b, b); d = 0 (a silent step
    exactly at threshold) gives +b.
