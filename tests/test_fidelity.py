@@ -437,11 +437,22 @@ def test_tssl_double_filtered_target_equals_code():
         for k in range(4):
             tgt = ref.code_psp(ref.code_psp(pattern, 2.0), 2.0) if k == y[b] else np.zeros(T)
             _close(g[:, b, k], a[:, b, k] - tgt)
-    learner = TsslLearner(es.Sequential(es.Dense(5, 4), rng=0), n_steps=T, target_filters=2, target=pattern)
-    rec = learner._forward(rng.random((3, 5)))
+    net = es.Sequential(es.Dense(5, 4), rng=0)
+    learner = TsslLearner(net, n_steps=T, target=pattern)
+    assert learner.options["target_filters"] == 2
+    assert TsslLearner(net, n_steps=T, preset="paper").options["target_filters"] == 1
+    X = rng.random((3, 5))
+    loss, _, _, _ = learner.loss_and_grads(X, y)
+    rec = learner._forward(X)
+    want = 0.0
+    for b in range(3):
+        for k in range(4):
+            tgt = ref.code_psp(ref.code_psp(pattern, 2.0), 2.0) if k == y[b] else np.zeros(T)
+            want += 0.5 * np.sum((rec.output[:, b, k] - tgt) ** 2) / 3
+    assert loss == pytest.approx(want, rel=1e-12)
+    _, g1 = psc_train_loss(rec.output, y, learner.neuron.tau_s, pattern)
     _, g2 = psc_train_loss(rec.output, y, learner.neuron.tau_s, pattern, 2)
-    _, g_default = psc_train_loss(rec.output, y, learner.neuron.tau_s)
-    assert not np.allclose(g2, g_default)
+    assert not np.allclose(g1, g2)
 
 
 def test_psc_backward_full_exposes_deltas_and_psc_grads():

@@ -168,8 +168,8 @@ def test_learner_gradients_equal_naive_network(rule):
     y = np.array([0, 1, 2, 1])
     cls = TsslLearner if rule == "tssl" else NaLearner
     # NA: the options the naive reference implements (the learner's defaults are the code's)
-    extra = {} if rule == "tssl" else dict(b=10.0, loss_change="direct", rescale=False, target="tssl",
-                                           target_filters=1)
+    extra = dict(target_filters=1) if rule == "tssl" else dict(b=10.0, loss_change="direct", rescale=False,
+                                                                target="tssl", target_filters=1)
     L = cls(net, n_steps=6, tau_m=5.0, tau_s=2.0, theta=1.0, **extra)
     loss, grads, preds, stats = L.loss_and_grads(X, y)
     want_loss, want = _naive_network_grads(net, X, y, 6, L.neuron, rule)

@@ -142,11 +142,24 @@ class _PscLearner(Learner):
 class TsslLearner(_PscLearner):
     """TSSL-BP (Zhang & Li 2020); see :mod:`eventsnn.dense.rules.tssl` for the rule options
     ``low_psc_surrogate`` (default True = code), ``psc_threshold`` (None = 1/(4 tau_s)),
-    ``silent_timing`` (default False), ``max_inv`` (8), ``surrogate_width`` (0.2)."""
+    ``silent_timing`` (default False), ``max_inv`` (8), ``surrogate_width`` (0.2).
+
+    The spike-train loss's target follows the authors' code (``stonezwr/TSSL-BP``, ffaac71):
+    the desired train filtered twice (``target_filters=2``: ``main.py`` applies ``psp`` and
+    ``loss_kernel`` applies it again); ``preset="paper"`` filters it once (Eq. 7)."""
 
     name = "tssl"
-    RULE = dict(low_psc_surrogate=True, psc_threshold=None, silent_timing=False,
-                max_inv=MAX_INV_DELTA, surrogate_width=SURROGATE_WIDTH)
+    RULE = dict(preset="code", low_psc_surrogate=True, psc_threshold=None, silent_timing=False,
+                max_inv=MAX_INV_DELTA, surrogate_width=SURROGATE_WIDTH, target_filters=None)
+    PRESETS = {"code": dict(target_filters=2), "paper": dict(target_filters=1)}
+
+    def __init__(self, net, rng=None, **options):
+        preset = options.get("preset", "code")
+        _v.choice("preset", preset, tuple(self.PRESETS))
+        for key, value in self.PRESETS[preset].items():
+            if options.get(key) is None:
+                options[key] = value
+        super().__init__(net, rng, **options)
 
     def _delta(self, l, g, st):
         o = self.options
