@@ -29,6 +29,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=["code", "paper"], default="code",
+                   help="the learner's preset (docs/fidelity.md): the authors' code or the paper")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     ev_tr, y_tr = nmnist.load(args.data, "train")
@@ -39,12 +41,12 @@ def main(argv=None):
     n_in = X_tr.shape[2]
     net = es.Sequential(es.Dense(n_in, args.hidden), es.Dense(args.hidden, 10), rng=args.seed)
     learner = get_learner_class(args.rule)(net, rng=args.seed, n_steps=args.steps, tau_m=5.0,
-                                           tau_s=2.0, sequence_input=True)
+                                           tau_s=2.0, sequence_input=True, preset=args.preset)
     trainer = Trainer(learner, optimizer="adam", lr=args.lr, batch_size=args.batch,
                       epochs=args.epochs, seed=args.seed, progress=False, schedule="constant")
     history = trainer.fit(X_tr, y_tr)
     test = trainer.evaluate(X_te, y_te)
-    print(json.dumps({"rule": args.rule, "dataset": "nmnist_subset", "steps": args.steps,
+    print(json.dumps({"rule": args.rule, "preset": args.preset, "dataset": "nmnist_subset", "steps": args.steps,
                       "arch": f"{n_in}-{args.hidden}-10", "n_train": len(y_tr), "n_test": len(y_te),
                       "test_accuracy": test["accuracy"],
                       "train_accuracy": history[-1].get("train_accuracy") if history else None,
