@@ -75,7 +75,8 @@ def init_firing_rate(net, x, target=1.0, neuron=None, dt=1.0, pool_weight=1.0, l
     if not isinstance(net, Sequential):
         raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
     h = check_input(net, x)
-    neuron = resolve_neuron(neuron, net.neuron, v.positive_float("dt", dt))
+    srm = net._single_srm("dense init_firing_rate") if (neuron is None or isinstance(neuron, str)) else None
+    neuron = resolve_neuron(neuron, srm, v.positive_float("dt", dt))
     target = v.positive_float("target", target)
     low = v.positive_float("low", low)
     high = v.positive_float("high", high)
