@@ -23,6 +23,10 @@ class Learner:
     """
 
     name = "base"
+    #: modules whose numba kernels the rule compiles (for the one-time compilation note)
+    kernel_modules = ()
+    #: attributes saved in epoch checkpoints besides the random generators
+    _checkpoint_attrs = ()
 
     def loss_and_grads(self, X, y, rng=None):
         """Forward and backward on one mini-batch.

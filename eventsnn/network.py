@@ -170,7 +170,7 @@ class Sequential:
             raise ValueError(f"{name} has n_neurons={st.n_neurons} but the network takes {self.n_in}")
 
     def simulate(self, inputs, t_end=None, record_times=None, n_threads=None,
-                 max_spikes=DEFAULT_MAX_SPIKES):
+                 max_spikes=DEFAULT_MAX_SPIKES, progress=False):
         """Simulate SpikeTrains exactly in continuous time.
 
         Parameters
@@ -190,6 +190,8 @@ class Sequential:
             Most spikes one layer may emit for one sample (default 10**7); more raises a
             ValueError instead of filling memory (runaway firing, e.g. reset="membrane" with
             t_ref=0 and a huge weight fires about w / theta times).
+        progress : bool
+            Show a progress bar on stderr over the samples of a list input.
 
         Returns
         -------
@@ -210,11 +212,16 @@ class Sequential:
             if np.any(record_times < 0):
                 raise ValueError("record_times must be >= 0 ms")
             record_times = np.sort(record_times)
-        records = self._simulate_many(samples, t_end, record_times, n_threads, max_spikes)
+        if not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be a bool, got {progress!r}")
+        records = self._simulate_many(samples, t_end, record_times, n_threads, max_spikes,
+                                      progress=bool(progress) and not single)
         return records[0] if single else records
 
     def _simulate_many(self, samples, t_end, record_times, n_threads,
-                       max_spikes=DEFAULT_MAX_SPIKES):
+                       max_spikes=DEFAULT_MAX_SPIKES, progress=False):
+        from ._progress import note_compilation, progress_bar
+        from .event import _engine
         from .event.forward import kernel_weights, simulate_sample
 
         self._reject_biases("event mode (Sequential.simulate)")
@@ -229,10 +236,26 @@ class Sequential:
             import numba
             n_threads = numba.get_num_threads()
         n_threads = v.positive_int("n_threads", n_threads)
-        if len(samples) <= 1 or n_threads == 1:
-            return [one(st) for st in samples]
-        with ThreadPoolExecutor(max_workers=min(n_threads, len(samples))) as pool:
-            return list(pool.map(one, samples))
+        note_compilation(_engine)
+        bar = progress_bar(len(samples), progress, "simulate", unit="sample")
+        try:
+            if len(samples) <= 1 or n_threads == 1:
+                out = []
+                for st in samples:
+                    out.append(one(st))
+                    if bar is not None:
+                        bar.update(1)
+                return out
+            with ThreadPoolExecutor(max_workers=min(n_threads, len(samples))) as pool:
+                out = []
+                for rec in pool.map(one, samples):
+                    out.append(rec)
+                    if bar is not None:
+                        bar.update(1)
+                return out
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _check_weights(self):
         for k, layer in enumerate(self.layers):

@@ -5,27 +5,24 @@ contract (``loss_and_grads``, ``predict``, ``after_epoch``; ``learner.net`` hold
 weights), so the event rule and every dense-mode rule train the same way: shuffled
 mini-batches (seeded), an optimiser step on the network's weights (and biases, when the
 learner returns their gradients after the weights' ones), optional gradient-norm
-clipping, per-epoch metrics, an optional validation split, and a progress bar when tqdm is
-installed and ``progress=True`` (nothing is ever printed otherwise).
+clipping, per-epoch metrics, an optional validation split, a progress bar on stderr with
+``progress=True`` (tqdm's, or a built-in one without tqdm), per-epoch JSON lines
+(``log=``) and an epoch checkpoint (``checkpoint=``) that ``fit(..., resume=True)``
+continues from with the same result as an uninterrupted run.
 """
+import importlib
+import json
 import math
+import os
 import time
 
 import numpy as np
 
 from . import _validate as v
+from . import checkpoint as _ckpt
+from ._progress import note_compilation, progress_bar
 from .learner import Learner
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
-
-
-def _progress_bar(total, enabled, desc):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, unit="batch")
 
 
 def split_validation(X, y, fraction, rng):
@@ -63,15 +60,22 @@ class Trainer:
         validation when ``fit`` gets no explicit validation set.
     seed : int, seeds shuffling, the validation split and the rng passed to the learner;
         same seed, same result.
-    progress : bool, show a tqdm bar (stderr) when tqdm is installed.
+    progress : bool, show a progress bar on stderr (tqdm's, or a built-in text bar).
     schedule : "constant" or "cosine": the learning rate decays from ``lr`` to
         ``lr * min_lr_fraction`` along a half cosine over the epochs (set per epoch).
     min_lr_fraction : float in [0, 1], the final fraction of ``lr`` under "cosine".
+    log : path or None, append one JSON line per epoch (the history row) to this file.
+    checkpoint : path or None, write the complete training state (weights, optimiser,
+        random generators, history) to this ``.npz`` file after every epoch (atomically);
+        ``fit(..., resume=True)`` continues from it.
+    epoch_callback : callable or None, called as ``epoch_callback(row)`` after each epoch
+        (the CLI prints a line per epoch with it).
     """
 
     def __init__(self, learner, optimizer="adam", lr=1e-3, optimizer_options=None, batch_size=32,
                  epochs=10, clip_norm=None, val_fraction=0.0, seed=0, progress=False,
-                 schedule="constant", min_lr_fraction=0.0):
+                 schedule="constant", min_lr_fraction=0.0, log=None, checkpoint=None,
+                 epoch_callback=None):
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
         self.learner = learner
@@ -94,6 +98,11 @@ class Trainer:
         if self.min_lr_fraction > 1:
             raise ValueError(f"min_lr_fraction must be <= 1, got {min_lr_fraction}")
         self.base_lr = self.optimizer.lr
+        self.log = None if log is None else os.fspath(log)
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        if epoch_callback is not None and not callable(epoch_callback):
+            raise TypeError("epoch_callback must be callable or None")
+        self.epoch_callback = epoch_callback
         self.history = []
         self.train_seconds = 0.0
 
@@ -110,57 +119,53 @@ class Trainer:
                              f"layer for the biases ({2 * len(layers)})")
         return params + [layer.bias for layer in layers]
 
-    def fit(self, X, y, X_val=None, y_val=None):
+    def fit(self, X, y, X_val=None, y_val=None, resume=False):
         """Train for ``epochs`` epochs; returns the history (one dict per epoch:
         epoch, loss, train_accuracy, grad_norm, spikes_per_sample, seconds, and
-        val_accuracy when there is a validation set)."""
+        val_accuracy when there is a validation set).
+
+        ``resume=True`` reads the trainer's ``checkpoint`` file (when it exists) and goes on
+        from the epoch it holds: weights, optimiser state, random generators and history
+        come from the file, so the run ends as an uninterrupted one would (the trainer and
+        learner must be built with the same settings)."""
         y = self._labels("y", y, len(X))
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together")
             y_val = self._labels("y_val", y_val, len(X_val))
+        if resume and self.checkpoint is None:
+            raise ValueError("resume=True needs the trainer's checkpoint= path")
         ss = np.random.SeedSequence(self.seed)
         split_seed, order_seed, learner_seed = ss.spawn(3)
         if X_val is None and self.val_fraction > 0:
             X, y, X_val, y_val = split_validation(X, y, self.val_fraction, np.random.default_rng(split_seed))
         order_rng = np.random.default_rng(order_seed)
         learner_rng = np.random.default_rng(learner_seed)
+        generators = {"order": order_rng, "learner": learner_rng}
+        start = 0
+        if resume and os.path.exists(self.checkpoint):
+            meta, arrays = _ckpt.load(self.checkpoint)
+            start = _ckpt.restore(self, meta, arrays, generators, self.checkpoint)
+        elif self.log is not None:
+            open(self.log, "w").close()  # a fresh run starts a fresh log
         n = len(y)
         n_batches = -(-n // self.batch_size)
-        bar = _progress_bar(self.epochs * n_batches, self.progress, f"train ({self.learner.name})")
+        mods = [importlib.import_module(m) for m in getattr(self.learner, "kernel_modules", ())]
+        if mods:
+            note_compilation(*mods)
+        bar = progress_bar(max(self.epochs - start, 0) * n_batches, self.progress,
+                           f"train ({self.learner.name})", unit="batch")
         try:
-            for epoch in range(1, self.epochs + 1):
-                t0 = time.perf_counter()
-                self.optimizer.lr = self.lr_at(epoch)
-                perm = order_rng.permutation(n)
-                loss_sum = correct = 0.0
-                spikes = norms = 0.0
-                for b in range(n_batches):
-                    idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
-                    loss, grads, preds, stats = self.learner.loss_and_grads(_take(X, idx), y[idx],
-                                                                            rng=learner_rng)
-                    grads = [None if g is None else np.array(g, dtype=np.float64) for g in grads]
-                    if not np.isfinite(loss):
-                        raise FloatingPointError(f"loss became {loss} in epoch {epoch}, batch {b}")
-                    norm = (clip_grad_norm(grads, self.clip_norm) if self.clip_norm
-                            else grad_norm(grads))
-                    self.optimizer.step(self._params(len(grads)), grads)
-                    loss_sum += loss * len(idx)
-                    correct += float(np.sum(np.asarray(preds) == y[idx]))
-                    spikes += stats.get("spikes_per_sample", np.nan) * len(idx)
-                    norms += norm
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(epoch=epoch, loss=f"{loss:.4g}")
-                self.learner.after_epoch(epoch)
-                seconds = time.perf_counter() - t0
-                self.train_seconds += seconds
-                row = {"epoch": epoch, "lr": self.optimizer.lr, "loss": loss_sum / n, "train_accuracy": correct / n,
-                       "grad_norm": norms / n_batches, "spikes_per_sample": spikes / n,
-                       "seconds": seconds}
-                if X_val is not None:
-                    row["val_accuracy"] = self.evaluate(X_val, y_val)["accuracy"]
+            for epoch in range(start + 1, self.epochs + 1):
+                row = self._epoch(epoch, X, y, X_val, y_val, order_rng, learner_rng, n_batches, bar)
                 self.history.append(row)
+                if self.log is not None:
+                    with open(self.log, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                if self.checkpoint is not None:
+                    _ckpt.save(self.checkpoint, self, epoch, generators)
+                if self.epoch_callback is not None:
+                    self.epoch_callback(row)
         finally:
             if bar is not None:
                 bar.close()
@@ -175,6 +180,40 @@ class Trainer:
         if len(y) != n:
             raise ValueError(f"{name} must have one label per sample ({n}), got {len(y)}")
         return y
+
+    def _epoch(self, epoch, X, y, X_val, y_val, order_rng, learner_rng, n_batches, bar):
+        t0 = time.perf_counter()
+        n = len(y)
+        self.optimizer.lr = self.lr_at(epoch)
+        perm = order_rng.permutation(n)
+        loss_sum = correct = 0.0
+        spikes = norms = 0.0
+        for b in range(n_batches):
+            idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+            loss, grads, preds, stats = self.learner.loss_and_grads(_take(X, idx), y[idx],
+                                                                    rng=learner_rng)
+            grads = [None if g is None else np.array(g, dtype=np.float64) for g in grads]
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} in epoch {epoch}, batch {b}")
+            norm = (clip_grad_norm(grads, self.clip_norm) if self.clip_norm
+                    else grad_norm(grads))
+            self.optimizer.step(self._params(len(grads)), grads)
+            loss_sum += loss * len(idx)
+            correct += float(np.sum(np.asarray(preds) == y[idx]))
+            spikes += stats.get("spikes_per_sample", np.nan) * len(idx)
+            norms += norm
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss:.4g}")
+        self.learner.after_epoch(epoch)
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        row = {"epoch": epoch, "lr": self.optimizer.lr, "loss": loss_sum / n, "train_accuracy": correct / n,
+               "grad_norm": norms / n_batches, "spikes_per_sample": spikes / n,
+               "seconds": seconds}
+        if X_val is not None:
+            row["val_accuracy"] = self.evaluate(X_val, y_val)["accuracy"]
+        return row
 
     def lr_at(self, epoch):
         """Learning rate of epoch (1-based) under the schedule."""

@@ -38,6 +38,8 @@ COMMON = {
 
 
 class _DenseLearner(Learner):
+    kernel_modules = ("eventsnn.dense._neurons", "eventsnn.dense.rules.activation",
+                      "eventsnn.dense.rules.timing")
     DEFAULTS = {}
     LOSSES = ("count",)
     SUPPORTS_BIAS = False

@@ -50,6 +50,8 @@ def _options(defaults, options, rule):
 
 
 class _PscLearner(Learner):
+    kernel_modules = ("eventsnn.dense._psc_kernels", "eventsnn.dense.rules.tssl",
+                      "eventsnn.dense.rules.na")
     """Shared part of TSSL-BP and NA: PscLIF network, PSC losses, classification by the
     time-summed output PSC."""
 
@@ -235,6 +237,7 @@ class AsfLearner(Learner):
     """
 
     name = "asf"
+    _checkpoint_attrs = ("scales", "epoch")
     DEFAULTS = dict(n_steps=100, theta=1.0, leak=1.0, pool_theta=0.75, input_rate=0.5,
                     scale_every=5, scale_momentum=SCALE_MOMENTUM, ratio_entries="fi_ge_fo", gate=True,
                     encoder="poisson")

@@ -60,6 +60,8 @@ class EventLearner(Learner):
     """
 
     name = "event"
+    kernel_modules = ("eventsnn.event._engine", "eventsnn.event._backward")
+    _checkpoint_attrs = ("initialised", "init_scales")
 
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):
