@@ -77,6 +77,8 @@ class Sequential:
             if layer.has_weight:
                 layer.init_weight(gen)
         self.out_shape = tuple(shape)
+        #: training options read back by :meth:`load` (None unless saved with them)
+        self.training = None
 
     def _check_neurons(self, neurons):
         if neurons is None:
@@ -281,9 +283,13 @@ class Sequential:
         return run(self, x, **options)
 
     # ---- files ---------------------------------------------------------------------
-    def save(self, path):
+    def save(self, path, training=None):
         """Save to ``path`` (.npz): weights (and biases) as arrays, architecture and neuron as
-        JSON."""
+        JSON. ``training``: an optional JSON-able dict of the options the network was trained
+        with (rule, rule options, dataset, ...), kept in the file and given back by
+        :meth:`load` as ``net.training`` (``eventsnn eval`` reads it)."""
+        if training is not None and not isinstance(training, dict):
+            raise TypeError(f"training must be a dict or None, got {type(training).__name__}")
         layers = [_layer_spec(layer) for layer in self.layers]
         for spec, own in zip(layers, self._own_neurons):
             if own is not None:
@@ -295,6 +301,11 @@ class Sequential:
                 "neuron": _neuron_spec(self.neuron), "layers": layers}
         arrays = {f"weight_{k}": layer.weight for k, layer in enumerate(self.layers) if layer.has_weight}
         arrays.update({f"bias_{k}": layer.bias for k, layer in enumerate(self.layers) if layer.has_bias})
+        if training is not None:
+            try:
+                meta["training"] = json.loads(json.dumps(training))
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"training must be JSON-serialisable: {exc}") from None
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         with open(os.fspath(path), "wb") as fh:
             np.savez(fh, **arrays)
@@ -354,6 +365,8 @@ class Sequential:
                         layer.bias = biases[k]
             except (TypeError, ValueError) as exc:
                 raise archive.error(str(exc)) from None
+            training = meta.get("training")
+            net.training = training if isinstance(training, dict) else None
         return net
 
 

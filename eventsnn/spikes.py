@@ -185,36 +185,42 @@ class SpikeTrains:
 
     # ---- tonic-style structured events -------------------------------------------
     @classmethod
-    def from_tonic(cls, events, shape):
-        """Events from a structured array with fields t (microseconds), x, y and p
-        (tonic's layout). ``shape`` = (C, H, W) of the layer: the flat index is
-        p * H * W + y * W + x and the time becomes t / 1000 ms. A boolean polarity field
-        p (as some tonic datasets store it) is read as 0 (False) / 1 (True); without a p
-        field every event has p = 0."""
-        C, H, W = v.shape3("shape", shape)
-        names = getattr(getattr(events, "dtype", None), "names", None)
-        if not names or not {"t", "x", "y"} <= set(names):
-            raise TypeError("events must be a structured array with fields t, x, y (and p)")
-        x = v.int_array("events['x']", events["x"], low=0, high=W)
-        y = v.int_array("events['y']", events["y"], low=0, high=H)
-        if "p" in names:
-            p = np.asarray(events["p"])
-            if p.dtype == np.bool_:
-                p = p.astype(np.int64)
-            p = v.int_array("events['p']", p, low=0, high=C)
-        else:
-            p = np.zeros_like(x)
-        t = v.float_array("events['t']", events["t"], ndim=1) / 1000.0
-        return cls(t, p * H * W + y * W + x, C * H * W)
+    def from_tonic(cls, events, shape=None, sensor_size=None):
+        """Events from a tonic structured array (t in microseconds, x, [y], [p]).
 
-    def to_tonic(self, shape):
-        """Structured array (t in microseconds as int64, x, y, p) for layer ``shape``."""
+        Give either ``sensor_size`` = (W, H, P), tonic's own convention (1-D audio events
+        (t, x, p) such as SHD's take (n_channels, 1, P); see :func:`eventsnn.io.from_tonic`),
+        or ``shape`` = (C, H, W) of the layer. The flat index is p * H * W + y * W + x and
+        the time t / 1000 ms. A boolean polarity reads as 0 / 1; without a p field every
+        event has p = 0. Events outside the sensor raise ValueError."""
+        from .io.tonic import from_tonic
+
+        if (shape is None) == (sensor_size is None):
+            raise TypeError("give exactly one of sensor_size=(W, H, P) (tonic's convention) "
+                            "and shape=(C, H, W)")
+        if shape is not None:
+            C, H, W = v.shape3("shape", shape)
+            sensor_size = (W, H, C)
+        return from_tonic(events, sensor_size)
+
+    def to_tonic(self, shape=None, sensor_size=None):
+        """tonic structured array (int64 x, y, t in microseconds, p; or t, x, p for a 1-D
+        sensor with H = 1) for ``sensor_size`` = (W, H, P) or layer ``shape`` = (C, H, W).
+        Times that do not fit int64 microseconds raise ValueError (no wrap-around)."""
+        from .io.tonic import to_tonic
+
+        if (shape is None) == (sensor_size is None):
+            raise TypeError("give exactly one of sensor_size=(W, H, P) (tonic's convention) "
+                            "and shape=(C, H, W)")
+        if shape is None:
+            return to_tonic(self, sensor_size)
         C, H, W = v.shape3("shape", shape)
         if C * H * W != self.n_neurons:
             raise ValueError(f"shape {(C, H, W)} holds {C * H * W} neurons, not {self.n_neurons}")
+        # the layer-shape form keeps its fields (t, x, y, p) even when H == 1
+        flat = to_tonic(self, (W * H, 1, C))
         out = np.zeros(len(self), dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
-        out["t"] = np.round(self.times * 1000.0).astype(np.int64)
-        out["p"] = self.neurons // (H * W)
+        out["t"], out["p"] = flat["t"], flat["p"]
         out["y"] = (self.neurons % (H * W)) // W
         out["x"] = self.neurons % W
         return out

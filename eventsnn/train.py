@@ -25,6 +25,16 @@ from .learner import Learner
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
 
 
+def _blas_limits(n):
+    """Context manager limiting BLAS (OpenBLAS, MKL, BLIS) to ``n`` threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 def split_validation(X, y, fraction, rng):
     """(X_train, y_train, X_val, y_val): a seeded random ``fraction`` of the samples held out."""
     fraction = float(fraction)
@@ -70,12 +80,17 @@ class Trainer:
         ``fit(..., resume=True)`` continues from it.
     epoch_callback : callable or None, called as ``epoch_callback(row)`` after each epoch
         (the CLI prints a line per epoch with it).
+    n_threads : int or None, the total number of threads training may use. The event rule
+        simulates that many samples in parallel (default: numba's thread count) and BLAS
+        gets 1 thread; dense rules give BLAS ``n_threads`` threads (default 1, since their
+        small matrix products gain nothing from more and lose a lot on a busy machine).
+        BLAS is limited with threadpoolctl for the duration of ``fit``/``evaluate`` only.
     """
 
     def __init__(self, learner, optimizer="adam", lr=1e-3, optimizer_options=None, batch_size=32,
                  epochs=10, clip_norm=None, val_fraction=0.0, seed=0, progress=False,
                  schedule="constant", min_lr_fraction=0.0, log=None, checkpoint=None,
-                 epoch_callback=None):
+                 epoch_callback=None, n_threads=None):
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
         self.learner = learner
@@ -103,6 +118,7 @@ class Trainer:
         if epoch_callback is not None and not callable(epoch_callback):
             raise TypeError("epoch_callback must be callable or None")
         self.epoch_callback = epoch_callback
+        self.n_threads = None if n_threads is None else v.positive_int("n_threads", n_threads)
         self.history = []
         self.train_seconds = 0.0
 
@@ -155,6 +171,7 @@ class Trainer:
             note_compilation(*mods)
         bar = progress_bar(max(self.epochs - start, 0) * n_batches, self.progress,
                            f"train ({self.learner.name})", unit="batch")
+        limits = self._thread_limits()
         try:
             for epoch in range(start + 1, self.epochs + 1):
                 row = self._epoch(epoch, X, y, X_val, y_val, order_rng, learner_rng, n_batches, bar)
@@ -167,6 +184,7 @@ class Trainer:
                 if self.epoch_callback is not None:
                     self.epoch_callback(row)
         finally:
+            limits.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
         return self.history
@@ -180,6 +198,19 @@ class Trainer:
         if len(y) != n:
             raise ValueError(f"{name} must have one label per sample ({n}), got {len(y)}")
         return y
+
+    def _thread_limits(self):
+        """Enter and return the thread policy of ``n_threads`` (see the class docstring)."""
+        sample_threads = "n_threads" in getattr(self.learner, "options", {})
+        if sample_threads:
+            blas = 1
+            if self.n_threads is not None:
+                self.learner.options["n_threads"] = self.n_threads
+        else:
+            blas = self.n_threads or 1
+        ctx = _blas_limits(blas)
+        ctx.__enter__()
+        return ctx
 
     def _epoch(self, epoch, X, y, X_val, y_val, order_rng, learner_rng, n_batches, bar):
         t0 = time.perf_counter()
@@ -227,11 +258,15 @@ class Trainer:
         """Predictions of the learner over X in batches; returns (preds, mean stats)."""
         bs = v.positive_int("batch_size", batch_size or max(self.batch_size, 128))
         preds, spikes = [], 0.0
-        for s in range(0, len(X), bs):
-            chunk = _take(X, np.arange(s, min(s + bs, len(X))))
-            p, stats = self.learner.predict(chunk)
-            preds.append(np.asarray(p))
-            spikes += stats.get("spikes_per_sample", np.nan) * len(p)
+        limits = self._thread_limits()
+        try:
+            for s in range(0, len(X), bs):
+                chunk = _take(X, np.arange(s, min(s + bs, len(X))))
+                p, stats = self.learner.predict(chunk)
+                preds.append(np.asarray(p))
+                spikes += stats.get("spikes_per_sample", np.nan) * len(p)
+        finally:
+            limits.__exit__(None, None, None)
         preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
         return preds, {"spikes_per_sample": spikes / max(len(X), 1)}
 

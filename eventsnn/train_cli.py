@@ -26,12 +26,14 @@ last Dense layer must have one neuron per class.
 import argparse
 import inspect
 import json
+import os
 import re
 import sys
 import time
 
 import numpy as np
 
+from . import _argtypes as at
 from . import _validate as v
 from .datasets import DATASETS, get_loader, load
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
@@ -61,6 +63,9 @@ DEFAULTS = {
     "save": None,
     "data_dir": None,
     "data": {},
+    "log": None,
+    "checkpoint": None,
+    "threads": None,
 }
 
 _CONV = re.compile(r"^(\d+)C(\d+)(?:s(\d+))?(?:p(\d+))?$")
@@ -153,10 +158,12 @@ def _pairs(items, flag):
 
 
 def build_parser():
+    D = DEFAULTS
     p = argparse.ArgumentParser(
         prog="eventsnn train",
         description="Train a spiking network on a dataset with any registered learning rule; "
-                    "prints one JSON line of metrics.",
+                    "prints one JSON line of metrics on stdout (progress and per-epoch lines "
+                    "go to stderr).",
         epilog="arch grammar: <n> Dense (a leading integer is the input size), <C>C<k>[s<s>][p<p>] "
                "Conv2d, P<k> adjusted average pool, AP<k> plain average pool, MP<k> max pool; a "
                "leading <C>x<H>x<W> gives the input shape. "
@@ -164,33 +171,59 @@ def build_parser():
                "eventsnn train --dataset nmnist --data-dir PATH --data t_max=300 "
                "--data time_scale=0.1 --arch 12C5s2-MP2-10 --batch 8 --opt t_window=30 "
                "--opt desired=10")
-    p.add_argument("--config", help="JSON file with any of the options below (flags override it)")
-    p.add_argument("--rule", choices=sorted(RULES), help=f"learning rule (default {DEFAULTS['rule']})")
-    p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset (default digits)")
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON file with any of the options below (flags override it)")
+    p.add_argument("--rule", choices=sorted(RULES), help=f"learning rule (default: {D['rule']})")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help=f"dataset (default: {D['dataset']})")
     p.add_argument("--data-dir", dest="data_dir", metavar="PATH",
-                   help="folder of the dataset's files (needed by file-based datasets: nmnist)")
+                   help="folder of the dataset's files (needed by file-based datasets: nmnist); "
+                        "default: none")
     p.add_argument("--data", action="append", metavar="KEY=VALUE",
                    help="dataset loader option (repeatable), value parsed as JSON, e.g. "
                         "--data t_max=300 --data merge_polarity=true (nmnist)")
-    p.add_argument("--arch", help=f"architecture string (default {DEFAULTS['arch']})")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch", type=int, help="mini-batch size")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    p.add_argument("--weight-decay", dest="weight_decay", type=float)
-    p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
-    p.add_argument("--clip", type=float, help="clip the gradient L2 norm to this value")
-    p.add_argument("--seed", type=int, help="seed of weights, batches and split")
-    p.add_argument("--val", type=float, help="validation fraction of the training set")
+    p.add_argument("--arch", help=f"architecture string (default: {D['arch']})")
+    p.add_argument("--epochs", type=at.nonneg_int, help=f"training epochs (default: {D['epochs']})")
+    p.add_argument("--batch", type=at.positive_int, help=f"mini-batch size (default: {D['batch']})")
+    p.add_argument("--lr", type=at.positive_float, help=f"learning rate (default: {D['lr']})")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
+                   help=f"optimiser (default: {D['optimizer']})")
+    p.add_argument("--weight-decay", dest="weight_decay", type=at.nonneg_float,
+                   help=f"weight decay of the optimiser (default: {D['weight_decay']})")
+    p.add_argument("--schedule", choices=["constant", "cosine"],
+                   help=f"learning-rate schedule (default: {D['schedule']})")
+    p.add_argument("--clip", type=at.positive_float,
+                   help="clip the gradient L2 norm to this value (default: no clipping)")
+    p.add_argument("--seed", type=at.nonneg_int,
+                   help=f"seed of weights, batches and split (default: {D['seed']})")
+    p.add_argument("--val", type=at.fraction,
+                   help=f"validation fraction of the training set, in [0, 1) (default: {D['val']})")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="rule option (repeatable), value parsed as JSON, e.g. --opt kernel=depsilon")
     p.add_argument("--neuron", action="append", metavar="KEY=VALUE",
                    help="SRM parameter of the network (tau_m, tau_s, theta; event rule)")
-    p.add_argument("--limit", type=int, help="use only the first N training samples")
-    p.add_argument("--save", help="save the trained model to this .npz path")
+    p.add_argument("--limit", type=at.positive_int,
+                   help="use only the first N training samples (default: all)")
+    p.add_argument("--save", metavar="FILE",
+                   help="save the trained model (with its training options) to this .npz path "
+                        "(default: not saved)")
+    p.add_argument("--log", metavar="FILE",
+                   help="append one JSON line per epoch to FILE (a fresh run truncates it; "
+                        "default: no log)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="write the training state to FILE after every epoch (default: "
+                        "<log>.ckpt.npz when --log is given, else none)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the checkpoint (--checkpoint or the --log default) with the "
+                        "same options; the result equals an uninterrupted run")
+    p.add_argument("--threads", type=at.positive_int,
+                   help="total threads (samples in parallel for the event rule, BLAS threads for "
+                        "dense rules; default: numba's thread count for samples, 1 BLAS thread)")
     bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
-    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="progress bar on stderr (default: when stderr is a terminal; "
+                          "otherwise one line per epoch)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="neither a bar nor per-epoch lines")
     return p
 
 
@@ -208,7 +241,8 @@ def resolve_config(argv):
             raise ValueError(f"config file has unknown keys {unknown}; known: {sorted(DEFAULTS)}")
         cfg.update(file_cfg)
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
-                "schedule", "clip", "seed", "val", "limit", "save", "data_dir"):
+                "schedule", "clip", "seed", "val", "limit", "save", "data_dir", "log",
+                "checkpoint", "threads"):
         val = getattr(args, key)
         if val is not None:
             cfg[key] = val
@@ -216,9 +250,30 @@ def resolve_config(argv):
     cfg["neuron"] = dict(cfg.get("neuron") or {}, **_pairs(args.neuron, "--neuron"))
     cfg["data"] = dict(cfg.get("data") or {}, **_pairs(args.data, "--data"))
     cfg["progress"] = args.progress if args.progress is not None else cfg.get("progress")
+    cfg["resume"] = bool(args.resume)
+    if cfg.get("checkpoint") is None and cfg.get("log"):
+        cfg["checkpoint"] = str(cfg["log"]) + ".ckpt.npz"
+    if cfg["resume"] and not cfg.get("checkpoint"):
+        raise ValueError("--resume needs --checkpoint FILE (or --log FILE, whose checkpoint is "
+                         "FILE.ckpt.npz)")
+    for key in ("save", "log", "checkpoint"):
+        _check_writable(key, cfg.get(key))
     if cfg["rule"] not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {cfg['rule']!r}")
     return cfg
+
+
+def _check_writable(key, path):
+    """Refuse an output path whose folder does not exist, before any training."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--{key} {path}: folder {folder} does not exist")
+
+
+#: options of a run that a saved model keeps (``eventsnn eval`` reads them back)
+TRAINING_KEYS = ("rule", "dataset", "data", "data_dir", "arch", "opt", "neuron", "seed")
 
 
 def load_dataset(name, data_dir=None, options=None):
@@ -273,19 +328,30 @@ def run(cfg):
     from .train import Trainer
 
     progress = cfg.get("progress")
-    if progress is None:
-        progress = sys.stderr.isatty()
+    bar = sys.stderr.isatty() if progress is None else bool(progress)
+    lines = progress is None and not bar
+    n_epochs = cfg["epochs"]
+
+    def epoch_line(row):
+        val = f" val_accuracy {row['val_accuracy']:.4f}" if "val_accuracy" in row else ""
+        print(f"epoch {row['epoch']}/{n_epochs}: loss {row['loss']:.4g} train_accuracy "
+              f"{row['train_accuracy']:.4f}{val} ({row['seconds']:.1f} s)", file=sys.stderr,
+              flush=True)
+
     opt_kwargs = {"weight_decay": cfg["weight_decay"]} if cfg.get("weight_decay") else {}
     trainer = Trainer(learner, optimizer=cfg["optimizer"], lr=cfg["lr"],
                       optimizer_options=opt_kwargs, batch_size=cfg["batch"],
                       epochs=cfg["epochs"], clip_norm=cfg["clip"], val_fraction=cfg["val"] or 0.0,
-                      seed=seed, progress=progress, schedule=cfg["schedule"])
-    history = trainer.fit(X_tr, y_tr)
+                      seed=seed, progress=bar, schedule=cfg["schedule"],
+                      log=cfg.get("log"), checkpoint=cfg.get("checkpoint"),
+                      epoch_callback=epoch_line if lines else None,
+                      n_threads=cfg.get("threads"))
+    history = trainer.fit(X_tr, y_tr, resume=cfg.get("resume", False))
     t0 = time.perf_counter()
     test = trainer.evaluate(X_te, y_te)
     test_seconds = time.perf_counter() - t0
     if cfg.get("save"):
-        net.save(cfg["save"])
+        net.save(cfg["save"], training={k: cfg.get(k) for k in TRAINING_KEYS})
     last = history[-1] if history else {}
     metrics = {
         "rule": cfg["rule"], "dataset": cfg["dataset"], "data": dict(cfg.get("data") or {}),
@@ -312,6 +378,13 @@ def main(argv=None):
         metrics = run(cfg)
     except (ValueError, TypeError, OSError) as exc:
         print(f"eventsnn train: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"eventsnn train: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("eventsnn train: error: out of memory (try a smaller --batch, --limit or --arch)",
+              file=sys.stderr)
         return 2
     print(json.dumps(metrics, allow_nan=True))
     return 0

@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eventsnn.datasets.paths import data_root
+
 from eventsnn.datasets import nmnist
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = data_root() or Path("/nonexistent")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder absent")
 
 
@@ -55,14 +57,41 @@ def test_round_trip_and_neuron_index(tmp_path):
 
 
 def test_overflow_marker(tmp_path):
-    ev = np.zeros(3, dtype=nmnist.EVENT_DTYPE)
-    ev["t"] = [10, 20, 30]
-    ev["y"] = [3, 240, 4]
+    # rows (x, y, p|t_hi, t_mid, t_lo): event t=10, overflow marker (y == 240), event t=30
+    rows = [[0, 3, 0, 0, 10], [0, 240, 0, 0, 20], [0, 4, 0, 0, 30]]
     f = tmp_path / "o.bin"
-    nmnist.write_events(f, ev)
+    f.write_bytes(bytes(np.array(rows, dtype=np.uint8).ravel()))
     back = nmnist.read_events(f)
     assert back.size == 2
     assert list(back["t"]) == [10, 30 + (1 << 13)]
+
+
+def test_write_events_refuses_what_the_format_cannot_hold(tmp_path):
+    ev = np.zeros(2, dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
+    for field, value, match in (("x", 300, "x"), ("y", 240, "240"), ("y", -1, "y"),
+                                ("p", 2, "p"), ("t", 1 << 23, "t")):
+        bad = ev.copy()
+        bad[field][1] = value
+        with pytest.raises(ValueError, match=match):
+            nmnist.write_events(tmp_path / "w.bin", bad)
+
+
+def test_conversions_refuse_events_outside_the_sensor():
+    ev = np.zeros(2, dtype=nmnist.EVENT_DTYPE)
+    ev["x"] = [1, -1]
+    with pytest.raises(ValueError, match="outside"):
+        nmnist.to_frames(ev, 4)
+    ev["x"] = [1, 100]                       # e.g. a DVS128 Gesture clip
+    with pytest.raises(ValueError, match="read_dvs_gesture"):
+        nmnist.to_spike_trains(ev)
+
+
+def test_aedat_files_are_not_read_as_nmnist(tmp_path):
+    f = tmp_path / "x.aedat4"
+    body = b"#!AER-DAT4.0\r\n" + bytes(5 * 100 - 14)   # a multiple of 5 bytes
+    f.write_bytes(body)
+    with pytest.raises(ValueError, match="AEDAT"):
+        nmnist.read_events(f)
 
 
 def test_errors(tmp_path):

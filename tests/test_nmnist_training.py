@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eventsnn.datasets.paths import data_root
+
 import eventsnn as es
 from eventsnn.datasets import DATASETS, load, nmnist
 from eventsnn.datasets.event_data import EventSamples, events_to_spike_trains, load_nmnist
@@ -14,7 +16,7 @@ from eventsnn.event.learner import EventLearner
 from eventsnn.train import Trainer, split_validation
 from eventsnn.train_cli import input_shape, main, parse_arch
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = data_root() or Path("/nonexistent")
 SUBSET = DATA / "nmnist_slayer_small"
 needs_data = pytest.mark.skipif(not SUBSET.is_dir(), reason="shared N-MNIST subset absent")
 

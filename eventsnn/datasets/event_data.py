@@ -76,8 +76,11 @@ def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=
     channels = 1 if merge_polarity else SHAPE[0]
     n = channels * HEIGHT * WIDTH
     out = []
-    for ev in events:
-        keep = (ev["x"] < WIDTH) & (ev["y"] < HEIGHT)
+    from .nmnist import check_sensor
+
+    for k, ev in enumerate(events):
+        check_sensor(ev, f"events[{k}]")
+        keep = np.ones(ev.size, dtype=bool)
         t = ev["t"] / 1000.0
         if t_max is not None:
             keep &= t <= t_max
@@ -90,7 +93,7 @@ def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=
 
 
 def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0, limit=None,
-                limit_test=None):
+                limit_test=None, progress=None):
     """(X_train, y_train, X_test, y_test) of an N-MNIST folder; X are :class:`EventSamples`.
 
     Parameters
@@ -106,6 +109,8 @@ def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0,
         0.1 a 300 ms recording spans 30 ms of simulated time.
     limit, limit_test : int or None, read at most this many train / test recordings (file
         order).
+    progress : bool or None, a progress bar over the files on stderr (None: when stderr is
+        a terminal).
     """
     from . import nmnist
 
@@ -119,7 +124,10 @@ def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0,
                          "of the N-MNIST recordings)")
     splits = []
     for split, lim in (("train", limit), ("test", limit_test)):
-        events, y = nmnist.load(root, split, limit=lim)
+        if progress is None:
+            import sys
+            progress = sys.stderr.isatty()
+        events, y = nmnist.load(root, split, limit=lim, progress=bool(progress))
         if len(events) == 0:
             raise ValueError(f"--data-dir {root}: the {split} split has no recordings")
         splits += [events_to_spike_trains(events, t_max, merge_polarity, time_scale), y]

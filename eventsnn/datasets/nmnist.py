@@ -35,42 +35,37 @@ EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p",
 
 
 def read_events(path):
-    """Events of one ``.bin`` / ``.bs2`` file as a structured array (t us, x, y, p)."""
+    """Events of one ``.bin`` / ``.bs2`` file as a structured array (t us, x, y, p).
+
+    Refuses (ValueError) files that are not 40-bit event files, e.g. AEDAT files (read
+    those with :func:`eventsnn.io.read`). Events are returned as stored, whatever the
+    sensor; the conversions below refuse events outside N-MNIST's 34 x 34 sensor."""
+    from ..io.binary import decode_bin
+
     path = os.fspath(path)
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size % 5:
-        raise ValueError(f"{path}: length {raw.size} is not a multiple of 5 bytes (not a 40-bit event file)")
-    b = raw.reshape(-1, 5).astype(np.int64)
-    x, y = b[:, 0], b[:, 1]
-    p = b[:, 2] >> 7
-    t = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
-    marker = y == OVERFLOW_Y
-    if marker.any():
-        t = t + OVERFLOW_US * (np.cumsum(marker) - marker)
-        keep = ~marker
-        x, y, p, t = x[keep], y[keep], p[keep], t[keep]
-    ev = np.empty(t.size, dtype=EVENT_DTYPE)
-    ev["t"], ev["x"], ev["y"], ev["p"] = t, x, y, p
+    ev, _ = decode_bin(np.fromfile(path, dtype=np.uint8), path)
     return ev
 
 
 def write_events(path, events):
-    """Write events (structured array with t, x, y, p) in the 40-bit format (t masked to 23
-    bits); the inverse of :func:`read_events` for recordings shorter than 2**23 us."""
-    ev = np.asarray(events)
-    for name in ("t", "x", "y", "p"):
-        if name not in (ev.dtype.names or ()):
-            raise ValueError(f"events must have a field {name!r}")
-    t = ev["t"].astype(np.int64)
-    if np.any(t < 0) or np.any(t >= 1 << 23):
-        raise ValueError("event times must be in [0, 2**23) us")
-    out = np.empty((ev.size, 5), dtype=np.uint8)
-    out[:, 0] = ev["x"]
-    out[:, 1] = ev["y"]
-    out[:, 2] = ((ev["p"].astype(np.int64) & 1) << 7) | ((t >> 16) & 0x7F)
-    out[:, 3] = (t >> 8) & 0xFF
-    out[:, 4] = t & 0xFF
-    out.tofile(os.fspath(path))
+    """Write events (structured array with t, x, y, p) in the 40-bit format; the inverse of
+    :func:`read_events`. Values the format cannot hold (x, y > 255 or < 0, y == 240, p not
+    0/1, t outside [0, 2**23) us) raise ValueError instead of wrapping."""
+    from ..io.binary import write_bin
+
+    write_bin(path, events)
+
+
+def check_sensor(ev, what="events"):
+    """ValueError when an event lies outside N-MNIST's 34 x 34 sensor (e.g. a DVS128
+    Gesture clip: read it with :func:`eventsnn.io.read_dvs_gesture`)."""
+    bad = (ev["x"] < 0) | (ev["x"] >= WIDTH) | (ev["y"] < 0) | (ev["y"] >= HEIGHT)
+    bad |= (ev["p"] < 0) | (ev["p"] > 1)
+    if np.any(bad):
+        raise ValueError(f"{what}: {int(bad.sum())} of {ev.size} events lie outside N-MNIST's "
+                         f"34 x 34 sensor (x max {int(ev['x'].max())}, y max {int(ev['y'].max())}); "
+                         "for DVS128 Gesture clips use eventsnn.io.read_dvs_gesture, for other "
+                         "sensors eventsnn.io.read")
 
 
 def _label_file(root, split):
@@ -93,7 +88,7 @@ def _label_line(lab, lineno, line):
     return sid, int(label)
 
 
-def load(path, split="train", limit=None):
+def load(path, split="train", limit=None, progress=False):
     """Load a labelled N-MNIST split.
 
     Parameters
@@ -103,6 +98,8 @@ def load(path, split="train", limit=None):
     split : {"train", "test"}
     limit : int, optional
         Read at most this many samples (in file-list order).
+    progress : bool
+        Show a progress bar over the files on stderr.
 
     Returns
     -------
@@ -135,13 +132,25 @@ def load(path, split="train", limit=None):
                 items += [(f, int(d.name)) for f in sorted(d.glob("*.bin"))]
     if limit is not None:
         items = items[:limit]
-    events = [read_events(f) for f, _ in items]
+    from .._progress import progress_bar
+
+    bar = progress_bar(len(items), bool(progress), f"read N-MNIST {split}", unit="file")
+    events = []
+    try:
+        for f, _ in items:
+            events.append(read_events(f))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return events, np.array([lab for _, lab in items], dtype=np.int64)
 
 
 def to_frames(events, n_steps, t_max_us=None, binary=True):
     """Bin each recording into ``n_steps`` frames over [0, t_max_us) (default: the last event
-    time of each recording + 1).
+    time of each recording + 1); events at or after ``t_max_us`` are left out (on request).
+    An event outside the 34 x 34 sensor raises ValueError.
 
     Returns an array (n_samples, n_steps, 2 * 34 * 34): event counts per step (or 0/1 when
     ``binary``), neuron index p * 34 * 34 + y * 34 + x."""
@@ -153,8 +162,9 @@ def to_frames(events, n_steps, t_max_us=None, binary=True):
     for k, ev in enumerate(events):
         if ev.size == 0:
             continue
+        check_sensor(ev, f"events[{k}]")
         span = float(ev["t"].max() + 1) if t_max_us is None else _v.positive_float("t_max_us", t_max_us)
-        keep = (ev["t"] < span) & (ev["x"] < WIDTH) & (ev["y"] < HEIGHT)
+        keep = ev["t"] < span
         e = ev[keep]
         step = np.minimum((e["t"] * n_steps / span).astype(np.int64), n_steps - 1)
         idx = e["p"].astype(np.int64) * HEIGHT * WIDTH + e["y"].astype(np.int64) * WIDTH + e["x"]
@@ -171,9 +181,9 @@ def to_spike_trains(events):
     if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
         events = [events]
     out = []
-    for ev in events:
-        keep = (ev["x"] < WIDTH) & (ev["y"] < HEIGHT)
-        e = ev[keep]
+    for k, ev in enumerate(events):
+        check_sensor(ev, f"events[{k}]")
+        e = ev
         idx = e["p"].astype(np.int64) * HEIGHT * WIDTH + e["y"].astype(np.int64) * WIDTH + e["x"]
         out.append(SpikeTrains(e["t"] / 1000.0, idx, SHAPE[0] * HEIGHT * WIDTH))
     return out
