@@ -1,28 +1,62 @@
-"""The ``eventsnn`` command: ``eventsnn demo`` and ``eventsnn train``."""
+"""The ``eventsnn`` command: ``demo``, ``train``, ``eval`` and ``simulate``.
+
+Each subcommand has its own parser (``eventsnn <command> --help``); this module only
+dispatches, so a subcommand's options live next to its code.
+"""
+import argparse
+import importlib
 import sys
 
-USAGE = """usage: eventsnn <command> [options]
+from . import __version__
 
-commands:
-  demo     simulate an event stream through a small network and summarise it
-  train    train a network (see: eventsnn train --help)
-"""
+#: command -> ("module:function" taking argv and returning an exit status, one-line help)
+COMMANDS = {
+    "demo": ("eventsnn.demo:main", "simulate a synthetic event-camera stream through a small "
+                                   "network and summarise it"),
+    "train": ("eventsnn.train_cli:main", "train a network with any learning rule; prints one "
+                                         "JSON line of metrics"),
+    "eval": ("eventsnn.eval_cli:main", "evaluate a saved model on a dataset (the training "
+                                       "options come from the model file)"),
+    "simulate": ("eventsnn.simulate_cli:main", "run a saved model on an event file; writes the "
+                                               "output spikes (npz, CSV) and a raster PNG"),
+}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="eventsnn",
+        description="Event-driven spiking neural networks with exact spike times.",
+        epilog="Run 'eventsnn <command> --help' for the options of a command.")
+    p.add_argument("--version", action="version", version=f"eventsnn {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="<command>", title="commands")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return p
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0
-    command, rest = argv[0], argv[1:]
-    if command == "demo":
-        from .demo import main as demo_main
-        return demo_main(rest)
-    if command == "train":
-        from .train_cli import main as train_main
-        return train_main(rest)
-    print(f"eventsnn: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    if argv[0] not in COMMANDS:
+        try:
+            parser.parse_args(argv[:1])      # --help, --version, or an error (exit 2)
+        except SystemExit as exc:
+            return exc.code
+        return 2
+    target, _ = COMMANDS[argv[0]]
+    module, func = target.split(":")
+    try:
+        run = getattr(importlib.import_module(module), func)
+    except ImportError as exc:  # pragma: no cover - a broken install
+        print(f"eventsnn {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run(argv[1:])
+    except SystemExit as exc:   # argparse: --help (0) or a bad flag (2)
+        return exc.code
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from . import _argtypes as at
 from .layers import Conv2d, Dense, MaxPool2d
 from .network import Sequential
 from .neurons import SRM
@@ -48,9 +49,16 @@ def build_network(rng=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="eventsnn demo", description=__doc__)
-    parser.add_argument("--duration", type=float, default=200.0, help="stream length (ms)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        prog="eventsnn demo",
+        description="Send a synthetic event-camera stream (a bar moving across a 16 x 16 "
+                    "sensor) through a small convolutional spiking network, simulated exactly "
+                    "in continuous time, and summarise the events of every layer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--duration", type=at.float_range(0.0, 1e6, low_open=True), default=200.0,
+                        help="stream length in ms, in (0, 1e6]")
+    parser.add_argument("--seed", type=at.nonneg_int, default=0,
+                        help="seed of the stream and of the weights")
     args = parser.parse_args(argv)
     x = moving_bar(duration=args.duration, rng=args.seed)
     net = build_network(args.seed)

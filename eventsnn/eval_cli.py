@@ -1,0 +1,88 @@
+"""``eventsnn eval MODEL``: evaluate a saved model on a dataset's test split.
+
+The learning rule, its options, the dataset and its loader options come from the model
+file (``eventsnn train --save`` keeps them); flags override them. Prints one JSON line:
+accuracy, spikes_per_sample, n_samples, seconds.
+"""
+import argparse
+import json
+import sys
+import time
+
+from . import _argtypes as at
+from .datasets import DATASETS
+from .learner import RULES, get_learner_class
+from .network import Sequential
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="eventsnn eval",
+        description="Evaluate a saved model (eventsnn train --save FILE) on the test split of "
+                    "a dataset; prints one JSON line. Options not given come from the model "
+                    "file's training options.")
+    p.add_argument("model", metavar="MODEL", help="model file (.npz) written by eventsnn train --save")
+    p.add_argument("--dataset", choices=sorted(DATASETS),
+                   help="dataset (default: the one the model was trained on)")
+    p.add_argument("--data-dir", dest="data_dir", metavar="PATH",
+                   help="folder of the dataset's files (default: the training run's)")
+    p.add_argument("--data", action="append", metavar="KEY=VALUE",
+                   help="dataset loader option (repeatable; default: the training run's)")
+    p.add_argument("--rule", choices=sorted(RULES),
+                   help="learning rule whose forward pass predicts (default: the training run's)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="rule option (repeatable; default: the training run's)")
+    p.add_argument("--split", choices=["test", "train"], default="test",
+                   help="which split to evaluate (default: test)")
+    p.add_argument("--limit", type=at.positive_int, help="evaluate only the first N samples (default: all)")
+    p.add_argument("--batch", type=at.positive_int, default=128,
+                   help="samples per prediction batch (default: 128)")
+    p.add_argument("--threads", type=at.positive_int,
+                   help="total threads (default: numba's thread count for samples, 1 BLAS thread)")
+    return p
+
+
+def evaluate(args):
+    from .train import Trainer
+    from .train_cli import DEFAULTS, _pairs, load_dataset
+
+    net = Sequential.load(args.model)
+    saved = net.training or {}
+    if not saved:
+        print(f"eventsnn eval: note: {args.model} holds no training options; using the defaults "
+              f"(rule {DEFAULTS['rule']}, dataset {DEFAULTS['dataset']}) unless flags say otherwise",
+              file=sys.stderr)
+    rule = args.rule or saved.get("rule") or DEFAULTS["rule"]
+    dataset = args.dataset or saved.get("dataset") or DEFAULTS["dataset"]
+    data_dir = args.data_dir if args.data_dir is not None else saved.get("data_dir")
+    data = dict(saved.get("data") or {}) if dataset == saved.get("dataset") else {}
+    data.update(_pairs(args.data, "--data"))
+    opt = dict(saved.get("opt") or {}) if rule == saved.get("rule") else {}
+    opt.update(_pairs(args.opt, "--opt"))
+    if rule == "event":
+        opt["init"] = False           # the weights are trained: no firing-rate initialisation
+    X_tr, y_tr, X_te, y_te = load_dataset(dataset, data_dir, data)
+    X, y = (X_te, y_te) if args.split == "test" else (X_tr, y_tr)
+    if args.limit:
+        X, y = X[:args.limit], y[:args.limit]
+    learner = get_learner_class(rule)(net, rng=int(saved.get("seed") or 0), **opt)
+    trainer = Trainer(learner, batch_size=args.batch, epochs=0, n_threads=args.threads)
+    t0 = time.perf_counter()
+    res = trainer.evaluate(X, y)
+    return {"model": args.model, "rule": rule, "dataset": dataset, "split": args.split,
+            "accuracy": res["accuracy"], "spikes_per_sample": res["spikes_per_sample"],
+            "n_samples": len(y), "seconds": time.perf_counter() - t0}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        out = evaluate(args)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        print(f"eventsnn eval: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("eventsnn eval: error: out of memory (try --limit or a smaller --batch)", file=sys.stderr)
+        return 2
+    print(json.dumps(out))
+    return 0
