@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import _argtypes as at
+from . import argtypes as at
 from .layers import Conv2d, Dense, MaxPool2d
 from .network import Sequential
 from .neurons import SRM

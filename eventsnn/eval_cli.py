@@ -9,7 +9,7 @@ import json
 import sys
 import time
 
-from . import _argtypes as at
+from . import argtypes as at
 from .datasets import DATASETS
 from .learner import RULES, get_learner_class
 from .network import Sequential

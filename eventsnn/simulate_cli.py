@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _argtypes as at
+from . import argtypes as at
 from .io.detect import FORMATS
 
 

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from . import _argtypes as at
+from . import argtypes as at
 from . import _validate as v
 from .datasets import DATASETS, get_loader, load
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d

@@ -44,6 +44,7 @@ import os
 
 import numpy as np
 
+from eventsnn import argtypes as at
 from eventsnn.dense.psc_neurons import PscLIF, psc_filter, psc_layer
 from eventsnn.dense.rules.na import B_CODE, code_rescale, na_delta
 
@@ -169,25 +170,31 @@ def median_solved(L, tol=1e-12):
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=500)
-    p.add_argument("--iters", type=int, default=200)
-    p.add_argument("--n-steps", type=int, default=30)
-    p.add_argument("--n-in", type=int, default=200)
-    p.add_argument("--p-in", type=float, default=0.05)
-    p.add_argument("--p-out", type=float, default=0.25)
-    p.add_argument("--lr", type=float, default=0.005)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--rounds", type=at.positive_int, default=500, help="random trials averaged")
+    p.add_argument("--iters", type=at.positive_int, default=200, help="training iterations per trial")
+    p.add_argument("--n-steps", type=at.positive_int, default=30, help="time steps T")
+    p.add_argument("--n-in", type=at.positive_int, default=200, help="input neurons")
+    p.add_argument("--p-in", type=at.float_range(0.0, 1.0), default=0.05,
+                   help="spike probability per input neuron and step")
+    p.add_argument("--p-out", type=at.float_range(0.0, 1.0), default=0.25,
+                   help="spike probability per step of the target train")
+    p.add_argument("--lr", type=at.positive_float, default=0.005, help="learning rate")
     p.add_argument("--rules", default=",".join(DEFAULT_RULES),
                    help=f"comma-separated subset of {', '.join(RULES)}")
-    p.add_argument("--b", type=float, default=10.0, help="clip bound of the rule na (paper 10)")
-    p.add_argument("--stbp-surrogate", choices=("sigmoid", "rect"), default="sigmoid")
-    p.add_argument("--stbp-width", type=float, default=None,
+    p.add_argument("--b", type=at.positive_float, default=10.0, help="clip bound of the rule na (paper 10)")
+    p.add_argument("--stbp-surrogate", choices=("sigmoid", "rect"), default="sigmoid",
+                   help="surrogate of the plain STBP baseline")
+    p.add_argument("--stbp-width", type=at.positive_float, default=None,
                    help="sigmoid temperature (default 2) or rectangle width (default 1)")
-    p.add_argument("--zscore", choices=("step", "all"), default="step")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--zscore", choices=("step", "all"), default="step",
+                   help="z-score per step or over all steps")
+    p.add_argument("--seed", type=at.nonneg_int, default=0, help="random seed")
     p.add_argument("--out", default="na_single_neuron.png",
-                   help="PNG to write (the docs figure: --rounds 500 --out docs/na_single_neuron.png)")
-    p.add_argument("--no-plot", action="store_true")
+                   help="PNG to write, in the current folder by default (the docs figure: "
+                        "--rounds 500 --out docs/na_single_neuron.png)")
+    p.add_argument("--no-plot", action="store_true", help="no figure")
     args = p.parse_args(argv)
     if args.stbp_width is None:
         args.stbp_width = NOTEBOOK_TEMP if args.stbp_surrogate == "sigmoid" else 1.0

@@ -5,35 +5,48 @@ Conv2d - MaxPool2d - Dense network of SRM neurons as spikes at their exact times
 engine finds every output spike time analytically. The weights are random, rescaled by
 the firing-rate initialisation so that every layer is active. The script prints a
 per-layer summary and, with matplotlib installed, saves the membrane potential of a few
-output neurons with their spikes to a PNG.
+output neurons with their spikes to a PNG (eventsnn.plot.membrane) in the current folder.
 
     python examples/nmnist_events.py [--file path/to/recording.bin] [--png out.png]
 
-The default file is the N-MNIST sample kept in ../shared/data (tonic's test data).
+The default file is the N-MNIST sample in the shared data folder (tonic's test data),
+found above the current folder or the checkout (../shared/data), or in EVENTSNN_DATA.
 """
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 import eventsnn as es
-from eventsnn.datasets import nmnist
+from eventsnn import argtypes as at
+from eventsnn import io
+from eventsnn.datasets.paths import data_root
 from eventsnn.init import init_firing_rate
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tonic_test_samples" / "sample_nmnist.bin"
+
+def default_file():
+    root = data_root()
+    return None if root is None else str(root / "tonic_test_samples" / "sample_nmnist.bin")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--file", default=str(DEFAULT), help="N-MNIST .bin or .bs2 recording")
-    parser.add_argument("--png", default="docs/nmnist_event_membrane.png", help="figure path ('' for none)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--file", default=default_file(),
+                        help="N-MNIST .bin or .bs2 recording (default: %(default)s)")
+    parser.add_argument("--png", default="nmnist_event_membrane.png",
+                        help="figure path, '' for none (default: %(default)s; the docs figure: "
+                             "--png docs/nmnist_event_membrane.png)")
+    parser.add_argument("--seed", type=at.nonneg_int, default=0,
+                        help="seed of the weights (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.file is None:
+        parser.error("no --file given and the shared data folder was not found "
+                     "(set EVENTSNN_DATA to it)")
 
-    x = nmnist.to_spike_trains(nmnist.read_events(args.file))[0]
-    print(f"recording: {x}")
-    net = es.Sequential(es.Conv2d(nmnist.SHAPE, 8, 5, stride=2, padding=2), es.MaxPool2d(2),
+    recording = io.read_nmnist(args.file)
+    print(recording.summary())
+    x = recording.to_spike_trains()
+    net = es.Sequential(es.Conv2d(recording.shape, 8, 5, stride=2, padding=2), es.MaxPool2d(2),
                         es.Dense(8 * 8 * 8, 10), neuron=es.SRM(tau_m=5.0, tau_s=1.25, theta=1.0),
                         rng=args.seed)
     scales, rates = init_firing_rate(net, [x], target=3.0)
@@ -52,20 +65,17 @@ def main():
         try:
             import matplotlib
             matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            from eventsnn import plot
         except ImportError:
-            print("matplotlib is not installed: no figure")
+            print("matplotlib is not installed (pip install 'eventsnn[plot]'): no figure")
             return
-        v = rec.membrane[len(net.layers)]
-        busiest = np.argsort(rec.output.counts())[::-1][:3]
+        import matplotlib.pyplot as plt
+        busiest = [int(i) for i in np.argsort(rec.output.counts())[::-1][:3]]
         fig, axes = plt.subplots(len(busiest), 1, figsize=(8, 5), sharex=True)
-        for ax, i in zip(np.atleast_1d(axes), busiest):
-            ax.plot(t_rec, v[:, i], lw=0.8)
-            ax.axhline(net.neuron.theta, color="k", ls=":", lw=0.8)
-            spikes = rec.output.times[rec.output.neurons == i]
-            ax.plot(spikes, np.full(spikes.size, net.neuron.theta), "r|", ms=12)
-            ax.set_ylabel(f"u, neuron {i}")
-        np.atleast_1d(axes)[-1].set_xlabel("time (ms)")
+        for ax, i in zip(axes, busiest):
+            plot.membrane(rec, level=len(net.layers), neurons=[i], ax=ax, theta=net.neuron.theta)
+            ax.set_xlabel("")
+        axes[-1].set_xlabel("time (ms)")
         fig.suptitle("N-MNIST recording, output layer: membranes and exact spike times")
         fig.tight_layout()
         fig.savefig(args.png, dpi=110)

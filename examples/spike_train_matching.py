@@ -7,7 +7,7 @@ activation-based method (lambda_act, lambda_tim = 1, 0), the timing-based method
 ANTLR (1, 1); the mean training loss over many random trials is plotted on a log axis.
 
     python examples/spike_train_matching.py --trials 100 --iters 200 --lr 5e-3 \
-        --out docs/spike_train_matching.png
+        --out docs/spike_train_matching.png   # default: ./spike_train_matching.png
 
 The paper's finding to check: ANTLR reaches the lowest loss; the timing method alone stalls
 because it cannot make spikes appear or vanish.
@@ -24,6 +24,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import eventsnn as es  # noqa: E402
+from eventsnn import argtypes as at  # noqa: E402
 from eventsnn.dense.forward import forward_layers  # noqa: E402
 from eventsnn.dense.losses import spike_train_loss  # noqa: E402
 from eventsnn.dense.neurons import AntlrNeuron  # noqa: E402
@@ -66,13 +67,16 @@ def train(net, x, target, neuron, lambdas, iters, lr, alpha):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--trials", type=int, default=100)
-    p.add_argument("--iters", type=int, default=200)
-    p.add_argument("--steps", type=int, default=40, help="time steps T")
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--alpha", type=float, default=float(np.exp(-1 / 5)), help="loss filter kappa = alpha^k")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "spike_train_matching.png"))
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--trials", type=at.positive_int, default=100, help="random trials averaged")
+    p.add_argument("--iters", type=at.positive_int, default=200, help="training iterations per trial")
+    p.add_argument("--steps", type=at.positive_int, default=40, help="time steps T")
+    p.add_argument("--lr", type=at.positive_float, default=5e-3, help="learning rate")
+    p.add_argument("--alpha", type=at.float_range(0.0, 1.0, low_open=True, high_open=True),
+                   default=float(np.exp(-1 / 5)), help="loss filter kappa = alpha^k")
+    p.add_argument("--out", default="spike_train_matching.png",
+                   help="PNG to write (in the current folder unless a path is given)")
     args = p.parse_args()
     try:  # fail before the long run, not after it
         import matplotlib
