@@ -8,6 +8,7 @@ from typing import Callable
 
 
 def _number(text: str, kind: type) -> float:
+    value: float
     try:
         if kind is int:
             value = int(text, 10)

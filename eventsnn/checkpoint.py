@@ -78,7 +78,7 @@ def save(path: str, trainer: Any, epoch: int, generators: Dict[str, np.random.Ge
     path = os.fspath(path)
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, path)
 
 

@@ -6,6 +6,7 @@ dispatches, so a subcommand's options live next to its code.
 import argparse
 import importlib
 import sys
+from typing import List, Optional
 
 from . import __version__
 
@@ -34,7 +35,11 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def _status(exc: SystemExit) -> int:
+    return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv:
@@ -44,7 +49,7 @@ def main(argv=None):
         try:
             parser.parse_args(argv[:1])      # --help, --version, or an error (exit 2)
         except SystemExit as exc:
-            return exc.code
+            return _status(exc)
         return 2
     target, _ = COMMANDS[argv[0]]
     module, func = target.split(":")
@@ -56,7 +61,7 @@ def main(argv=None):
     try:
         return run(argv[1:])
     except SystemExit as exc:   # argparse: --help (0) or a bad flag (2)
-        return exc.code
+        return _status(exc)
 
 
 if __name__ == "__main__":

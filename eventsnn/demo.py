@@ -2,6 +2,7 @@
 simulated exactly in continuous time, with a summary of what happened."""
 import argparse
 import time
+from typing import List, Optional
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def build_network(rng=0):
     return net
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="eventsnn demo",
         description="Send a synthetic event-camera stream (a bar moving across a 16 x 16 "

@@ -9,7 +9,12 @@ Times in ms.
 - :func:`latency`: one spike per feature at t = t_max * (1 - x) (bright = early).
 - :func:`poisson`: Poisson spike trains of rate x * max_rate (Hz) over [0, t_end) ms.
 """
+from __future__ import annotations
+
+from typing import Any, List, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate as v
 from .spikes import SpikeTrains
@@ -24,27 +29,28 @@ def _samples(X):
     return X.reshape(X.shape[0], -1)
 
 
-def current(X, times=(0.0, 1.0, 2.0, 3.0, 4.0), threshold=0.0):
+def current(X: ArrayLike, times: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.0),
+            threshold: float = 0.0) -> List[SpikeTrains]:
     """Graded events: feature value x (> threshold) as an event of value x at every time in
     ``times`` (ms). Returns a list of SpikeTrains, one per sample."""
     F = _samples(X)
-    times = v.float_array("times", times, ndim=1)
-    if times.size == 0 or np.any(times < 0):
+    tt: np.ndarray = v.float_array("times", times, ndim=1)
+    if tt.size == 0 or np.any(tt < 0):
         raise ValueError("times must be a non-empty list of times >= 0 ms")
-    times = np.unique(times)
+    tt = np.unique(tt)
     threshold = v.finite_float("threshold", threshold)
     n = F.shape[1]
     out = []
     for row in F:
         idx = np.flatnonzero(row > threshold)
-        t = np.repeat(times, idx.size)
-        i = np.tile(idx, times.size)
-        val = np.tile(row[idx], times.size)
+        t = np.repeat(tt, idx.size)
+        i = np.tile(idx, tt.size)
+        val = np.tile(row[idx], tt.size)
         out.append(SpikeTrains._trusted(t, i, val, n))  # time-major, neurons ascending
     return out
 
 
-def latency(X, t_max=10.0, threshold=0.0):
+def latency(X: ArrayLike, t_max: float = 10.0, threshold: float = 0.0) -> List[SpikeTrains]:
     """One spike per feature x > threshold at t = t_max * (1 - x) ms."""
     F = _samples(X)
     t_max = v.positive_float("t_max", t_max)
@@ -60,7 +66,8 @@ def latency(X, t_max=10.0, threshold=0.0):
 MAX_POISSON_EVENTS = 1e9
 
 
-def poisson(X, t_end=20.0, max_rate=200.0, rng=None):
+def poisson(X: ArrayLike, t_end: float = 20.0, max_rate: float = 200.0,
+            rng: Any = None) -> List[SpikeTrains]:
     """Poisson spike trains: feature x fires at rate x * max_rate Hz on [0, t_end) ms.
 
     rng : numpy Generator or int seed (same seed, same trains)."""

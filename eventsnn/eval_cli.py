@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 import time
+from typing import List, Optional
 
 from . import argtypes as at
 from .datasets import DATASETS
@@ -74,7 +75,7 @@ def evaluate(args):
             "n_samples": len(y), "seconds": time.perf_counter() - t0}
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         out = evaluate(args)

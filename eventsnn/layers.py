@@ -4,6 +4,10 @@ A layer of shape (C, H, W) numbers its neurons in C order: c*H*W + y*W + x.
 Dense and Conv2d hold neurons (the network's neuron model); MaxPool2d and AvgPool2d hold no
 neurons and relay events; Flatten only changes the nominal shape.
 """
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
 import numpy as np
 
 from . import _validate as v
@@ -85,11 +89,11 @@ class Layer:
         if bias:
             self._bias = np.zeros(self.bias_shape)
 
-    def bind(self, in_shape):
+    def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
         """Fix the input shape (called by Sequential) and return the output shape."""
         raise NotImplementedError
 
-    def _bound(self, in_shape, out_shape):
+    def _bound(self, in_shape: Sequence[int], out_shape: Sequence[int]) -> Tuple[int, ...]:
         """Record the shapes of a bind; a layer belongs to one geometry for good, because a
         network that already holds it keeps using its shapes (a second bind to another
         shape would make that network read out of bounds)."""
@@ -101,7 +105,7 @@ class Layer:
         self.in_shape, self.out_shape = in_shape, out_shape
         return out_shape
 
-    def init_weight(self, rng):
+    def init_weight(self, rng: np.random.Generator) -> None:
         pass
 
 
@@ -116,7 +120,7 @@ class Dense(Layer):
     has_neurons = True
     has_weight = True
 
-    def __init__(self, n_in, n_out, bias=False):
+    def __init__(self, n_in: int, n_out: int, bias: bool = False) -> None:
         super().__init__()
         self.n_in_decl = v.positive_int("n_in", n_in)
         self.n_out_decl = v.positive_int("n_out", n_out)
@@ -133,14 +137,14 @@ class Dense(Layer):
     def bias_shape(self):
         return (self.n_out_decl,)
 
-    def bind(self, in_shape):
+    def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
         if in_shape is not None and int(np.prod(in_shape)) != self.n_in_decl:
             raise ValueError(f"Dense(n_in={self.n_in_decl}) follows a layer of shape {tuple(in_shape)} "
                              f"({int(np.prod(in_shape))} neurons)")
         return self._bound(in_shape if in_shape is not None else (self.n_in_decl,),
                            (self.n_out_decl,))
 
-    def init_weight(self, rng):
+    def init_weight(self, rng: np.random.Generator) -> None:
         bound = np.sqrt(6.0 / self.n_in_decl)
         self._weight = rng.uniform(-bound, bound, size=self.weight_shape)
 
@@ -160,7 +164,8 @@ class Conv2d(Layer):
     has_neurons = True
     has_weight = True
 
-    def __init__(self, in_shape, out_channels, kernel_size, stride=1, padding=0, bias=False):
+    def __init__(self, in_shape: Sequence[int], out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = False) -> None:
         super().__init__()
         self.in_decl = v.shape3("in_shape", in_shape)
         self.out_channels = v.positive_int("out_channels", out_channels)
@@ -175,7 +180,7 @@ class Conv2d(Layer):
         _check_size(f"Conv2d({self.in_decl}, {self.out_channels}, kernel_size={k}, stride={s}, "
                     f"padding={p})", neurons=max(C * H * W, self.out_channels * n_pos),
                     weights=max(self.out_channels * C * k * k, self.out_channels * n_pos * C * k * k))
-        self._csr = None
+        self._csr: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
         self._init_bias(bias)
 
     @property
@@ -186,7 +191,7 @@ class Conv2d(Layer):
     def bias_shape(self):
         return (self.out_channels,)
 
-    def bind(self, in_shape):
+    def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
         if in_shape is not None and int(np.prod(in_shape)) != int(np.prod(self.in_decl)):
             raise ValueError(f"Conv2d(in_shape={self.in_decl}) follows a layer of shape {tuple(in_shape)}")
         C, H, W = self.in_decl
@@ -194,12 +199,12 @@ class Conv2d(Layer):
         return self._bound(self.in_decl,
                            (self.out_channels, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1))
 
-    def init_weight(self, rng):
+    def init_weight(self, rng: np.random.Generator) -> None:
         fan_in = self.in_decl[0] * self.kernel_size ** 2
         bound = np.sqrt(6.0 / fan_in)
         self._weight = rng.uniform(-bound, bound, size=self.weight_shape)
 
-    def connectivity(self):
+    def connectivity(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR map from input neurons to their targets: (indptr, targets, weight_index).
 
         Input neuron j's targets are ``targets[indptr[j]:indptr[j+1]]`` and the weight of
@@ -220,7 +225,7 @@ class _Pool(Layer):
         super().__init__()
         self.kernel_size = v.positive_int("kernel_size", kernel_size)
 
-    def bind(self, in_shape):
+    def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
         if in_shape is None or len(in_shape) != 3:
             raise ValueError(f"{type(self).__name__} needs a (C, H, W) input, got {in_shape}")
         C, H, W = in_shape
@@ -258,7 +263,7 @@ class AvgPool2d(_Pool):
     goes in equal shares g / n to its n coincident source events (sum conserved, Zhu et
     al.); ``adjusted=False`` sends g / k^2 to each source event."""
 
-    def __init__(self, kernel_size, adjusted=True):
+    def __init__(self, kernel_size: int, adjusted: bool = True) -> None:
         super().__init__(kernel_size)
         if not isinstance(adjusted, (bool, np.bool_)):
             raise TypeError(f"adjusted must be a bool, got {type(adjusted).__name__}")
@@ -272,7 +277,7 @@ class Flatten(Layer):
     """Changes the nominal shape to (n,); neuron numbering is already flat, so events pass
     unchanged."""
 
-    def bind(self, in_shape):
+    def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
         return self._bound(in_shape, (int(np.prod(in_shape)),))
 
     def __repr__(self):

@@ -13,6 +13,7 @@ Rules register under a name in ``RULES`` (``module:Class``, imported lazily so a
 import cost is paid only when it is used).
 """
 import importlib
+from typing import Tuple
 
 
 class Learner:
@@ -24,9 +25,9 @@ class Learner:
 
     name = "base"
     #: modules whose numba kernels the rule compiles (for the one-time compilation note)
-    kernel_modules = ()
+    kernel_modules: Tuple[str, ...] = ()
     #: attributes saved in epoch checkpoints besides the random generators
-    _checkpoint_attrs = ()
+    _checkpoint_attrs: Tuple[str, ...] = ()
 
     def loss_and_grads(self, X, y, rng=None):
         """Forward and backward on one mini-batch.

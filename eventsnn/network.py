@@ -4,12 +4,17 @@ Event mode: :meth:`Sequential.simulate` and :meth:`Sequential.backward`.
 Dense (time-stepped) mode: :meth:`Sequential.run` (see ``eventsnn.dense``).
 Models save to ``.npz`` (weights) with a JSON description and load without unpickling.
 """
+from __future__ import annotations
+
 import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate as v
 from ._constants import DEFAULT_MAX_SPIKES, MAX_SPIKES_CAP
@@ -46,7 +51,8 @@ class Sequential:
         neurons; the dense mode needs one SRM for the whole network.
     """
 
-    def __init__(self, *layers, neuron=None, rng=0, neurons=None):
+    def __init__(self, *layers: Layer, neuron: Any = None, rng: Any = 0,
+                 neurons: Optional[Sequence[Any]] = None) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
@@ -64,6 +70,7 @@ class Sequential:
         self.layers = list(layers)
         self._own_neurons = self._check_neurons(neurons)
         first = self.layers[0]
+        shape: Tuple[int, ...]
         if isinstance(first, Dense):
             shape = (first.n_in_decl,)
         elif isinstance(first, Conv2d):
@@ -78,7 +85,7 @@ class Sequential:
                 layer.init_weight(gen)
         self.out_shape = tuple(shape)
         #: training options read back by :meth:`load` (None unless saved with them)
-        self.training = None
+        self.training: Optional[Dict[str, Any]] = None
 
     def _check_neurons(self, neurons):
         if neurons is None:
@@ -133,25 +140,25 @@ class Sequential:
                                  "(simulate) only; use SRM neurons to train")
 
     @property
-    def n_in(self):
+    def n_in(self) -> int:
         return int(np.prod(self.in_shape))
 
     @property
-    def n_out(self):
+    def n_out(self) -> int:
         return int(np.prod(self.out_shape))
 
     @property
-    def weights(self):
+    def weights(self) -> List[Optional[np.ndarray]]:
         """The weight arrays of the layers (None for layers without weights)."""
         return [layer.weight for layer in self.layers]
 
     @property
-    def biases(self):
+    def biases(self) -> List[Optional[np.ndarray]]:
         """The bias arrays of the layers (None for layers without a bias)."""
         return [layer.bias for layer in self.layers]
 
     @property
-    def has_bias(self):
+    def has_bias(self) -> bool:
         """True when any layer holds a bias."""
         return any(layer.has_bias for layer in self.layers)
 
@@ -159,7 +166,7 @@ class Sequential:
         """Raise ValueError naming the first biased layer: ``what`` does not support biases."""
         reject_biases(self.layers, what)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         body = ",\n  ".join(repr(layer) + (f"  # neuron={own!r}" if own is not None else "")
                             for layer, own in zip(self.layers, self._own_neurons))
         return f"Sequential(\n  {body},\n  neuron={self.neuron!r})"
@@ -171,8 +178,9 @@ class Sequential:
         if st.n_neurons != self.n_in:
             raise ValueError(f"{name} has n_neurons={st.n_neurons} but the network takes {self.n_in}")
 
-    def simulate(self, inputs, t_end=None, record_times=None, n_threads=None,
-                 max_spikes=DEFAULT_MAX_SPIKES, progress=False):
+    def simulate(self, inputs: Union[SpikeTrains, Sequence[SpikeTrains]], t_end: Optional[float] = None,
+                 record_times: Optional[ArrayLike] = None, n_threads: Optional[int] = None,
+                 max_spikes: int = DEFAULT_MAX_SPIKES, progress: bool = False) -> Any:
         """Simulate SpikeTrains exactly in continuous time.
 
         Parameters
@@ -209,11 +217,13 @@ class Sequential:
         max_spikes = v.positive_int("max_spikes", max_spikes)
         if max_spikes > MAX_SPIKES_CAP:
             raise ValueError(f"max_spikes must be <= {MAX_SPIKES_CAP} (2**40), got {max_spikes}")
+        rt: Optional[np.ndarray] = None
         if record_times is not None:
-            record_times = v.float_array("record_times", record_times, ndim=1)
-            if np.any(record_times < 0):
+            rt = v.float_array("record_times", record_times, ndim=1)
+            if np.any(rt < 0):
                 raise ValueError("record_times must be >= 0 ms")
-            record_times = np.sort(record_times)
+            rt = np.sort(rt)
+        record_times = rt
         if not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be a bool, got {progress!r}")
         records = self._simulate_many(samples, t_end, record_times, n_threads, max_spikes,
@@ -268,7 +278,8 @@ class Sequential:
             if layer.has_bias and not np.all(np.isfinite(layer.bias)):
                 raise ValueError(f"bias of layer {k} ({layer!r}) holds NaN or inf")
 
-    def backward(self, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
+    def backward(self, rec: Any, grad_out: ArrayLike, kernel: str = "exp", tau_grad: float = 2.5,
+                 **options: Any) -> Any:
         """Timing gradients of a recorded sample (Zhu et al. 2022); see
         ``eventsnn.event.backward.backward`` for the options."""
         from .event.backward import backward
@@ -276,14 +287,14 @@ class Sequential:
         return backward(self, rec, grad_out, kernel=kernel, tau_grad=tau_grad, **options)
 
     # ---- dense (time-stepped) mode ------------------------------------------------
-    def run(self, x, **options):
+    def run(self, x: ArrayLike, **options: Any) -> Any:
         """Run the network on a time grid (dense mode); see ``eventsnn.dense.forward.run``."""
         from .dense.forward import run
 
         return run(self, x, **options)
 
     # ---- files ---------------------------------------------------------------------
-    def save(self, path, training=None):
+    def save(self, path: Union[str, os.PathLike], training: Optional[Dict[str, Any]] = None) -> None:
         """Save to ``path`` (.npz): weights (and biases) as arrays, architecture and neuron as
         JSON. ``training``: an optional JSON-able dict of the options the network was trained
         with (rule, rule options, dataset, ...), kept in the file and given back by
@@ -311,7 +322,7 @@ class Sequential:
             np.savez(fh, **arrays)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: Union[str, os.PathLike]) -> Sequential:
         """Load a model saved by :meth:`save`. Never unpickles; every array is checked
         against the architecture before it is read, and any malformed file raises one
         ValueError naming ``path``."""

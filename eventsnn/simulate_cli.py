@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from typing import List, Optional
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,7 @@ def simulate(args):
             "out": out, "csv": args.csv, "raster": args.raster}
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summary = simulate(args)

@@ -5,7 +5,12 @@ for a graded event (a current pulse of that size, or an average-pooled event). E
 kept sorted by (time, neuron); the sort is stable so coincident events of one neuron keep
 the order they were given in.
 """
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate as v
 
@@ -51,22 +56,22 @@ class SpikeTrains:
     # The arrays are the object's own read-only copies: a validated object cannot be edited
     # into NaN, unsorted or out-of-range events that kernels (which trust it) would read.
     @property
-    def times(self):
+    def times(self) -> np.ndarray:
         """Event times in ms (float64, sorted, read-only)."""
         return self._times
 
     @property
-    def neurons(self):
+    def neurons(self) -> np.ndarray:
         """Neuron index of each event (int64, read-only)."""
         return self._neurons
 
     @property
-    def values(self):
+    def values(self) -> np.ndarray:
         """Value of each event (float64, read-only)."""
         return self._values
 
     @property
-    def n_neurons(self):
+    def n_neurons(self) -> int:
         """Size of the population."""
         return self._n_neurons
 
@@ -85,31 +90,33 @@ class SpikeTrains:
     def __setstate__(self, state):
         self._own(*state)
 
-    def __init__(self, times, neurons, n_neurons, values=None):
+    def __init__(self, times: ArrayLike, neurons: ArrayLike, n_neurons: int,
+                 values: Optional[ArrayLike] = None) -> None:
         n_neurons = v.positive_int("n_neurons", n_neurons)
-        times = v.float_array("times", times, ndim=1, finite=False)
-        if np.any(np.isnan(times)):
+        t: np.ndarray = v.float_array("times", times, ndim=1, finite=False)
+        if np.any(np.isnan(t)):
             raise ValueError("times must not contain NaN")
-        if np.any(np.isinf(times)):
+        if np.any(np.isinf(t)):
             raise ValueError("times must be finite (no inf)")
-        if np.any(times < 0):
-            raise ValueError(f"times must be >= 0 ms, got minimum {times.min()}")
-        neurons = v.int_array("neurons", neurons, ndim=1, low=0, high=n_neurons)
-        if neurons.shape != times.shape:
-            raise ValueError(f"neurons has {neurons.size} entries but times has {times.size}")
+        if np.any(t < 0):
+            raise ValueError(f"times must be >= 0 ms, got minimum {t.min()}")
+        idx: np.ndarray = v.int_array("neurons", neurons, ndim=1, low=0, high=n_neurons)
+        if idx.shape != t.shape:
+            raise ValueError(f"neurons has {idx.size} entries but times has {t.size}")
+        vals: np.ndarray
         if values is None:
-            values = np.ones_like(times)
+            vals = np.ones_like(t)
         else:
-            values = v.float_array("values", values, ndim=1, finite=False)
-            if values.shape != times.shape:
-                raise ValueError(f"values has {values.size} entries but times has {times.size}")
-            if not np.all(np.isfinite(values)):
+            vals = v.float_array("values", values, ndim=1, finite=False)
+            if vals.shape != t.shape:
+                raise ValueError(f"values has {vals.size} entries but times has {t.size}")
+            if not np.all(np.isfinite(vals)):
                 raise ValueError("values must be finite (no NaN or inf)")
-            v.magnitude("values", values)
-        order = np.lexsort((neurons, times))
+            v.magnitude("values", vals)
+        order = np.lexsort((idx, t))
         if np.any(order[1:] < order[:-1]):
-            times, neurons, values = times[order], neurons[order], values[order]
-        self._own(times, neurons, values, n_neurons)
+            t, idx, vals = t[order], idx[order], vals[order]
+        self._own(t, idx, vals, n_neurons)
 
     @classmethod
     def _trusted(cls, times, neurons, values, n_neurons):
@@ -122,13 +129,13 @@ class SpikeTrains:
         return obj
 
     @classmethod
-    def empty(cls, n_neurons):
+    def empty(cls, n_neurons: int) -> SpikeTrains:
         return cls(np.zeros(0), np.zeros(0, dtype=np.int64), n_neurons)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.times.size
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         n = len(self)
         if n == 0:
             return f"SpikeTrains(0 events, n_neurons={self.n_neurons})"
@@ -137,18 +144,18 @@ class SpikeTrains:
         return (f"SpikeTrains({n} events, n_neurons={self.n_neurons}, {active} active, "
                 f"t=[{self.times[0]:.4g}, {self.times[-1]:.4g}] ms{graded})")
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, SpikeTrains):
             return NotImplemented
         return (self.n_neurons == other.n_neurons and np.array_equal(self.times, other.times)
                 and np.array_equal(self.neurons, other.neurons)
                 and np.array_equal(self.values, other.values))
 
-    def counts(self):
+    def counts(self) -> np.ndarray:
         """Number of events per neuron, shape (n_neurons,)."""
         return np.bincount(self.neurons, minlength=self.n_neurons)
 
-    def first_times(self, fill=np.inf):
+    def first_times(self, fill: float = np.inf) -> np.ndarray:
         """Time of each neuron's first event (``fill`` where it has none)."""
         out = np.full(self.n_neurons, float(fill))
         if len(self):
@@ -159,20 +166,20 @@ class SpikeTrains:
 
     # ---- dense rasters -------------------------------------------------------------
     @classmethod
-    def from_dense(cls, raster, dt=1.0):
+    def from_dense(cls, raster: ArrayLike, dt: float = 1.0) -> SpikeTrains:
         """Events from a raster of shape (T, n): entry [k, i] != 0 becomes an event of
         neuron i at time k * dt (ms) with that value."""
-        raster = v.float_array("raster", raster, ndim=2)
+        arr: np.ndarray = v.float_array("raster", raster, ndim=2)
         dt = v.positive_float("dt", dt)
-        if raster.shape[1] == 0:
+        if arr.shape[1] == 0:
             raise ValueError("raster must have at least one neuron column")
-        if not np.isfinite(max(raster.shape[0] - 1, 0) * dt):
+        if not np.isfinite(max(arr.shape[0] - 1, 0) * dt):
             raise ValueError(f"dt={dt} ms is too large: the last step of a raster of "
-                             f"{raster.shape[0]} steps lies beyond float64")
-        steps, neurons = np.nonzero(raster)
-        return cls(steps * dt, neurons, raster.shape[1], raster[steps, neurons])
+                             f"{arr.shape[0]} steps lies beyond float64")
+        steps, neurons = np.nonzero(arr)
+        return cls(steps * dt, neurons, arr.shape[1], arr[steps, neurons])
 
-    def to_dense(self, n_steps, dt=1.0):
+    def to_dense(self, n_steps: int, dt: float = 1.0) -> np.ndarray:
         """Raster (n_steps, n_neurons): the values of events with k*dt <= t < (k+1)*dt are
         summed into step k. Events at or after n_steps * dt are dropped."""
         n_steps = v.positive_int("n_steps", n_steps)
@@ -185,7 +192,8 @@ class SpikeTrains:
 
     # ---- tonic-style structured events -------------------------------------------
     @classmethod
-    def from_tonic(cls, events, shape=None, sensor_size=None):
+    def from_tonic(cls, events: np.ndarray, shape: Optional[Sequence[int]] = None,
+                   sensor_size: Optional[Sequence[int]] = None) -> SpikeTrains:
         """Events from a tonic structured array (t in microseconds, x, [y], [p]).
 
         Give either ``sensor_size`` = (W, H, P), tonic's own convention (1-D audio events
@@ -200,10 +208,12 @@ class SpikeTrains:
                             "and shape=(C, H, W)")
         if shape is not None:
             C, H, W = v.shape3("shape", shape)
-            sensor_size = (W, H, C)
+            return from_tonic(events, (W, H, C))
+        assert sensor_size is not None
         return from_tonic(events, sensor_size)
 
-    def to_tonic(self, shape=None, sensor_size=None):
+    def to_tonic(self, shape: Optional[Sequence[int]] = None,
+                 sensor_size: Optional[Sequence[int]] = None) -> np.ndarray:
         """tonic structured array (int64 x, y, t in microseconds, p; or t, x, p for a 1-D
         sensor with H = 1) for ``sensor_size`` = (W, H, P) or layer ``shape`` = (C, H, W).
         Times that do not fit int64 microseconds raise ValueError (no wrap-around)."""
@@ -213,6 +223,7 @@ class SpikeTrains:
             raise TypeError("give exactly one of sensor_size=(W, H, P) (tonic's convention) "
                             "and shape=(C, H, W)")
         if shape is None:
+            assert sensor_size is not None
             return to_tonic(self, sensor_size)
         C, H, W = v.shape3("shape", shape)
         if C * H * W != self.n_neurons:
@@ -227,7 +238,7 @@ class SpikeTrains:
 
     # ---- NIR-style (index, time) pairs -------------------------------------------
     @classmethod
-    def from_pairs(cls, pairs, n_neurons):
+    def from_pairs(cls, pairs: ArrayLike, n_neurons: int) -> SpikeTrains:
         """Events from NIR-style (index, time in ms) pairs.
 
         ``pairs`` is array-like of shape (N, 2), one row (index, time) per event, and is
@@ -252,7 +263,7 @@ class SpikeTrains:
         idx = v.int_array("pairs[:, 0] (neuron indices)", arr[:, 0], low=0, high=n_neurons)
         return cls(arr[:, 1], idx, n_neurons)
 
-    def to_pairs(self):
+    def to_pairs(self) -> np.ndarray:
         """The events as NIR-style pairs: a float64 array of shape (N, 2), one row
         (index, time in ms) per event, in the event order (values are not included).
         :meth:`from_pairs` reads it back."""

@@ -16,6 +16,8 @@ import math
 import os
 import time
 
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
 import numpy as np
 
 from . import _validate as v
@@ -23,6 +25,8 @@ from . import checkpoint as _ckpt
 from ._progress import note_compilation, progress_bar
 from .learner import Learner
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _blas_limits(n):
@@ -87,10 +91,14 @@ class Trainer:
         BLAS is limited with threadpoolctl for the duration of ``fit``/``evaluate`` only.
     """
 
-    def __init__(self, learner, optimizer="adam", lr=1e-3, optimizer_options=None, batch_size=32,
-                 epochs=10, clip_norm=None, val_fraction=0.0, seed=0, progress=False,
-                 schedule="constant", min_lr_fraction=0.0, log=None, checkpoint=None,
-                 epoch_callback=None, n_threads=None):
+    def __init__(self, learner: Learner, optimizer: Union[str, Optimizer] = "adam", lr: float = 1e-3,
+                 optimizer_options: Optional[Dict[str, Any]] = None, batch_size: int = 32,
+                 epochs: int = 10, clip_norm: Optional[float] = None, val_fraction: float = 0.0,
+                 seed: int = 0, progress: bool = False, schedule: str = "constant",
+                 min_lr_fraction: float = 0.0, log: Optional[PathLike] = None,
+                 checkpoint: Optional[PathLike] = None,
+                 epoch_callback: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 n_threads: Optional[int] = None) -> None:
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
         self.learner = learner
@@ -119,7 +127,7 @@ class Trainer:
             raise TypeError("epoch_callback must be callable or None")
         self.epoch_callback = epoch_callback
         self.n_threads = None if n_threads is None else v.positive_int("n_threads", n_threads)
-        self.history = []
+        self.history: List[Dict[str, Any]] = []
         self.train_seconds = 0.0
 
     def _params(self, n_grads=None):
@@ -135,7 +143,8 @@ class Trainer:
                              f"layer for the biases ({2 * len(layers)})")
         return params + [layer.bias for layer in layers]
 
-    def fit(self, X, y, X_val=None, y_val=None, resume=False):
+    def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None,
+            resume: bool = False) -> List[Dict[str, Any]]:
         """Train for ``epochs`` epochs; returns the history (one dict per epoch:
         epoch, loss, train_accuracy, grad_norm, spikes_per_sample, seconds, and
         val_accuracy when there is a validation set).
@@ -159,7 +168,7 @@ class Trainer:
         learner_rng = np.random.default_rng(learner_seed)
         generators = {"order": order_rng, "learner": learner_rng}
         start = 0
-        if resume and os.path.exists(self.checkpoint):
+        if resume and self.checkpoint is not None and os.path.exists(self.checkpoint):
             meta, arrays = _ckpt.load(self.checkpoint)
             start = _ckpt.restore(self, meta, arrays, generators, self.checkpoint)
         elif self.log is not None:
@@ -246,7 +255,7 @@ class Trainer:
             row["val_accuracy"] = self.evaluate(X_val, y_val)["accuracy"]
         return row
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch (1-based) under the schedule."""
         if self.schedule == "constant" or self.epochs <= 1:
             return self.base_lr
@@ -254,23 +263,24 @@ class Trainer:
         lo = self.min_lr_fraction
         return self.base_lr * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    def predict(self, X, batch_size=None):
+    def predict(self, X: Any, batch_size: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, float]]:
         """Predictions of the learner over X in batches; returns (preds, mean stats)."""
         bs = v.positive_int("batch_size", batch_size or max(self.batch_size, 128))
-        preds, spikes = [], 0.0
+        chunks: List[np.ndarray] = []
+        spikes = 0.0
         limits = self._thread_limits()
         try:
             for s in range(0, len(X), bs):
                 chunk = _take(X, np.arange(s, min(s + bs, len(X))))
                 p, stats = self.learner.predict(chunk)
-                preds.append(np.asarray(p))
+                chunks.append(np.asarray(p))
                 spikes += stats.get("spikes_per_sample", np.nan) * len(p)
         finally:
             limits.__exit__(None, None, None)
-        preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        preds = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
         return preds, {"spikes_per_sample": spikes / max(len(X), 1)}
 
-    def evaluate(self, X, y):
+    def evaluate(self, X: Any, y: Any) -> Dict[str, float]:
         """{"accuracy", "spikes_per_sample"} on (X, y)."""
         y = np.asarray(y)
         preds, stats = self.predict(X)

@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import time
+from typing import List, Optional
 
 import numpy as np
 
@@ -371,7 +372,7 @@ def run(cfg):
     return metrics
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cfg = resolve_config(argv)

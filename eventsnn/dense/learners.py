@@ -40,8 +40,8 @@ COMMON = {
 class _DenseLearner(Learner):
     kernel_modules = ("eventsnn.dense._neurons", "eventsnn.dense.rules.activation",
                       "eventsnn.dense.rules.timing")
-    DEFAULTS = {}
-    LOSSES = ("count",)
+    DEFAULTS: dict = {}
+    LOSSES: tuple[str, ...] = ("count",)
     SUPPORTS_BIAS = False
 
     def __init__(self, net, rng=None, **options):

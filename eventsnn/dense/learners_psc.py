@@ -58,7 +58,7 @@ class _PscLearner(Learner):
     COMMON = dict(n_steps=5, tau_m=8.0, tau_s=2.0, theta=1.0, reset="zero", loss="spike_train",
                   desired_count=None, undesired_count=0.0, pool_sum_weight=POOL_SUM_WEIGHT_CODE,
                   input_scale=1.0, sequence_input=False, target=None, target_filters=1)
-    RULE = {}
+    RULE: dict = {}
 
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):

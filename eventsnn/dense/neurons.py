@@ -44,6 +44,7 @@ rounding. Both expose their dynamics as a 2-state linear system (``linear_system
 the BPTT backward pass: ``z[t] = (1 - S[t-1]) A z[t-1] + B c[t]``, ``u[t] = C . z[t]``.
 """
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -188,11 +189,11 @@ class AntlrNeuron:
     a_i: float = 0.99
     a_v: float = 0.99
     b_i: float = 1.0
-    b_v: float = None
+    b_v: Optional[float] = None
     theta: float = 1.0
     reset: str = "full"
-    b_bias: float = None
-    b_window: int = None
+    b_bias: Optional[float] = None
+    b_window: Optional[int] = None
 
     family = "antlr"
 

@@ -15,6 +15,7 @@ followed by IF neurons of threshold ``pool_theta`` (the code) or pass the pooled
 Layer operations come from :mod:`eventsnn.dense.ops`.
 """
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class PscRecord:
 
     inputs: list = field(default_factory=list)
     states: list = field(default_factory=list)
-    output: np.ndarray = None
+    output: Optional[np.ndarray] = None
 
     def spike_count(self):
         """Total spikes of the neuron layers, per sample (B,)."""
@@ -210,12 +211,12 @@ class AsfRecord:
     output: spike counts, or the pooled input flow of non-spiking pooling layers), each (B, n);
     ``FO_in`` the input spike counts; ``u_out`` the output membrane u_T (B, K)."""
 
-    FO_in: np.ndarray = None
+    FO_in: Optional[np.ndarray] = None
     FI: list = field(default_factory=list)
     FO: list = field(default_factory=list)
     spiking: list = field(default_factory=list)
-    u_out: np.ndarray = None
-    n_spikes: np.ndarray = None
+    u_out: Optional[np.ndarray] = None
+    n_spikes: Optional[np.ndarray] = None
 
 
 def asf_forward(net, spikes, neuron):

@@ -1,5 +1,6 @@
 """What a dense-mode forward pass leaves behind for the learning rules."""
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class DenseRecord:
     increments: list
     outputs: list
     neuron: object
-    layers: list = None
+    layers: Optional[list] = None
     dt: float = 1.0
     pool_weight: float = 1.0
     extra: dict = field(default_factory=dict)
@@ -84,7 +85,7 @@ class DenseGrads:
     """
 
     weights: list
-    grad_s: list = None
-    grad_t: list = None
-    grad_v: list = None
-    biases: list = None
+    grad_s: Optional[list] = None
+    grad_t: Optional[list] = None
+    grad_v: Optional[list] = None
+    biases: Optional[list] = None

@@ -1,6 +1,7 @@
 """Python driver of the event engine: runs a sample through the layers in order."""
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class Record:
 
     spikes: list
     t_end: float
-    record_times: np.ndarray = None
+    record_times: Optional[np.ndarray] = None
     membrane: dict = field(default_factory=dict)
     relays: list = field(default_factory=list)
 

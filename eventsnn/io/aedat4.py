@@ -9,13 +9,14 @@ events; the reader lists how many packets of each it skipped in ``notes``.
 from __future__ import annotations
 
 import os
+from typing import Any, Union
 
 import numpy as np
 
 from .recording import EVENT_DTYPE, Recording, check_in_sensor
 
 
-def _decoder(path):
+def _decoder(path: str) -> Any:
     try:
         import aedat
     except ImportError:
@@ -27,7 +28,7 @@ def _decoder(path):
         raise ValueError(f"{path}: not a readable AEDAT 4.0 file ({exc})") from None
 
 
-def read_aedat4(path) -> Recording:
+def read_aedat4(path: Union[str, "os.PathLike[str]"]) -> Recording:
     """Read the polarity events of an AEDAT 4.0 file (see the module docstring)."""
     path = os.fspath(path)
     with open(path, "rb") as fh:
@@ -40,7 +41,8 @@ def read_aedat4(path) -> Recording:
         raise ValueError(f"{path} has no event stream (streams: {streams})")
     main = event_ids[0]
     W, H = int(streams[main]["width"]), int(streams[main]["height"])
-    chunks, skipped = [], {}
+    chunks: list = []
+    skipped: dict = {}
     for pkt in dec:
         sid = pkt["stream_id"]
         if sid == main and "events" in pkt:

@@ -10,12 +10,13 @@ timestamps of all following events (the reference readers' convention) and is re
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from .recording import EVENT_DTYPE, Recording, check_in_sensor
 
+PathLike = Union[str, "os.PathLike[str]"]
 OVERFLOW_Y = 240
 OVERFLOW_US = 1 << 13
 NMNIST_SENSOR = (34, 34, 2)
@@ -48,7 +49,7 @@ def decode_bin(raw: np.ndarray, path: str) -> Tuple[np.ndarray, int]:
     return ev, n_markers
 
 
-def read_bin(path, sensor_size: Optional[Tuple[int, int, int]] = None,
+def read_bin(path: PathLike, sensor_size: Optional[Tuple[int, int, int]] = None,
              format: str = "bin40") -> Recording:
     """Read a 40-bit ``.bin`` / ``.bs2`` file.
 
@@ -75,9 +76,10 @@ def read_bin(path, sensor_size: Optional[Tuple[int, int, int]] = None,
             sensor_size = (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1, 2)
             notes.append(f"sensor size {sensor_size} inferred from the events' bounding box")
     else:
-        sensor_size = tuple(int(s) for s in sensor_size)
-        if len(sensor_size) != 3 or min(sensor_size) <= 0:
+        size = tuple(int(s) for s in sensor_size)
+        if len(size) != 3 or min(size) <= 0:
             raise ValueError(f"sensor_size must be (W, H, P) of positive ints, got {sensor_size}")
+        sensor_size = (size[0], size[1], size[2])
         check_in_sensor(ev, sensor_size, path)
     if ev.size > 1 and np.any(np.diff(ev["t"]) < 0):
         order = np.argsort(ev["t"], kind="stable")
@@ -86,19 +88,19 @@ def read_bin(path, sensor_size: Optional[Tuple[int, int, int]] = None,
     return Recording(ev, sensor_size, format, path, {}, notes)
 
 
-def read_nmnist(path) -> Recording:
+def read_nmnist(path: PathLike) -> Recording:
     """An N-MNIST recording (34 x 34 ATIS sensor, 2 polarities); an event outside the
     sensor raises ValueError (e.g. a DVS128 clip: use :func:`read_dvs_gesture`)."""
     return read_bin(path, NMNIST_SENSOR, "nmnist-bin")
 
 
-def read_dvs_gesture(path) -> Recording:
+def read_dvs_gesture(path: PathLike) -> Recording:
     """A DVS128 Gesture clip in the 40-bit format (SLAYER's ``.bs2``): 128 x 128, both
     polarities, every event kept."""
     return read_bin(path, DVS128_SENSOR, "dvs-gesture-bs2")
 
 
-def write_bin(path, events) -> None:
+def write_bin(path: PathLike, events: np.ndarray) -> None:
     """Write events (structured array with t, x, y, p) in the 40-bit format; the inverse of
     :func:`read_bin`. Refuses (ValueError) what the format cannot hold instead of wrapping:
     x, y outside [0, 255], y == 240 (the overflow marker), p not 0/1, t outside

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from .aedat4 import read_aedat4
 from .binary import read_bin
@@ -11,7 +11,7 @@ from .recording import Recording
 FORMATS = ("auto", "bin", "nmnist", "dvs-gesture", "aedat4")
 
 
-def read(path, format: str = "auto", sensor_size: Optional[Tuple[int, int, int]] = None) -> Recording:
+def read(path: Union[str, "os.PathLike[str]"], format: str = "auto", sensor_size: Optional[Tuple[int, int, int]] = None) -> Recording:
     """Read an event file.
 
     ``format="auto"`` looks at the content: an ``#!AER-DAT4.0`` header is AEDAT 4.0, any

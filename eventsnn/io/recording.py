@@ -77,7 +77,7 @@ class Recording:
         if t_max is not None:
             keep = t <= v.positive_float("t_max", t_max)
             ev, t = ev[keep], t[keep]
-        y = ev["y"].astype(np.int64) if "y" in ev.dtype.names else np.zeros(ev.size, np.int64)
+        y = ev["y"].astype(np.int64) if "y" in (ev.dtype.names or ()) else np.zeros(ev.size, np.int64)
         idx = y * W + ev["x"].astype(np.int64)
         n = H * W
         if not merge_polarity:
@@ -90,7 +90,7 @@ def check_in_sensor(events: np.ndarray, sensor_size: Tuple[int, int, int], what:
     """ValueError naming ``what`` when an event lies outside the sensor."""
     W, H, P = sensor_size
     bad = (events["x"] < 0) | (events["x"] >= W) | (events["p"] < 0) | (events["p"] >= P)
-    if "y" in events.dtype.names:
+    if "y" in (events.dtype.names or ()):
         bad |= (events["y"] < 0) | (events["y"] >= H)
     if np.any(bad):
         k = int(np.argmax(bad))

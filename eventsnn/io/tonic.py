@@ -9,7 +9,7 @@ datasets) reads as 0 / 1. The neuron of an event is ``p * H * W + y * W + x`` (y
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ..spikes import SpikeTrains
 _INT64_MAX_US = float(2 ** 63 - 1024)
 
 
-def _sensor(sensor_size) -> Tuple[int, int, int]:
+def _sensor(sensor_size: Sequence[int]) -> Tuple[int, int, int]:
     try:
         W, H, P = (int(s) for s in sensor_size)
     except (TypeError, ValueError):
@@ -29,7 +29,7 @@ def _sensor(sensor_size) -> Tuple[int, int, int]:
     return W, H, P
 
 
-def from_tonic(events, sensor_size) -> SpikeTrains:
+def from_tonic(events: np.ndarray, sensor_size: Sequence[int]) -> SpikeTrains:
     """SpikeTrains of a tonic structured array (fields t, x, [y], [p]) from a sensor of
     ``sensor_size`` = (W, H, P). Events without a y field are 1-D (audio): H must be 1.
     Without a p field every event has p = 0. An event outside the sensor raises
@@ -57,7 +57,7 @@ def from_tonic(events, sensor_size) -> SpikeTrains:
     return SpikeTrains(t, p * H * W + y * W + x, P * H * W)
 
 
-def to_tonic(spikes: SpikeTrains, sensor_size) -> np.ndarray:
+def to_tonic(spikes: SpikeTrains, sensor_size: Sequence[int]) -> np.ndarray:
     """tonic structured array of SpikeTrains on a sensor of ``sensor_size`` = (W, H, P):
     fields x, y, t, p (int64; t in microseconds, rounded to the nearest us), or t, x, p
     when H == 1 (1-D, audio). Times beyond int64 microseconds raise ValueError."""
