@@ -21,8 +21,8 @@ VARIANTS = {
     "env=1": ({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, []),
     "--threads 2": ({}, ["--threads", "2"]),
 }
-ARGS = {"activation": ["--rule", "activation", "--arch", "64-256-10", "--epochs", "3", "--batch", "64"],
-        "event": ["--rule", "event", "--epochs", "2", "--limit", "600"]}
+ARGS = {"activation": ["--rule", "activation", "--arch", "64-256-10", "--epochs", "2", "--batch", "64"],
+        "event": ["--rule", "event", "--epochs", "1", "--limit", "400"]}
 
 
 def run(rule, variant):

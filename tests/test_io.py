@@ -176,3 +176,30 @@ def test_recording_to_spike_trains_options():
     merged = rec.to_spike_trains(merge_polarity=True)
     assert merged.n_neurons == 8 and list(merged.neurons) == [1, 6, 7]
     assert "nothing dropped" in rec.summary()
+
+
+@needs_data
+def test_mnist_idx_and_digits_csv():
+    images = io.read_idx(DATA / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
+    labels = io.read_idx(DATA / "mnist_t10k" / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert list(labels[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert list(np.bincount(labels)) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    import gzip
+    import hashlib
+    raw = gzip.open(DATA / "mnist_t10k" / "t10k-images-idx3-ubyte.gz").read()
+    assert hashlib.md5(raw).hexdigest() == "2646ac647ad5339dbf082846283269ea"
+    assert images.tobytes() == raw[16:]
+    from eventsnn.datasets.digits import read_csv
+    X, y = read_csv(DATA / "uci_digits" / "digits.csv.gz")
+    assert X.shape == (1797, 1, 8, 8) and list(np.bincount(y)) == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+def test_idx_refuses_bad_headers(tmp_path):
+    f = tmp_path / "bad.idx"
+    f.write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"abc")
+    with pytest.raises(ValueError, match="5 bytes"):
+        io.read_idx(f)
+    f.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX"):
+        io.read_idx(f)

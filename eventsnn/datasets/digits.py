@@ -13,6 +13,18 @@ IN_SHAPE = (1, 8, 8)
 N_CLASSES = 10
 
 
+def read_csv(path):
+    """(X, y) of the UCI digits CSV (``uci_digits/digits.csv.gz`` of the shared data:
+    rows of 64 pixels 0..16 and the label): X float64 in [0, 1] shaped (n, 1, 8, 8), y
+    int64. The same images as ``load_digits`` without scikit-learn (unsplit)."""
+    import os
+
+    a = np.loadtxt(os.fspath(path), delimiter=",", dtype=np.int64, ndmin=2)
+    if a.shape[1] != 65 or a[:, :64].min() < 0 or a[:, :64].max() > 16:
+        raise ValueError(f"{path}: expected rows of 64 pixels in 0..16 and a label, got shape {a.shape}")
+    return (a[:, :64] / 16.0).reshape(-1, *IN_SHAPE), a[:, 64].copy()
+
+
 def load_digits():
     """(X_train, y_train, X_test, y_test): X float64 in [0, 1] shaped (n, 1, 8, 8), y int64.
 

@@ -14,13 +14,15 @@ lost; ``recording.notes``: what else it skipped, e.g. IMU packets). A recording 
 - :func:`read_aedat4`: iniVation AEDAT 4.0 files through the ``aedat`` package
   (``pip install eventsnn[aedat]``);
 - :func:`from_tonic` / :func:`to_tonic`: tonic-style structured arrays, 2-D (t, x, y, p)
-  and 1-D audio (t, x, p), with tonic's ``sensor_size`` (W, H, P).
+  and 1-D audio (t, x, p), with tonic's ``sensor_size`` (W, H, P);
+- :func:`read_idx`: MNIST's IDX arrays (e.g. ``mnist_t10k``, plain or gzipped).
 """
 from .aedat4 import read_aedat4
 from .binary import read_bin, read_dvs_gesture, read_nmnist, write_bin
 from .recording import EVENT_DTYPE, EVENT_DTYPE_1D, Recording
 from .tonic import from_tonic, to_tonic
 from .detect import read
+from .idx import read_idx
 
 __all__ = ["Recording", "EVENT_DTYPE", "EVENT_DTYPE_1D", "read", "read_bin", "read_nmnist",
-           "read_dvs_gesture", "write_bin", "read_aedat4", "from_tonic", "to_tonic"]
+           "read_dvs_gesture", "write_bin", "read_aedat4", "from_tonic", "to_tonic", "read_idx"]
