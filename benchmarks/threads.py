@@ -43,20 +43,24 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3, help="runs per variant (best kept)")
     p.add_argument("--rules", default="activation,event", help="comma-separated rules")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
     args = p.parse_args()
+    variants = args.variants.split(",")
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}")
     for rule in args.rules.split(","):
         run(rule, "default")  # warm the numba cache
-        res = {}
+        res = {v: [] for v in variants}
         for _ in range(args.repeats):
-            for variant in VARIANTS:     # interleaved, so load changes hit every variant
-                wall, cpu = run(rule, variant)
-                if variant not in res or wall < res[variant][0]:
-                    res[variant] = (wall, cpu)
-        base = res["env=1"][0]
-        for variant, (wall, cpu) in res.items():
-            print(f"{rule:<10s} {variant:<12s} train {wall:6.2f} s wall ({wall / base:4.2f} x env=1), "
-                  f"process CPU {cpu:6.2f} s")
+            for variant in variants:     # interleaved, so load changes hit every variant
+                res[variant].append(run(rule, variant))
+        best = {v: min(r) for v, r in res.items()}
+        med = {v: sorted(w for w, _ in r)[len(r) // 2] for v, r in res.items()}
+        base, base_med = best["env=1"][0], med["env=1"]
+        for variant in variants:
+            wall, cpu = best[variant]
+            print(f"{rule:<10s} {variant:<12s} train best {wall:6.2f} s wall ({wall / base:4.2f} x env=1), "
+                  f"median {med[variant]:6.2f} s ({med[variant] / base_med:4.2f} x), "
+                  f"process CPU of the best {cpu:6.2f} s, all {[round(w, 2) for w, _ in res[variant]]}")
         print(f"load average after {rule}: {os.getloadavg()}", flush=True)
 
 

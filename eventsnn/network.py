@@ -289,8 +289,11 @@ class Sequential:
     # ---- dense (time-stepped) mode ------------------------------------------------
     def run(self, x: ArrayLike, **options: Any) -> Any:
         """Run the network on a time grid (dense mode); see ``eventsnn.dense.forward.run``."""
+        from ._progress import note_compilation
+        from .dense import _neurons
         from .dense.forward import run
 
+        note_compilation(_neurons)
         return run(self, x, **options)
 
     # ---- files ---------------------------------------------------------------------
