@@ -5,6 +5,8 @@ A block that needs the real data folder (it names ``shared/data``) is skipped wh
 ``../shared/data`` is absent. A deliberately long block may be preceded by an HTML comment
 ``<!-- docs-test: replace "OLD" "NEW" -->`` (several allowed): the test runs the block with
 those substitutions (e.g. fewer epochs), so every block still runs, in a shortened form.
+``__docs_root__`` (the repository root) is defined in the blocks' namespace, so a
+substitution can point at a file of the repository (e.g. an exporter's file in tests/data).
 """
 import os
 import re
@@ -58,7 +60,7 @@ def test_doc_blocks_run(path, tmp_path, monkeypatch):
         matplotlib.use("Agg")
     except ImportError:
         pass
-    ns = {"__name__": "__docs__"}
+    ns = {"__name__": "__docs__", "__docs_root__": str(ROOT)}
     for k, (code, subs) in enumerate(blocks, 1):
         if "shared/data" in code and not DATA.is_dir():
             pytest.skip(f"{path.name} block {k} needs {DATA}")
