@@ -31,6 +31,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import eventsnn as es  # noqa: E402
+from eventsnn import argtypes as at  # noqa: E402
 from eventsnn.datasets import load  # noqa: E402
 
 T, BATCH, HIDDEN, LR = 16, 32, 128, 5e-3
@@ -129,10 +130,13 @@ def eventsnn_eval(model, X, gain):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--gain", type=float, default=0.3)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=at.positive_int, default=15, help="snnTorch training epochs")
+    p.add_argument("--seeds", type=at.nonneg_int, nargs="+", default=[0, 1, 2],
+                   help="seeds, one trained network each")
+    p.add_argument("--gain", type=at.positive_float, default=0.3,
+                   help="input current per unit pixel value, every step")
     args = p.parse_args()
     import snntorch as snn
     import torch
