@@ -13,7 +13,7 @@ import numpy as np
 from .. import _validate as v
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import GRAD_KERNELS
-from . import _backward
+from . import _adjoint, _backward
 from .forward import Record
 
 #: defaults of the safeguards (documented in docs/gradients.md)
@@ -39,6 +39,9 @@ class Gradients:
     dropped : list, per layer, the number of spikes whose time share was dropped
         (S_k <= 0) (0 for layers without neurons).
     options : the kernel, tau_grad and safeguard options the pass used.
+    totals : list, per level, reset="membrane" only: the total adjoint a_k of every spike
+        of a neuron layer (dL/dt_k from above plus the effect of t_k on the neuron's later
+        spikes, docs/gradients.md); None for the other levels and for reset="full".
     """
 
     weights: list
@@ -47,6 +50,7 @@ class Gradients:
     sums: list = field(default_factory=list)
     dropped: list = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    totals: list = field(default_factory=list)
 
 
 def _options(options):
@@ -96,11 +100,6 @@ def _check_reset(net):
     net._reject_biases("event mode (timing backward)")
     net._check_weights()  # NaN/inf and magnitude, also after in-place edits
     net._require_srm_layers("the timing backward pass")
-    if any(nrn is not None and nrn.reset != "full" for nrn in net.layer_neurons):
-        raise NotImplementedError(
-            "backward supports reset='full' networks only (Zhu et al.): with "
-            "reset='membrane' later spikes depend on earlier ones and the timing gradient of "
-            "Eq. 12-14 is not their derivative; build the network with SRM(reset='full')")
 
 
 def _check_grad(name, grad, n):
@@ -185,6 +184,7 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
     weights = [None] * L
     dropped = [0] * L
     times[L] = grad_out
+    totals = [None] * (L + 1)
     for li in range(L, 0, -1):
         layer = net.layers[li - 1]
         below, here = rec.spikes[li - 1], rec.spikes[li]
@@ -196,11 +196,18 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
                 args = (True, _EMPTY_I, _EMPTY_I, _EMPTY_I, p[1])
             else:
                 args = (False, p[2], p[3], p[4], p[1])
-            g_in, g_w, S, D, nd = _backward.layer_backward(
-                below.times, below.neurons, below.values, here.times, here.neurons, g,
-                below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
-                code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo, hi,
-                opts["factor"])
+            if nrn.reset == "membrane":  # adjoint of the reset dependence (docs/gradients.md)
+                g_in, g_w, S, D, nd, totals[li] = _adjoint.membrane_layer_backward(
+                    below.times, below.neurons, below.values, here.times, here.neurons, g,
+                    below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
+                    code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo,
+                    hi, opts["factor"], True)
+            else:
+                g_in, g_w, S, D, nd = _backward.layer_backward(
+                    below.times, below.neurons, below.values, here.times, here.neurons, g,
+                    below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
+                    code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo,
+                    hi, opts["factor"])
             weights[li - 1] = g_w.reshape(layer.weight.shape)
             slopes[li], sums[li], dropped[li - 1] = D, S, int(nd)
             times[li - 1] = g_in
@@ -213,7 +220,7 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
             times[li - 1] = g.copy()
     used = dict(opts, kernel=kernel, tau_grad=tau_grad)
     return Gradients(weights=weights, times=times, slopes=slopes, sums=sums, dropped=dropped,
-                     options=used)
+                     options=used, totals=totals)
 
 
 def pool_backward(g_out, src, winner, is_max, adjusted, k2):
