@@ -125,7 +125,13 @@ def assert_gradient_sum_invariant(net, rec, g, rtol=1e-9, atol=1e-12):
     their gradient nowhere and are left out of the upper sum; a ``factor`` != 1 scales the
     lower sum. Raises AssertionError naming the first layer where the sum changes, which
     for plain average pooling (``AvgPool2d(adjusted=False)``) is expected: there the sum
-    is not conserved (gradient flows to silent neurons)."""
+    is not conserved (gradient flows to silent neurons).
+
+    With ``reset="membrane"`` a spike passes its total adjoint a_k (``g.totals``: dL/dt_k
+    plus what its neuron's later spikes pass back to it) to its inputs *and* to the
+    neuron's previous spike, with shares that sum to 1 for either kernel; a dropped spike
+    (Sh_k <= 0) then loses a_k, so the expected lower sum is
+    factor * (sum of dL/dt over the level - sum of a_k over its dropped spikes)."""
     if len(g.times) != len(rec.spikes):
         raise ValueError(f"g has {len(g.times)} levels but rec has {len(rec.spikes)}")
     opts = getattr(g, "options", {}) or {}
@@ -134,11 +140,19 @@ def assert_gradient_sum_invariant(net, rec, g, rtol=1e-9, atol=1e-12):
     for li in range(len(net.layers), 0, -1):
         layer = net.layers[li - 1]
         upper = np.asarray(g.times[li], float)
+        totals = getattr(g, "totals", None)
+        totals = totals[li] if totals and li < len(totals) else None
         if layer.has_neurons:
             S = g.sums[li]
             carrying = S > 0 if drop else S != 0
-            expect = factor * float(np.sum(upper[carrying]))
-            scale = factor * float(np.sum(np.abs(upper[carrying])))
+            if totals is None:
+                expect = factor * float(np.sum(upper[carrying]))
+                scale = factor * float(np.sum(np.abs(upper[carrying])))
+            else:  # membrane reset: a dropped spike loses its total adjoint
+                lost = np.asarray(totals, float)[~carrying]
+                expect = factor * (float(np.sum(upper)) - float(np.sum(lost)))
+                scale = max(factor * (float(np.sum(np.abs(upper))) + float(np.sum(np.abs(lost)))),
+                            float(np.sum(np.abs(g.times[li - 1]))))
         else:
             expect = float(np.sum(upper))
             scale = float(np.sum(np.abs(upper)))

@@ -2,8 +2,8 @@
 written spike by spike from the implicit-function derivation, with no adjoint traces:
 
 for spike k of neuron i (previous restart r = t_{k-1} + t_ref, or none), the membrane at
-t_k is u = S(r) eps(t_k - r) + sum_{r < t_m < t_k} w v eps(t_k - t_m) with
-S(r) = sum_{t_m <= r} w v exp(-(r - t_m)/tau_s), and u(t_k) = theta gives
+t_k is u = S(r) eps(t_k - r) + sum_{r <= t_m < t_k} w v eps(t_k - t_m) with
+S(r) = sum_{t_m < r} w v exp(-(r - t_m)/tau_s), and u(t_k) = theta gives
 
     dt_k/dx = -(du(t_k)/dx) / u'(t_k)
 
@@ -55,7 +55,7 @@ def spike_partials(layer, neuron, below, here, k, kernel="depsilon", tau_grad=2.
             continue
         w, widx = link
         t_m, v_m = below.times[m], below.values[m]
-        if t_m <= r:                       # in S(r): reaches t_k through the restart
+        if t_m < r:                        # in S(r): reaches t_k through the restart
             decay = math.exp(-(r - t_m) / ts)
             S_r += w * v_m * decay
             d_time[m] = w * v_m * decay / ts * _eps(tk - r, tm, ts)

@@ -651,5 +651,5 @@ def test_bad_arguments_raise_clear_errors():
         other.backward(rec, np.ones(n))
     mem = es.Sequential(es.Dense(2, 1), neuron=es.SRM(reset="membrane"))
     rec_m = mem.simulate(es.SpikeTrains([0.0], [0], 2))
-    with pytest.raises(NotImplementedError, match="reset='membrane'"):
-        mem.backward(rec_m, np.ones(len(rec_m.output)))
+    with pytest.raises(ValueError, match="grad_out"):   # membrane reset: same checks
+        mem.backward(rec_m, np.ones(len(rec_m.output) + 1))

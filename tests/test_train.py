@@ -208,7 +208,12 @@ def test_event_learner_options_are_checked():
     with pytest.raises(ValueError, match="kernel"):
         EventLearner(net, kernel="gauss")
     with pytest.raises(ValueError, match="reset"):
-        EventLearner(es.Sequential(es.Dense(4, 3), neuron=es.SRM(reset="membrane")))
+        EventLearner(net, reset="soft")
+    mem = EventLearner(es.Sequential(es.Dense(4, 3), neuron=es.SRM(reset="membrane")))
+    assert mem.net.neuron.reset == "membrane"       # membrane-reset nets are accepted
+    switched = EventLearner(es.Sequential(es.Dense(4, 3), neuron=es.SRM(t_ref=0.5)),
+                            reset="membrane")
+    assert switched.net.neuron == es.SRM(reset="membrane", t_ref=0.5)
     assert get_learner_class("event") is EventLearner and "event" in RULES
 
 

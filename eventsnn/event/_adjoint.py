@@ -4,10 +4,14 @@ of ``SRM(reset="membrane")``; derivation in docs/gradients.md, "Membrane reset")
 
 One neuron layer (Dense or Conv2d) at a time. Neuron i's spikes t_1 < t_2 < ... have
 restart times r_k = t_k + t_ref (r_0 = -inf). Its current trace at r is
-S(r) = sum_{t_m <= r} w v exp(-(r - t_m)/tau_s) (every input ever received), and its
+S(r) = sum_{t_m < r} w v exp(-(r - t_m)/tau_s) (every input ever received), and its
 membrane before spike k is
 
-    u(t) = S(r_{k-1}) eps(t - r_{k-1}) + sum_{r_{k-1} < t_m < t} w v eps(t - t_m).
+    u(t) = S(r_{k-1}) eps(t - r_{k-1}) + sum_{r_{k-1} <= t_m < t} w v eps(t - t_m).
+
+(An input at exactly r_{k-1} has the same effect in either sum; putting it in the window
+makes the pass return the right derivative with respect to its time at that kink, see
+docs/gradients.md.)
 
 Spike k solves u(t_k) = theta, so (implicit function theorem) its time depends on the
 inputs of its *window* (r_{k-1}, t_k), on every earlier input through S(r_{k-1}), and on
@@ -18,11 +22,11 @@ the previous spike through r_{k-1}. Per spike (h = eps' for the exact pass):
     a_k  = dL/dt_k (from above) + a_{k+1} S(r_k) exp(-(t_{k+1} - r_k)/tau_m) / (tau_s Sh_{k+1})
     dL/dt_m += a_k w v h(t_k - t_m) / Sh_k                        (m in the window of k)
     dL/dt_m += w v exp(-(r_{k-1} - t_m)/tau_s) / tau_s * (-a_k eps(t_k - r_{k-1}) / Sh_k)
-                                                                  (t_m <= r_{k-1})
+                                                                  (t_m < r_{k-1})
     dL/dw   += a_k c_k * [v eps(t_k - t_m)  or  v exp(-(r_{k-1} - t_m)/tau_s) eps(t_k - r_{k-1})]
     c_k = -1 / D_k (clamped, or 0 if D_k <= 0 without clamp)
 
-The sums over t_m <= r_{k-1} are adjoint traces decaying with tau_s backwards in time and
+The sums over t_m < r_{k-1} are adjoint traces decaying with tau_s backwards in time and
 jumping at each r_{k-1}, so the cost is two sweeps over the (input event, target) pairs
 plus one pass over the spikes, like the full-reset kernel:
 
@@ -127,8 +131,8 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
             if rp[i] == end:
                 continue                 # after the last restart: nothing depends on it
             wv = w_flat[wi] * vm
-            # restarts before tm see every input up to them (an input at r counts at r)
-            while rp[i] < end and out_t[order[rp[i]]] + t_ref < tm:
+            # S(r) of the restarts up to tm (an input at exactly r goes to the next window)
+            while rp[i] < end and out_t[order[rp[i]]] + t_ref <= tm:
                 k = order[rp[i]]
                 SR[k] = cur[i] * math.exp(-(out_t[k] + t_ref - cur_t[i]) / tau_s)
                 rp[i] += 1
@@ -138,8 +142,8 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
             wp[i] = p
             if p < end:
                 k = order[p]
-                # window of spike k: r_{k-1} < tm < t_k (an input at t_k arrives after it)
-                if p == start[i] or out_t[order[p - 1]] + t_ref < tm:
+                # window of spike k: r_{k-1} <= tm < t_k (an input at t_k arrives after it)
+                if p == start[i] or out_t[order[p - 1]] + t_ref <= tm:
                     s = out_t[k] - tm
                     d = wv * _deps(s, c, tau_m, tau_s)
                     D[k] += d
@@ -210,8 +214,8 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
         for q in range(q0, q1):
             i, wi = _link(is_dense, q, j, n_in, indptr, targets, widx)
             st = start[i]
-            # jumps at restarts r_{k-1} >= tm (inputs at or before r count in S(r))
-            while jp[i] - 1 > st and out_t[order[jp[i] - 2]] + t_ref >= tm:
+            # jumps at restarts r_{k-1} > tm (the inputs before r count in S(r))
+            while jp[i] - 1 > st and out_t[order[jp[i] - 2]] + t_ref > tm:
                 k = order[jp[i] - 1]
                 r = out_t[order[jp[i] - 2]] + t_ref
                 if At[i] != 0.0 or Aw[i] != 0.0:
@@ -226,7 +230,7 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
             while p > st and out_t[order[p - 1]] > tm:
                 p -= 1
             bp[i] = p
-            in_window = p < start[i + 1] and (p == st or out_t[order[p - 1]] + t_ref < tm)
+            in_window = p < start[i + 1] and (p == st or out_t[order[p - 1]] + t_ref <= tm)
             if not in_window and At[i] == 0.0 and Aw[i] == 0.0:
                 continue
             gw = 0.0

@@ -6,6 +6,8 @@ parallel threads over ``[0, t_window]`` ms, turned into spike-time gradients by 
 and differentiated per sample in parallel threads (``backward_many``); gradients are the
 batch mean. See docs/training.md for every option.
 """
+import dataclasses
+
 import numpy as np
 
 from .. import _validate as v
@@ -14,7 +16,7 @@ from .. import losses as _losses
 from ..init import init_firing_rate
 from ..learner import Learner
 from ..network import Sequential
-from ..neurons import GRAD_KERNELS
+from ..neurons import GRAD_KERNELS, RESETS
 from ..spikes import SpikeTrains
 from .backward import backward_many
 
@@ -42,6 +44,7 @@ DEFAULTS = {
     "init_target": 0.5,                   # mean spikes per neuron it aims at
     "init_samples": 64,                   # samples of the first batch used for it
     "n_threads": None,                    # threads over samples (default: numba's count)
+    "reset": None,                        # null: the network's; "full" | "membrane" replace it
 }
 
 LOSSES = ("count", "first_spike", "latency", "time_mse")
@@ -54,7 +57,9 @@ class EventLearner(Learner):
 
     Parameters
     ----------
-    net : Sequential with ``reset="full"`` neurons.
+    net : Sequential (``reset="full"`` or ``"membrane"`` neurons; with membrane reset the
+        backward pass is the exact adjoint of docs/gradients.md, and the option
+        ``reset`` switches the network's neurons, e.g. ``--opt reset=membrane``).
     rng : numpy Generator, int seed or None (the Poisson encoder's randomness).
     **options : see ``DEFAULTS`` (unknown names raise ValueError).
     """
@@ -70,11 +75,11 @@ class EventLearner(Learner):
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for rule 'event'; known: {sorted(DEFAULTS)}")
         net._reject_biases("the event rule (event mode)")
-        if net.neuron.reset != "full":
-            raise ValueError("the event rule needs SRM(reset='full') neurons (timing backprop "
-                             "does not support reset='membrane')")
         o = dict(DEFAULTS)
         o.update(options)
+        if o["reset"] is not None:
+            v.choice("reset", o["reset"], RESETS)
+            net.neuron = dataclasses.replace(net.neuron, reset=o["reset"])
         self.net = net
         self.rng = v.rng_from(rng)
         v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
