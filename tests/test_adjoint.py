@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 import eventsnn as es
-from eventsnn.event.forward import kernel_weights, simulate_sample
+from eventsnn.event import _adjoint
+from eventsnn.event.forward import dense_csr, kernel_weights, simulate_sample
 from eventsnn.event.reference import simulate_reference
 from eventsnn.losses import with_supervisory_spike
 from eventsnn.testing import assert_gradient_sum_invariant, networks
@@ -111,6 +112,39 @@ def test_kernel_equals_naive_reference(kind, data):
         if b is not None:
             _close(a, b, 1e-9, 1e-12)
     assert_gradient_sum_invariant(net, rec, g) if _pool_kind(net) != "avg" else None
+
+
+@settings(max_examples=examples(15), **SETTINGS)
+@given(data=st.data())
+def test_dense_shared_trace_kernel_equals_the_per_link_kernel(data):
+    """The Dense kernel (traces with shared decay factors) == the per-link kernel run on
+    the Dense connectivity as CSR, every option, input_grad on and off."""
+    net = data.draw(membrane_nets("dense"))
+    x = _input(data, net, max_events=30)
+    rec = net.simulate(x)
+    layer, below, here = net.layers[0], rec.spikes[0], rec.spikes[1]
+    g = np.array(data.draw(st.lists(st.floats(-2, 2), min_size=len(here), max_size=len(here))))
+    kernel = data.draw(st.sampled_from([_adjoint.KERNEL_EXP, _adjoint.KERNEL_DEPSILON]))
+    clamp = data.draw(st.sampled_from([None, (-4.0, 0.0)]))
+    drop, input_grad = data.draw(st.booleans()), data.draw(st.booleans())
+    nrn = net.neuron
+    common = (nrn.tau_m, nrn.tau_s, nrn.t_ref, kernel, 2.5, drop, clamp is not None,
+              *(clamp or (0.0, 0.0)), 0.85, input_grad)
+    fast = _adjoint.dense_membrane_backward(below.times, below.neurons, below.values,
+                                            here.times, here.neurons, g,
+                                            np.ascontiguousarray(layer.weight.T), *common)
+    indptr, targets, widx = dense_csr(layer.weight)
+    slow = _adjoint.membrane_layer_backward(below.times, below.neurons, below.values,
+                                            here.times, here.neurons, g, layer.n_in,
+                                            layer.n_out, False, indptr, targets, widx,
+                                            layer.weight.ravel(), *common)
+    _close(fast[0], slow[0], 1e-9, 1e-12)
+    _close(fast[1].T.ravel(), slow[1], 1e-9, 1e-12)
+    for a, b in zip(fast[2:4] + fast[5:], slow[2:4] + slow[5:]):
+        _close(a, b, 1e-9, 1e-12)
+    assert fast[4] == slow[4]
+    if not input_grad:
+        assert not np.any(fast[0]) and not np.any(slow[0])
 
 
 # ---------------------------------------------------------------- finite differences

@@ -104,11 +104,10 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
     n_ev = in_t.size
     Sh = np.zeros(n_spk)
     D = np.zeros(n_spk)
-    totals = np.zeros(n_spk)
     g_in = np.zeros(n_ev)
     g_w = np.zeros(w_flat.size)
     if n_spk == 0:
-        return g_in, g_w, Sh, D, 0, totals
+        return g_in, g_w, Sh, D, 0, np.zeros(0)
     start, order = _group_by_neuron(out_i, n_out)
     SR = np.zeros(n_spk)           # S(r_k): current trace at the restart after spike k
 
@@ -159,42 +158,9 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
             SR[k] = cur[i] * math.exp(-(out_t[k] + t_ref - cur_t[i]) / tau_s) if cur[i] != 0.0 else 0.0
 
     # ---- 2. per neuron, spikes in reverse: a_k and coefficients ----------------------
-    coef_t = np.zeros(n_spk)       # a_k / Sh_k (0 when dropped)
-    coef_w = np.zeros(n_spk)       # a_k c_k
-    jump_t = np.zeros(n_spk)       # jumps of the adjoint traces at r_{k-1}
-    jump_w = np.zeros(n_spk)
-    n_dropped = 0
-    for i in range(n_out):
-        carry = 0.0
-        for p in range(start[i + 1] - 1, start[i] - 1, -1):
-            k = order[p]
-            a = g_out[k] + carry
-            totals[k] = a
-            carry = 0.0
-            has_prev = p > start[i]
-            s_r = 0.0
-            if has_prev:
-                kp = order[p - 1]
-                r = out_t[kp] + t_ref
-                s_r = out_t[k] - r
-                d_reset = SR[kp] * _deps(s_r, c, tau_m, tau_s)
-                D[k] += d_reset
-                Sh[k] += d_reset
-            if Sh[k] > 0.0 or (Sh[k] < 0.0 and not drop_nonpositive):
-                coef_t[k] = a / Sh[k]
-            else:
-                n_dropped += 1
-            if clamp:
-                inv = -1.0 / D[k] if D[k] != 0.0 else -math.inf
-                coef_w[k] = a * min(max(inv, clamp_lo), clamp_hi)
-            elif D[k] > 0.0:
-                coef_w[k] = -a / D[k]
-            if has_prev:
-                e_r = _eps(s_r, c, tau_m, tau_s)
-                jump_t[k] = -coef_t[k] * e_r
-                jump_w[k] = coef_w[k] * e_r
-                # t_{k-1} moves r_{k-1}: du(t_k)/dr = -S(r) exp(-(t_k - r)/tau_m) / tau_s
-                carry = coef_t[k] * SR[kp] * math.exp(-s_r / tau_m) / tau_s
+    coef_t, coef_w, jump_t, jump_w, totals, n_dropped = _spikes_coefficients(
+        out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D, drop_nonpositive,
+        clamp, clamp_lo, clamp_hi)
 
     # ---- 3. reverse sweep: assign to the input events ---------------------------------
     At = np.zeros(n_out)           # adjoint traces (time, weight) of the current ...
@@ -253,3 +219,269 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
                 acc += w_flat[wi] * vm * gt
         g_in[m] = factor * acc
     return g_in, g_w, Sh, D, n_dropped, totals
+
+
+@njit(cache=True, nogil=True)
+def _spikes_coefficients(out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D,
+                         drop_nonpositive, clamp, clamp_lo, clamp_hi):
+    """Step 2 (per neuron, spikes in reverse): completes Sh_k and D_k with the restart term
+    and returns (coef_t, coef_w, jump_t, jump_w, totals, n_dropped)."""
+    start, order = _group_by_neuron(out_i, n_out)
+    n_spk = out_t.size
+    coef_t = np.zeros(n_spk)
+    coef_w = np.zeros(n_spk)
+    jump_t = np.zeros(n_spk)
+    jump_w = np.zeros(n_spk)
+    totals = np.zeros(n_spk)
+    n_dropped = 0
+    for i in range(n_out):
+        carry = 0.0
+        for p in range(start[i + 1] - 1, start[i] - 1, -1):
+            k = order[p]
+            a = g_out[k] + carry
+            totals[k] = a
+            carry = 0.0
+            has_prev = p > start[i]
+            s_r = 0.0
+            kp = -1
+            if has_prev:
+                kp = order[p - 1]
+                s_r = out_t[k] - (out_t[kp] + t_ref)
+                d_reset = SR[kp] * _deps(s_r, c, tau_m, tau_s)
+                D[k] += d_reset
+                Sh[k] += d_reset
+            if Sh[k] > 0.0 or (Sh[k] < 0.0 and not drop_nonpositive):
+                coef_t[k] = a / Sh[k]
+            else:
+                n_dropped += 1
+            if clamp:
+                inv = -1.0 / D[k] if D[k] != 0.0 else -math.inf
+                coef_w[k] = a * min(max(inv, clamp_lo), clamp_hi)
+            elif D[k] > 0.0:
+                coef_w[k] = -a / D[k]
+            if has_prev:
+                e_r = _eps(s_r, c, tau_m, tau_s)
+                jump_t[k] = -coef_t[k] * e_r
+                jump_w[k] = coef_w[k] * e_r
+                carry = coef_t[k] * SR[kp] * math.exp(-s_r / tau_m) / tau_s
+    return coef_t, coef_w, jump_t, jump_w, totals, n_dropped
+
+
+@njit(cache=True, nogil=True)
+def dense_membrane_backward(in_t, in_i, in_v, out_t, out_i, g_out, WT, tau_m, tau_s, t_ref,
+                            kernel, tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi,
+                            factor, input_grad):
+    """:func:`membrane_layer_backward` for a Dense layer, with every per-neuron sum kept as
+    an exponential trace that all neurons share one decay factor for (as the Dense forward
+    kernel does), so an (input event, neuron) pair costs a few multiply-adds and no exp.
+
+    WT : the transposed weight (n_in, n_out), C-contiguous. Same returns, except that the
+    weight gradient comes back as (n_in, n_out) (the transpose of dL/dW).
+
+    Forward sweep, per neuron: ``cur`` = S(t) (every input), ``wm``, ``ws``, ``wg`` = the
+    window inputs since the last restart weighted by exp(-(t - t_m)/tau) for tau_m, tau_s,
+    tau_grad; read at a spike (u'(t_k) = c (ws/tau_s - wm/tau_m)), cleared at a restart
+    (after S(r) is stored). Reverse sweep: ``lt``, ``lw`` = the adjoint current traces
+    (jumps at restarts), ``pm``, ``ps`` = coef_w of the active window times
+    exp(-(t_k - t)/tau) (so coef_w eps(t_k - t) = c (pm - ps)), ``qm``, ``qs`` / ``qg`` the
+    same with coef_t for the time share; all referenced at the next input time to be read,
+    so every factor is <= 1.
+    Ties as in the general kernel: at one time, spikes, then restarts, then inputs."""
+    n_in, n_out = WT.shape
+    c = tau_m / (tau_m - tau_s)
+    n_spk = out_t.size
+    n_ev = in_t.size
+    Sh = np.zeros(n_spk)
+    D = np.zeros(n_spk)
+    g_in = np.zeros(n_ev)
+    gWT = np.zeros((n_in, n_out))
+    if n_spk == 0:
+        return g_in, gWT, Sh, D, 0, np.zeros(0)
+    use_g = kernel == KERNEL_EXP
+    SR = np.zeros(n_spk)
+
+    # ---- 1. forward sweep ---------------------------------------------------------------
+    cur = np.zeros(n_out)
+    wm = np.zeros(n_out)
+    ws = np.zeros(n_out)
+    wg = np.zeros(n_out)
+    T = -math.inf       # reference time of every trace (last input group)
+    s = 0               # next spike (time order)
+    q = 0               # next restart (same order as the spikes)
+    e = 0
+    while True:
+        t_next = in_t[e] if e < n_ev else math.inf
+        while True:   # spikes and restarts up to t_next (a spike before a restart on ties)
+            ts_ = out_t[s] if s < n_spk else math.inf
+            tr_ = out_t[q] + t_ref if q < n_spk else math.inf
+            if ts_ <= tr_ and ts_ <= t_next and s < n_spk:
+                k = s
+                i = out_i[k]
+                dt = out_t[k] - T
+                fs = math.exp(-dt / tau_s) if ws[i] != 0.0 else 0.0
+                fm = math.exp(-dt / tau_m) if wm[i] != 0.0 else 0.0
+                D[k] = c * (ws[i] * fs / tau_s - wm[i] * fm / tau_m)
+                if use_g:
+                    Sh[k] = wg[i] * math.exp(-dt / tau_grad) if wg[i] != 0.0 else 0.0
+                else:
+                    Sh[k] = D[k]
+                s += 1
+            elif tr_ < ts_ and tr_ <= t_next and q < n_spk:
+                k = q
+                i = out_i[k]
+                SR[k] = cur[i] * math.exp(-(tr_ - T) / tau_s) if cur[i] != 0.0 else 0.0
+                wm[i] = 0.0
+                ws[i] = 0.0
+                wg[i] = 0.0
+                q += 1
+            else:
+                break
+        if e >= n_ev:
+            break
+        # the input group at t_next: one decay factor per time constant for every neuron
+        a_s = math.exp(-(t_next - T) / tau_s)
+        a_m = math.exp(-(t_next - T) / tau_m)
+        a_g = math.exp(-(t_next - T) / tau_grad) if use_g else 0.0
+        for i in range(n_out):
+            cur[i] *= a_s
+            ws[i] *= a_s
+            wm[i] *= a_m
+        if use_g:
+            for i in range(n_out):
+                wg[i] *= a_g
+        T = t_next
+        while e < n_ev and in_t[e] == T:
+            row = WT[in_i[e]]
+            v = in_v[e]
+            for i in range(n_out):
+                x = row[i] * v
+                cur[i] += x
+                ws[i] += x
+                wm[i] += x
+            if use_g:
+                for i in range(n_out):
+                    wg[i] += row[i] * v
+            e += 1
+
+    # ---- 2. per neuron, spikes in reverse ------------------------------------------------
+    coef_t, coef_w, jump_t, jump_w, totals, n_dropped = _spikes_coefficients(
+        out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D, drop_nonpositive,
+        clamp, clamp_lo, clamp_hi)
+    # the restart r_{k-1} ends the window of spike k (in reverse time): prev[k] = k-1's index
+    prev_r = np.full(n_spk, -math.inf)
+    last = np.full(n_out, -1)
+    for k in range(n_spk):
+        i = out_i[k]
+        if last[i] >= 0:
+            prev_r[k] = out_t[last[i]] + t_ref
+        last[i] = k
+    # restarts in time order: the spikes that have a previous one, sorted by prev_r
+    # (prev_r is increasing along each neuron and r = t + t_ref keeps the spike order)
+    rorder = np.argsort(prev_r, kind="mergesort")
+
+    # ---- 3. reverse sweep ---------------------------------------------------------------
+    lt = np.zeros(n_out)
+    lw = np.zeros(n_out)
+    pm = np.zeros(n_out)
+    ps = np.zeros(n_out)
+    qm = np.zeros(n_out)
+    qs = np.zeros(n_out)
+    qg = np.zeros(n_out)
+    T = math.inf
+    s = n_spk - 1           # next spike going back
+    q = n_spk - 1           # next restart going back (index into rorder)
+    e = n_ev - 1
+    while e >= 0:
+        Tn = in_t[e]
+        # decay every trace to the input time Tn, then apply the jumps in (Tn, T]
+        if T < math.inf:
+            a_s = math.exp(-(T - Tn) / tau_s)
+            a_m = math.exp(-(T - Tn) / tau_m)
+            for i in range(n_out):
+                lt[i] *= a_s
+                lw[i] *= a_s
+                ps[i] *= a_s
+                pm[i] *= a_m
+            if use_g:
+                a_g = math.exp(-(T - Tn) / tau_grad)
+                for i in range(n_out):
+                    qg[i] *= a_g
+            else:
+                for i in range(n_out):
+                    qs[i] *= a_s
+                    qm[i] *= a_m
+        T = Tn
+        while True:   # descending time; a restart before a spike on ties
+            ts_ = out_t[s] if s >= 0 else -math.inf
+            tr_ = prev_r[rorder[q]] if q >= 0 else -math.inf
+            if tr_ >= ts_ and tr_ > T:
+                k = rorder[q]
+                i = out_i[k]
+                f = math.exp(-(tr_ - T) / tau_s)
+                lt[i] += jump_t[k] * f
+                lw[i] += jump_w[k] * f
+                pm[i] = 0.0
+                ps[i] = 0.0
+                qm[i] = 0.0
+                qs[i] = 0.0
+                qg[i] = 0.0
+                q -= 1
+            elif ts_ > tr_ and ts_ > T:
+                k = s
+                i = out_i[k]
+                d = out_t[k] - T
+                fm = math.exp(-d / tau_m)
+                fs = math.exp(-d / tau_s)
+                pm[i] = coef_w[k] * fm
+                ps[i] = coef_w[k] * fs
+                if use_g:
+                    qg[i] = coef_t[k] * math.exp(-d / tau_grad)
+                else:
+                    qm[i] = coef_t[k] * fm
+                    qs[i] = coef_t[k] * fs
+                s -= 1
+            else:
+                break
+        while e >= 0 and in_t[e] == T:
+            j = in_i[e]
+            v = in_v[e]
+            row = WT[j]
+            grow = gWT[j]
+            for i in range(n_out):
+                grow[i] += v * (lw[i] + c * (pm[i] - ps[i]))
+            if input_grad:
+                acc = 0.0
+                if use_g:
+                    for i in range(n_out):
+                        acc += row[i] * (lt[i] / tau_s + qg[i])
+                else:
+                    for i in range(n_out):
+                        acc += row[i] * (lt[i] / tau_s + c * (qs[i] / tau_s - qm[i] / tau_m))
+                g_in[e] = factor * v * acc
+            e -= 1
+    return g_in, gWT, Sh, D, n_dropped, totals
+
+
+def layer_backward(below, here, g_out, layer, neuron, kernel, tau_grad, opts, input_grad):
+    """Dispatch of one Dense (shared-trace kernel) or Conv2d (per-link kernel) membrane
+    layer; ``below``/``here`` are its input and output SpikeTrains, ``opts`` the validated
+    options of ``eventsnn.event.backward``. Returns (g_in, g_w shaped like the weight, Sh,
+    D, n_dropped, totals)."""
+    from ..layers import Dense
+
+    clamp = opts["clamp"]
+    lo, hi = clamp if clamp is not None else (0.0, 0.0)
+    common = (neuron.tau_m, neuron.tau_s, neuron.t_ref, kernel, tau_grad,
+              bool(opts["drop_nonpositive"]), clamp is not None, lo, hi, opts["factor"],
+              bool(input_grad))
+    if isinstance(layer, Dense):
+        g_in, gWT, Sh, D, nd, totals = dense_membrane_backward(
+            below.times, below.neurons, below.values, here.times, here.neurons, g_out,
+            np.ascontiguousarray(layer.weight.T), *common)
+        return g_in, gWT.T.copy(), Sh, D, nd, totals
+    indptr, targets, widx = layer.connectivity()
+    g_in, g_w, Sh, D, nd, totals = membrane_layer_backward(
+        below.times, below.neurons, below.values, here.times, here.neurons, g_out,
+        below.n_neurons, here.n_neurons, False, indptr, targets, widx,
+        np.ascontiguousarray(layer.weight.ravel()), *common)
+    return g_in, g_w.reshape(layer.weight.shape), Sh, D, nd, totals

@@ -197,11 +197,8 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
             else:
                 args = (False, p[2], p[3], p[4], p[1])
             if nrn.reset == "membrane":  # adjoint of the reset dependence (docs/gradients.md)
-                g_in, g_w, S, D, nd, totals[li] = _adjoint.membrane_layer_backward(
-                    below.times, below.neurons, below.values, here.times, here.neurons, g,
-                    below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
-                    code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo,
-                    hi, opts["factor"], True)
+                g_in, g_w, S, D, nd, totals[li] = _adjoint.layer_backward(
+                    below, here, g, layer, nrn, code, tau_grad, opts, True)
             else:
                 g_in, g_w, S, D, nd = _backward.layer_backward(
                     below.times, below.neurons, below.values, here.times, here.neurons, g,
