@@ -186,7 +186,7 @@ def group_simulate():
             return
         for level in rec.spikes:
             check_trains(level)
-        if reset == "full" and len(rec.output):
+        if len(rec.output):  # both resets (membrane: the exact adjoint)
             g = attempt(net.backward, rec, np.ones(len(rec.output)))
             if g is not None:
                 for w in g.weights:
@@ -208,7 +208,12 @@ def group_simulate():
 
 
 def group_backward():
-    net = es.Sequential(es.Dense(3, 2), rng=0)
+    for reset in ("full", "membrane"):
+        _backward_hostile(reset)
+
+
+def _backward_hostile(reset):
+    net = es.Sequential(es.Dense(3, 2), rng=0, neuron=es.SRM(reset=reset))
     net.layers[0].weight = np.full((2, 3), 2.0)
     rec = net.simulate(es.SpikeTrains([0.0, 0.5, 1.0], [0, 1, 2], 3))
     n = len(rec.output)

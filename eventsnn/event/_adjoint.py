@@ -478,10 +478,19 @@ def layer_backward(below, here, g_out, layer, neuron, kernel, tau_grad, opts, in
         g_in, gWT, Sh, D, nd, totals = dense_membrane_backward(
             below.times, below.neurons, below.values, here.times, here.neurons, g_out,
             np.ascontiguousarray(layer.weight.T), *common)
-        return g_in, gWT.T.copy(), Sh, D, nd, totals
-    indptr, targets, widx = layer.connectivity()
-    g_in, g_w, Sh, D, nd, totals = membrane_layer_backward(
-        below.times, below.neurons, below.values, here.times, here.neurons, g_out,
-        below.n_neurons, here.n_neurons, False, indptr, targets, widx,
-        np.ascontiguousarray(layer.weight.ravel()), *common)
-    return g_in, g_w.reshape(layer.weight.shape), Sh, D, nd, totals
+        g_w = gWT.T.copy()
+    else:
+        indptr, targets, widx = layer.connectivity()
+        g_in, g_w, Sh, D, nd, totals = membrane_layer_backward(
+            below.times, below.neurons, below.values, here.times, here.neurons, g_out,
+            below.n_neurons, here.n_neurons, False, indptr, targets, widx,
+            np.ascontiguousarray(layer.weight.ravel()), *common)
+        g_w = g_w.reshape(layer.weight.shape)
+    if not (np.all(np.isfinite(g_in)) and np.all(np.isfinite(g_w))
+            and np.all(np.isfinite(totals))):
+        # a_k sums what a neuron's later spikes pass back; near float64's limit it overflows
+        raise ValueError(
+            f"the membrane-reset gradient of layer {layer!r} overflows float64 (grad_out up "
+            f"to {np.max(np.abs(g_out), initial=0.0):.3g}, or a spike with u' near 0): scale "
+            "the loss down")
+    return g_in, g_w, Sh, D, nd, totals
