@@ -32,7 +32,8 @@ def _deps(s, tm, ts):
 def spike_partials(layer, neuron, below, here, k, kernel="depsilon", tau_grad=2.5):
     """Partials of u(t_k) for output spike k, as a dict:
 
-    ``slope`` u'(t_k); ``norm`` Sh_k (u' with h in place of eps' for window inputs);
+    ``slope`` u'(t_k); ``norm`` Sh_k (u' with h in place of eps'; for kernel="exp" the
+    current S(r) enters as an input event at r);
     ``prev`` the index of the neuron's previous spike (None for its first);
     ``d_prev`` du/dr (r = t_prev + t_ref); ``d_time`` {m: du/dt_m} with h in place of
     eps' for window inputs (so that -d_time/norm is the assigned share); ``d_weight``
@@ -68,8 +69,15 @@ def spike_partials(layer, neuron, below, here, k, kernel="depsilon", tau_grad=2.
     d_prev = 0.0
     if prev is not None:
         slope += S_r * _deps(tk - r, tm, ts)
-        norm += S_r * _deps(tk - r, tm, ts)
-        d_prev = -S_r * math.exp(-(tk - r) / tm) / ts
+        if kernel == "exp":
+            # Zhu's rule with S(r) as one more input at r, which the previous spike moves:
+            # earlier inputs get no time share, the pseudo-input's share goes to the spike
+            norm += S_r * h(tk - r)
+            d_prev = -S_r * h(tk - r)
+            d_time = {m: du for m, du in d_time.items() if below.times[m] >= r}
+        else:
+            norm += S_r * _deps(tk - r, tm, ts)
+            d_prev = -S_r * math.exp(-(tk - r) / tm) / ts
     return dict(slope=slope, norm=norm, prev=prev, d_prev=d_prev, d_time=d_time,
                 d_weight=d_weight)
 

@@ -14,17 +14,22 @@ makes the pass return the right derivative with respect to its time at that kink
 docs/gradients.md.)
 
 Spike k solves u(t_k) = theta, so (implicit function theorem) its time depends on the
-inputs of its *window* (r_{k-1}, t_k), on every earlier input through S(r_{k-1}), and on
-the previous spike through r_{k-1}. Per spike (h = eps' for the exact pass):
+inputs of its *window* [r_{k-1}, t_k), on every earlier input through S(r_{k-1}), and on
+the previous spike through r_{k-1}. Per spike, for the exact pass (h = eps'):
 
     D_k  = u'(t_k) = S(r_{k-1}) eps'(t_k - r_{k-1}) + sum_window w v eps'(t_k - t_m)
-    Sh_k = S(r_{k-1}) eps'(t_k - r_{k-1}) + sum_window w v h(t_k - t_m)   (= D_k for eps')
+    Sh_k = D_k
     a_k  = dL/dt_k (from above) + a_{k+1} S(r_k) exp(-(t_{k+1} - r_k)/tau_m) / (tau_s Sh_{k+1})
     dL/dt_m += a_k w v h(t_k - t_m) / Sh_k                        (m in the window of k)
     dL/dt_m += w v exp(-(r_{k-1} - t_m)/tau_s) / tau_s * (-a_k eps(t_k - r_{k-1}) / Sh_k)
                                                                   (t_m < r_{k-1})
     dL/dw   += a_k c_k * [v eps(t_k - t_m)  or  v exp(-(r_{k-1} - t_m)/tau_s) eps(t_k - r_{k-1})]
     c_k = -1 / D_k (clamped, or 0 if D_k <= 0 without clamp)
+
+With h = exp(-s/tau_grad) (Zhu et al.'s kernel) the surviving current is one more input
+event of value S(r_{k-1}) at r_{k-1}: Sh_k = S(r_{k-1}) h(t_k - r_{k-1}) + sum_window
+w v h(t_k - t_m), its share S h / Sh_k goes to the previous spike, the earlier inputs get
+no time share; the weight part is the same.
 
 The sums over t_m < r_{k-1} are adjoint traces decaying with tau_s backwards in time and
 jumping at each r_{k-1}, so the cost is two sweeps over the (input event, target) pairs
@@ -159,8 +164,8 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
 
     # ---- 2. per neuron, spikes in reverse: a_k and coefficients ----------------------
     coef_t, coef_w, jump_t, jump_w, totals, n_dropped = _spikes_coefficients(
-        out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D, drop_nonpositive,
-        clamp, clamp_lo, clamp_hi)
+        out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D, kernel, tau_grad,
+        drop_nonpositive, clamp, clamp_lo, clamp_hi)
 
     # ---- 3. reverse sweep: assign to the input events ---------------------------------
     At = np.zeros(n_out)           # adjoint traces (time, weight) of the current ...
@@ -223,9 +228,14 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
 
 @njit(cache=True, nogil=True)
 def _spikes_coefficients(out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D,
-                         drop_nonpositive, clamp, clamp_lo, clamp_hi):
+                         kernel, tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi):
     """Step 2 (per neuron, spikes in reverse): completes Sh_k and D_k with the restart term
-    and returns (coef_t, coef_w, jump_t, jump_w, totals, n_dropped)."""
+    and returns (coef_t, coef_w, jump_t, jump_w, totals, n_dropped).
+
+    KERNEL_DEPSILON: the exact shares. KERNEL_EXP: the surviving current S(r) counts as one
+    more input event at the restart r, moved by the previous spike: it adds
+    S(r) exp(-(t_k - r)/tau_grad) to Sh_k and its whole share goes to the previous spike
+    (the earlier inputs get no time share through S(r))."""
     start, order = _group_by_neuron(out_i, n_out)
     n_spk = out_t.size
     coef_t = np.zeros(n_spk)
@@ -249,7 +259,10 @@ def _spikes_coefficients(out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR,
                 s_r = out_t[k] - (out_t[kp] + t_ref)
                 d_reset = SR[kp] * _deps(s_r, c, tau_m, tau_s)
                 D[k] += d_reset
-                Sh[k] += d_reset
+                if kernel == KERNEL_DEPSILON:
+                    Sh[k] += d_reset
+                else:
+                    Sh[k] += SR[kp] * math.exp(-s_r / tau_grad)
             if Sh[k] > 0.0 or (Sh[k] < 0.0 and not drop_nonpositive):
                 coef_t[k] = a / Sh[k]
             else:
@@ -261,9 +274,12 @@ def _spikes_coefficients(out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR,
                 coef_w[k] = -a / D[k]
             if has_prev:
                 e_r = _eps(s_r, c, tau_m, tau_s)
-                jump_t[k] = -coef_t[k] * e_r
                 jump_w[k] = coef_w[k] * e_r
-                carry = coef_t[k] * SR[kp] * math.exp(-s_r / tau_m) / tau_s
+                if kernel == KERNEL_DEPSILON:
+                    jump_t[k] = -coef_t[k] * e_r
+                    carry = coef_t[k] * SR[kp] * math.exp(-s_r / tau_m) / tau_s
+                else:
+                    carry = coef_t[k] * SR[kp] * math.exp(-s_r / tau_grad)
     return coef_t, coef_w, jump_t, jump_w, totals, n_dropped
 
 
@@ -365,8 +381,8 @@ def dense_membrane_backward(in_t, in_i, in_v, out_t, out_i, g_out, WT, tau_m, ta
 
     # ---- 2. per neuron, spikes in reverse ------------------------------------------------
     coef_t, coef_w, jump_t, jump_w, totals, n_dropped = _spikes_coefficients(
-        out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D, drop_nonpositive,
-        clamp, clamp_lo, clamp_hi)
+        out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR, Sh, D, kernel, tau_grad,
+        drop_nonpositive, clamp, clamp_lo, clamp_hi)
     # the restart r_{k-1} ends the window of spike k (in reverse time): prev[k] = k-1's index
     prev_r = np.full(n_spk, -math.inf)
     last = np.full(n_out, -1)
