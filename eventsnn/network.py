@@ -280,8 +280,9 @@ class Sequential:
 
     def backward(self, rec: Any, grad_out: ArrayLike, kernel: str = "exp", tau_grad: float = 2.5,
                  **options: Any) -> Any:
-        """Timing gradients of a recorded sample (Zhu et al. 2022); see
-        ``eventsnn.event.backward.backward`` for the options."""
+        """Timing gradients of a recorded sample (Zhu et al. 2022; with ``reset="membrane"``
+        neurons the adjoint of docs/gradients.md, exact for ``kernel="depsilon",
+        clamp=None``); see ``eventsnn.event.backward.backward`` for the options."""
         from .event.backward import backward
 
         return backward(self, rec, grad_out, kernel=kernel, tau_grad=tau_grad, **options)

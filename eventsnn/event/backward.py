@@ -136,6 +136,10 @@ def backward(net, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
         Multiplies the gradient passed from a neuron layer to the level below it (the
         reference code uses 0.85; 1.0 keeps the gradient-sum invariance exact).
 
+    Networks of ``SRM(reset="membrane")`` neurons (with or without t_ref) go through the
+    adjoint of ``eventsnn.event._adjoint`` (docs/gradients.md, "Membrane reset"): the
+    same options, exact for ``kernel="depsilon", clamp=None``.
+
     Returns
     -------
     Gradients with ``.weights`` and ``.times`` (see :class:`Gradients`).
