@@ -143,6 +143,11 @@ def test_dense_shared_trace_kernel_equals_the_per_link_kernel(data):
     for a, b in zip(fast[2:4] + fast[5:], slow[2:4] + slow[5:]):
         _close(a, b, 1e-9, 1e-12)
     assert fast[4] == slow[4]
+    flat = _adjoint.layer_backward_flat(below.times, below.neurons, below.values, here.times,
+                                        here.neurons, g, layer.n_in, layer.n_out, True,
+                                        indptr, targets, widx, layer.weight.ravel(), *common)
+    np.testing.assert_array_equal(flat[1], fast[1].T.ravel())
+    np.testing.assert_array_equal(flat[0], fast[0])
     if not input_grad:
         assert not np.any(fast[0]) and not np.any(slow[0])
 

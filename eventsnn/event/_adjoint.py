@@ -510,3 +510,23 @@ def layer_backward(below, here, g_out, layer, neuron, kernel, tau_grad, opts, in
             f"to {np.max(np.abs(g_out), initial=0.0):.3g}, or a spike with u' near 0): scale "
             "the loss down")
     return g_in, g_w, Sh, D, nd, totals
+
+
+@njit(cache=True, nogil=True)
+def layer_backward_flat(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense, indptr,
+                        targets, widx, w_flat, tau_m, tau_s, t_ref, kernel, tau_grad,
+                        drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad):
+    """The arguments of ``eventsnn.event._backward.layer_backward`` (plus ``input_grad``),
+    for numba callers that hold flat weights (e.g. a batched loop over samples): Dense goes
+    to the shared-trace kernel, Conv2d to the per-link one. Returns (g_in, g_w flat, Sh, D,
+    n_dropped, totals); the caller checks that the results are finite."""
+    if is_dense:
+        WT = np.ascontiguousarray(w_flat.reshape((n_out, n_in)).T)
+        g_in, gWT, Sh, D, nd, totals = dense_membrane_backward(
+            in_t, in_i, in_v, out_t, out_i, g_out, WT, tau_m, tau_s, t_ref, kernel, tau_grad,
+            drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad)
+        return g_in, np.ascontiguousarray(gWT.T).ravel(), Sh, D, nd, totals
+    return membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out,
+                                   is_dense, indptr, targets, widx, w_flat, tau_m, tau_s, t_ref,
+                                   kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
+                                   clamp_hi, factor, input_grad)
