@@ -214,6 +214,8 @@ def test_event_learner_options_are_checked():
     switched = EventLearner(es.Sequential(es.Dense(4, 3), neuron=es.SRM(t_ref=0.5)),
                             reset="membrane")
     assert switched.net.neuron == es.SRM(reset="membrane", t_ref=0.5)
+    with pytest.raises(ValueError, match="LIF"):
+        EventLearner(es.Sequential(es.Dense(4, 3), neuron=es.LIF()), reset="membrane")
     assert get_learner_class("event") is EventLearner and "event" in RULES
 
 

@@ -16,7 +16,7 @@ from .. import losses as _losses
 from ..init import init_firing_rate
 from ..learner import Learner
 from ..network import Sequential
-from ..neurons import GRAD_KERNELS, RESETS
+from ..neurons import GRAD_KERNELS, RESETS, SRM
 from ..spikes import SpikeTrains
 from .backward import backward_many
 
@@ -59,7 +59,8 @@ class EventLearner(Learner):
     ----------
     net : Sequential (``reset="full"`` or ``"membrane"`` neurons; with membrane reset the
         backward pass is the exact adjoint of docs/gradients.md, and the option
-        ``reset`` switches the network's neurons, e.g. ``--opt reset=membrane``).
+        ``reset`` switches the reset of every layer's neurons, e.g. ``--opt reset=membrane``;
+        LIF neurons are rejected).
     rng : numpy Generator, int seed or None (the Poisson encoder's randomness).
     **options : see ``DEFAULTS`` (unknown names raise ValueError).
     """
@@ -77,9 +78,13 @@ class EventLearner(Learner):
         net._reject_biases("the event rule (event mode)")
         o = dict(DEFAULTS)
         o.update(options)
+        net._require_srm_layers("the event rule")
         if o["reset"] is not None:
             v.choice("reset", o["reset"], RESETS)
-            net.neuron = dataclasses.replace(net.neuron, reset=o["reset"])
+            if isinstance(net.neuron, SRM):
+                net.neuron = dataclasses.replace(net.neuron, reset=o["reset"])
+            net._own_neurons = [None if n is None else dataclasses.replace(n, reset=o["reset"])
+                                for n in net._own_neurons]
         self.net = net
         self.rng = v.rng_from(rng)
         v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
