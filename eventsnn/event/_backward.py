@@ -13,11 +13,44 @@ i, the *window* is the set of input events m reaching i with
     dL/dt_m  += dL/dt_k * w_im v_m h(t_k - t_m) / S_k            (Eq. 12-13)
     dL/dw_ij += dL/dt_k * (-1 / D_k) * sum_{m in W_k from j} v_m eps(t_k - t_m)   (Eq. 14)
 
-Two sweeps over the input events, each in reverse time and each touching every
-(input event, target neuron) pair once: the forward engine's synaptic events, so the cost
-is proportional to the forward's. Sweep 1 accumulates S_k and D_k; sweep 2 assigns the
-shares and the weight gradient. A per-neuron pointer tracks the "next spike" k of each
-target as the sweep moves back in time.
+**No exponential per (event, spike) pair.** h, eps and eps' are sums of exponentials
+exp(-s/tau) with tau among tau_m, tau_s and (kernel "exp") tau_grad, and
+
+    exp(-(t_k - t_m)/tau) = F_k * e_m,  F_k = exp(-(t_k - ref)/tau),  e_m = exp((t_m - ref)/tau)
+
+for any common reference time ``ref``: one factor per spike, one per event, and each pair
+costs multiply-adds. The references are per *time block*: walking the input events back in
+time, a block opens at the latest event not yet in one, t_top, with ref = t_top - L, and
+holds every event with t_m >= ref; L = ``block`` ms (``BLOCK_TAUS`` times the smallest tau
+used, see ``block_length``). Bound (why nothing overflows): an event of the block has
+0 <= t_m - ref <= L, so 1 <= e_m/v_m <= exp(L/tau) <= exp(BLOCK_TAUS) = 8.9e6; the spike
+factor of an active window has t_k >= t_m >= ref, so 0 < F_k <= 1. The block accumulators
+sum |w v| e_m <= n_events * 1e100 (the weight magnitude limit) * 8.9e6, far below the
+double range. When the walk enters a new block (ref' < ref) each F is multiplied by
+exp(-(ref - ref')/tau) <= 1, so F stays exp(-(t_k - ref')/tau); a factor that falls below
+the smallest normal double (2.2e-308) is set to 0 (the term exp(-(t_k - t_m)/tau) is then
+< 2.2e-308 * 8.9e6 = 2e-301 of w v: it also underflows, or nearly, in a per-pair
+exponential, and zero avoids slow subnormal arithmetic). Rounding: a factor's exponent
+(t - ref)/tau carries a relative rounding error of one unit, so a product F_k e_m has a
+relative error of a few units times (t_k - t_m + 2L)/tau, i.e. the same order as
+exp(-(t_k - t_m)/tau) evaluated directly (whose argument also carries rounding of that
+size) plus at most 2 * BLOCK_TAUS units.
+
+**Window edges as events.** Each spike k gives two edges of its neuron's state, walking
+back in time: at t_k the window of k opens (an input at t_m = t_k belongs to it), at r_k it
+closes (an input at t_m = r_k does not). The edges of all neurons are merged in reverse
+time (stably, so edges of one neuron at the same time keep their order); before input
+event m is processed every edge at time >= t_m is. Between edges, a neuron's coefficients
+are constant, so an input event costs one pass over its targets with no branch and no
+search: for a Dense layer contiguous rows of the transposed weight W^T (n_in, n_out) and of
+the transposed weight gradient.
+
+Two sweeps in reverse time. Sweep 1 accumulates, per neuron and block, A_tau = sum w v e_m
+and folds F * A into the window sums K_tau(k) = sum_{m in W_k} w v exp(-(t_k-t_m)/tau) when
+the block or the window ends; S_k and D_k are linear combinations of the K_tau. Sweep 2
+holds per neuron P_tau = (c * coef_w[k]) F and G = coef_t[k] (h's coefficients) F of its
+open window and adds e_m (P_m e^{tau_m}_m - P_s e^{tau_s}_m) to the weight gradient of each
+pair and, when the input time gradient is asked for, w (G . e_m) to dL/dt_m.
 
 The kernels trust their inputs (validated in ``eventsnn.event.backward``). No fastmath.
 """
@@ -29,6 +62,19 @@ from numba import njit
 #: kernel codes of h
 KERNEL_EXP = 0
 KERNEL_DEPSILON = 1
+#: block length in units of the smallest time constant in use (see the module docstring)
+BLOCK_TAUS = 16.0
+#: smallest normal double: factors below it are set to 0
+_TINY = 2.2250738585072014e-308
+
+
+def block_length(tau_m, tau_s, kernel, tau_grad):
+    """Length (ms) of the time blocks sharing one reference time: BLOCK_TAUS times the
+    smallest time constant the kernel's exponentials use."""
+    tau = min(tau_m, tau_s)
+    if kernel == KERNEL_EXP:
+        tau = min(tau, tau_grad)
+    return BLOCK_TAUS * tau
 
 
 @njit(cache=True, nogil=True)
@@ -65,89 +111,118 @@ def _window_starts(out_t, out_i, n_out, t_ref, start, order):
 
 
 @njit(cache=True, nogil=True)
-def _h(s, kernel, tau_grad, c, tau_m, tau_s):
-    if kernel == KERNEL_EXP:
-        return math.exp(-s / tau_grad)
-    return c * (math.exp(-s / tau_s) / tau_s - math.exp(-s / tau_m) / tau_m)
+def _edges(out_t, r, n_out, start, order):
+    """Window edges in reverse time: (time, spike, opens) arrays.
+
+    Per neuron the sequence t_K >= r_K >= t_{K-1} >= ... is non-increasing (r_k =
+    t_{k-1} + t_ref); a stable sort on -time keeps it, so at equal times a window closes
+    before the previous one opens."""
+    n = 2 * out_t.size
+    et = np.empty(n)
+    ek = np.empty(n, np.int64)
+    eo = np.empty(n, np.bool_)
+    c = 0
+    for i in range(n_out):
+        for p in range(start[i + 1] - 1, start[i] - 1, -1):
+            k = order[p]
+            et[c] = out_t[k]
+            ek[c] = k
+            eo[c] = True
+            c += 1
+            if r[k] > -math.inf:
+                et[c] = r[k]
+                ek[c] = k
+                eo[c] = False
+                c += 1
+    perm = np.argsort(-et[:c], kind="mergesort")
+    return et[:c][perm], ek[:c][perm], eo[:c][perm]
+
+
+@njit(cache=True, nogil=True)
+def _block_refs(in_t, block):
+    """Reference time of each input event's block (see the module docstring)."""
+    n = in_t.size
+    ref = np.empty(n)
+    lo = math.inf
+    cur = 0.0
+    for m in range(n - 1, -1, -1):
+        if in_t[m] < lo:
+            cur = in_t[m] - block
+            lo = cur
+        ref[m] = cur
+    return ref
+
+
+@njit(cache=True, nogil=True)
+def _flush(x):
+    return x if abs(x) >= _TINY else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _decay(t, ref, tau):
+    """exp(-(t - ref)/tau), 0 below the smallest normal double."""
+    return _flush(math.exp(-(t - ref) / tau))
 
 
 @njit(cache=True, nogil=True)
 def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense, indptr,
-                   targets, widx, w_flat, tau_m, tau_s, t_ref, kernel, tau_grad,
-                   drop_nonpositive, clamp, clamp_lo, clamp_hi, factor):
+                   targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
+                   drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block):
     """Timing backward through one Dense or Conv2d layer.
 
     in_t, in_i, in_v : the layer's input events (time-sorted), times in ms.
     out_t, out_i : its output spikes (time-sorted); g_out : dL/dt_k of each (1/ms units
         of the loss per ms).
-    is_dense : True -> every input j reaches every neuron i with weight w_flat[i*n_in + j];
-        False -> CSR: input j reaches targets[indptr[j]:indptr[j+1]] with weight
-        w_flat[widx[q]] (Conv2d; w_flat is the flattened (C_out, C_in, k, k) weight).
+    is_dense : True -> every input j reaches every neuron i; ``w`` is the transposed weight
+        W^T flattened (w[j*n_out + i] = W[i, j]) and the returned weight gradient has the
+        same (n_in, n_out) layout. False -> CSR: input j reaches targets[indptr[j]:
+        indptr[j+1]], w[q] is the weight of link q and widx[q] its index in the flattened
+        weight of size n_w (Conv2d: (C_out, C_in, k, k)); the gradient is flattened alike.
     kernel : KERNEL_EXP (h = exp(-s/tau_grad)) or KERNEL_DEPSILON (h = d eps/ds).
     drop_nonpositive : drop the share of spikes whose S_k <= 0 (else only S_k == 0).
     clamp : clamp -1/D_k to [clamp_lo, clamp_hi] in the weight gradient (else spikes with
         D_k <= 0 contribute no weight gradient).
     factor : multiplies dL/dt of the input events.
+    input_grad : compute dL/dt of the input events (else g_in is empty).
+    block : length (ms) of the time blocks sharing a reference time (``block_length``).
 
-    Returns (g_in aligned with in_t, g_w shaped like w_flat, S, D, n_dropped).
+    Returns (g_in aligned with in_t, g_w, S, D, n_dropped).
     """
     c = tau_m / (tau_m - tau_s)
+    exp_kernel = kernel == KERNEL_EXP
     n_spk = out_t.size
     n_ev = in_t.size
-    start, order = _spikes_by_neuron(out_i, n_out)
-    r = _window_starts(out_t, out_i, n_out, t_ref, start, order)
     S = np.zeros(n_spk)
     D = np.zeros(n_spk)
-    g_in = np.zeros(n_ev)
-    g_w = np.zeros(w_flat.size)
+    g_in = np.zeros(n_ev if input_grad else 0)
+    g_w = np.zeros(n_w)
     if n_spk == 0 or n_ev == 0:
         return g_in, g_w, S, D, 0
-    # ptr[i]: position in neuron i's spike group of its first spike at or after the
-    # current input time (start[i+1] when there is none); moves down as time goes back.
-    ptr = np.empty(n_out, np.int64)
+    start, order = _spikes_by_neuron(out_i, n_out)
+    r = _window_starts(out_t, out_i, n_out, t_ref, start, order)
+    et, ek, eo = _edges(out_t, r, n_out, start, order)
+    n_edges = et.size
+    ref_of = _block_refs(in_t, block)
+    # per-event factors (value included): exp((t_m - ref)/tau) for tau_m, tau_s, tau_grad
+    em = np.empty(n_ev)
+    es = np.empty(n_ev)
+    eg = np.empty(n_ev)
+    for m in range(n_ev):
+        d = in_t[m] - ref_of[m]
+        em[m] = in_v[m] * math.exp(d / tau_m)
+        es[m] = in_v[m] * math.exp(d / tau_s)
+        eg[m] = in_v[m] * math.exp(d / tau_grad) if exp_kernel else 0.0
 
-    # ---- sweep 1 (reverse time): S_k and D_k ----------------------------------------
-    for i in range(n_out):
-        ptr[i] = start[i + 1]
-    for m in range(n_ev - 1, -1, -1):
-        tm = in_t[m]
-        j = in_i[m]
-        vm = in_v[m]
-        if is_dense:
-            q0 = 0
-            q1 = n_out
-        else:
-            q0 = indptr[j]
-            q1 = indptr[j + 1]
-        for q in range(q0, q1):
-            if is_dense:
-                i = q
-                w = w_flat[i * n_in + j]
-            else:
-                i = targets[q]
-                w = w_flat[widx[q]]
-            p = ptr[i]
-            while p > start[i] and out_t[order[p - 1]] >= tm:
-                p -= 1
-            ptr[i] = p
-            if p == start[i + 1]:
-                continue
-            k = order[p]
-            if tm <= r[k]:
-                continue
-            s = out_t[k] - tm
-            wv = w * vm
-            S[k] += wv * _h(s, kernel, tau_grad, c, tau_m, tau_s)
-            if kernel == KERNEL_DEPSILON:
-                D[k] = S[k]
-            else:
-                D[k] += wv * c * (math.exp(-s / tau_s) / tau_s - math.exp(-s / tau_m) / tau_m)
-
-    # per-spike coefficients
+    # ---- sweep 1 (reverse time): window sums K_tau(k) ----------------------------------
+    Km, Ks, Kg = _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr,
+                             targets, w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad,
+                             exp_kernel)
     coef_t = np.zeros(n_spk)   # dL/dt_k / S_k
     coef_w = np.zeros(n_spk)   # dL/dt_k * (-1 / D_k), clamped
     n_dropped = 0
     for k in range(n_spk):
+        D[k] = c * (Ks[k] / tau_s - Km[k] / tau_m)
+        S[k] = Kg[k] if exp_kernel else D[k]
         g = g_out[k]
         if S[k] > 0.0 or (S[k] < 0.0 and not drop_nonpositive):
             coef_t[k] = g / S[k]
@@ -160,40 +235,227 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
         elif D[k] > 0.0:
             coef_w[k] = -g / D[k]
 
-    # ---- sweep 2 (reverse time): assign shares and weight gradient -----------------
-    for i in range(n_out):
-        ptr[i] = start[i + 1]
+    # ---- sweep 2 (reverse time): shares and weight gradient ---------------------------
+    _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets, widx, w,
+                  out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
+                  coef_w, input_grad, factor, g_in, g_w)
+    return g_in, g_w, S, D, n_dropped
+
+
+@njit(cache=True, nogil=True)
+def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets, w, out_t,
+                out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel):
+    """K_tau(k) = sum over W_k of w v exp(-(t_k - t_m)/tau), tau = tau_m, tau_s, tau_grad."""
+    n_ev = in_t.size
+    n_spk = out_t.size
+    n_edges = et.size
+    Km = np.zeros(n_spk)
+    Ks = np.zeros(n_spk)
+    Kg = np.zeros(n_spk)
+    # per neuron: factors F of the open window (0 when closed), block accumulators A,
+    # window sums X of the finished blocks
+    Fm = np.zeros(n_out)
+    Fs = np.zeros(n_out)
+    Fg = np.zeros(n_out)
+    Am = np.zeros(n_out)
+    As = np.zeros(n_out)
+    Ag = np.zeros(n_out)
+    Xm = np.zeros(n_out)
+    Xs = np.zeros(n_out)
+    Xg = np.zeros(n_out)
+    cur = np.full(n_out, -1, np.int64)
+    ref = math.nan
+    b = 0
     for m in range(n_ev - 1, -1, -1):
         tm = in_t[m]
+        if ref_of[m] != ref:
+            if not math.isnan(ref):   # fold the block into X, move F to the new reference
+                rm = math.exp(-(ref - ref_of[m]) / tau_m)
+                rs = math.exp(-(ref - ref_of[m]) / tau_s)
+                rg = math.exp(-(ref - ref_of[m]) / tau_grad) if exp_kernel else 0.0
+                for i in range(n_out):
+                    Xm[i] += Fm[i] * Am[i]
+                    Xs[i] += Fs[i] * As[i]
+                    Fm[i] = _flush(Fm[i] * rm)
+                    Fs[i] = _flush(Fs[i] * rs)
+                    Am[i] = 0.0
+                    As[i] = 0.0
+                if exp_kernel:
+                    for i in range(n_out):
+                        Xg[i] += Fg[i] * Ag[i]
+                        Fg[i] = _flush(Fg[i] * rg)
+                        Ag[i] = 0.0
+            ref = ref_of[m]
+        while b < n_edges and et[b] >= tm:
+            k = ek[b]
+            i = out_i[k]
+            if eo[b]:      # window of k opens (walking back): earlier sums were in a gap
+                cur[i] = k
+                Fm[i] = _decay(out_t[k], ref, tau_m)
+                Fs[i] = _decay(out_t[k], ref, tau_s)
+                Fg[i] = _decay(out_t[k], ref, tau_grad) if exp_kernel else 0.0
+                Xm[i] = Xs[i] = Xg[i] = 0.0
+            else:          # window of k closes
+                Km[k] = Xm[i] + Fm[i] * Am[i]
+                Ks[k] = Xs[i] + Fs[i] * As[i]
+                Kg[k] = Xg[i] + Fg[i] * Ag[i]
+                cur[i] = -1
+                Fm[i] = Fs[i] = Fg[i] = 0.0
+            Am[i] = As[i] = Ag[i] = 0.0
+            b += 1
         j = in_i[m]
-        vm = in_v[m]
+        a_m = em[m]
+        a_s = es[m]
+        a_g = eg[m]
         if is_dense:
-            q0 = 0
-            q1 = n_out
-        else:
-            q0 = indptr[j]
-            q1 = indptr[j + 1]
-        acc = 0.0
-        for q in range(q0, q1):
-            if is_dense:
-                i = q
-                wi = i * n_in + j
+            base = j * n_out
+            if exp_kernel:
+                for i in range(n_out):
+                    wi = w[base + i]
+                    Am[i] += wi * a_m
+                    As[i] += wi * a_s
+                    Ag[i] += wi * a_g
             else:
+                for i in range(n_out):
+                    wi = w[base + i]
+                    Am[i] += wi * a_m
+                    As[i] += wi * a_s
+        else:
+            for q in range(indptr[j], indptr[j + 1]):
                 i = targets[q]
-                wi = widx[q]
-            p = ptr[i]
-            while p > start[i] and out_t[order[p - 1]] >= tm:
-                p -= 1
-            ptr[i] = p
-            if p == start[i + 1]:
-                continue
-            k = order[p]
-            if tm <= r[k]:
-                continue
-            s = out_t[k] - tm
-            if coef_t[k] != 0.0:
-                acc += coef_t[k] * w_flat[wi] * vm * _h(s, kernel, tau_grad, c, tau_m, tau_s)
-            if coef_w[k] != 0.0:
-                g_w[wi] += coef_w[k] * vm * c * (math.exp(-s / tau_m) - math.exp(-s / tau_s))
-        g_in[m] = factor * acc
-    return g_in, g_w, S, D, n_dropped
+                wi = w[q]
+                Am[i] += wi * a_m
+                As[i] += wi * a_s
+                Ag[i] += wi * a_g
+    # edges before the first input event: no event is left, windows close with what they hold
+    while b < n_edges:
+        k = ek[b]
+        i = out_i[k]
+        if eo[b]:
+            cur[i] = k
+            Fm[i] = Fs[i] = Fg[i] = 0.0
+            Xm[i] = Xs[i] = Xg[i] = 0.0
+        else:
+            Km[k] = Xm[i] + Fm[i] * Am[i]
+            Ks[k] = Xs[i] + Fs[i] * As[i]
+            Kg[k] = Xg[i] + Fg[i] * Ag[i]
+            cur[i] = -1
+            Fm[i] = Fs[i] = Fg[i] = 0.0
+        Am[i] = As[i] = Ag[i] = 0.0
+        b += 1
+    for i in range(n_out):   # windows that start at -inf (first spikes)
+        k = cur[i]
+        if k >= 0:
+            Km[k] = Xm[i] + Fm[i] * Am[i]
+            Ks[k] = Xs[i] + Fs[i] * As[i]
+            Kg[k] = Xg[i] + Fg[i] * Ag[i]
+    return Km, Ks, Kg
+
+
+@njit(cache=True, nogil=True)
+def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets, widx, w,
+                  out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
+                  coef_w, input_grad, factor, g_in, g_w):
+    """Adds the shares (Eq. 12-13, into g_in when input_grad) and the weight gradient
+    (Eq. 14, into g_w) of every pair."""
+    n_ev = in_t.size
+    n_edges = et.size
+    # per neuron: exponential factors of the open window (0 when closed) and the
+    # coefficients of its spike: weight gradient P = c coef_w F_{m,s}; share
+    # G1 = coef_t F_g ("exp") or coef_t c/tau_s F_s and G2 = coef_t c/tau_m F_m ("depsilon")
+    Fm = np.zeros(n_out)
+    Fs = np.zeros(n_out)
+    Fg = np.zeros(n_out)
+    cw = np.zeros(n_out)
+    ct = np.zeros(n_out)
+    Pm = np.zeros(n_out)
+    Ps = np.zeros(n_out)
+    G1 = np.zeros(n_out)
+    G2 = np.zeros(n_out)
+    ref = math.nan
+    b = 0
+    for m in range(n_ev - 1, -1, -1):
+        tm = in_t[m]
+        if ref_of[m] != ref:
+            if not math.isnan(ref):
+                rm = math.exp(-(ref - ref_of[m]) / tau_m)
+                rs = math.exp(-(ref - ref_of[m]) / tau_s)
+                rg = math.exp(-(ref - ref_of[m]) / tau_grad) if exp_kernel else 0.0
+                for i in range(n_out):
+                    Fm[i] = _flush(Fm[i] * rm)
+                    Fs[i] = _flush(Fs[i] * rs)
+                    Pm[i] = cw[i] * Fm[i]
+                    Ps[i] = cw[i] * Fs[i]
+                if exp_kernel:
+                    for i in range(n_out):
+                        Fg[i] = _flush(Fg[i] * rg)
+                        G1[i] = ct[i] * Fg[i]
+                else:
+                    for i in range(n_out):
+                        G1[i] = ct[i] * (c / tau_s) * Fs[i]
+                        G2[i] = ct[i] * (c / tau_m) * Fm[i]
+            ref = ref_of[m]
+        while b < n_edges and et[b] >= tm:
+            k = ek[b]
+            i = out_i[k]
+            if eo[b]:
+                Fm[i] = _decay(out_t[k], ref, tau_m)
+                Fs[i] = _decay(out_t[k], ref, tau_s)
+                Fg[i] = _decay(out_t[k], ref, tau_grad) if exp_kernel else 0.0
+                cw[i] = c * coef_w[k]
+                ct[i] = coef_t[k]
+            else:
+                Fm[i] = Fs[i] = Fg[i] = cw[i] = ct[i] = 0.0
+            Pm[i] = cw[i] * Fm[i]
+            Ps[i] = cw[i] * Fs[i]
+            if exp_kernel:
+                G1[i] = ct[i] * Fg[i]
+            else:
+                G1[i] = ct[i] * (c / tau_s) * Fs[i]
+                G2[i] = ct[i] * (c / tau_m) * Fm[i]
+            b += 1
+        j = in_i[m]
+        a_m = em[m]
+        a_s = es[m]
+        if is_dense:
+            base = j * n_out
+            for i in range(n_out):
+                g_w[base + i] += Pm[i] * a_m - Ps[i] * a_s
+            if input_grad:
+                if exp_kernel:
+                    g_in[m] = factor * eg[m] * _dot(w, base, G1, n_out)
+                else:
+                    g_in[m] = factor * (a_s * _dot(w, base, G1, n_out)
+                                        - a_m * _dot(w, base, G2, n_out))
+        else:
+            acc1 = 0.0
+            acc2 = 0.0
+            for q in range(indptr[j], indptr[j + 1]):
+                i = targets[q]
+                g_w[widx[q]] += Pm[i] * a_m - Ps[i] * a_s
+                acc1 += w[q] * G1[i]
+                acc2 += w[q] * G2[i]
+            if input_grad:
+                if exp_kernel:
+                    g_in[m] = factor * eg[m] * acc1
+                else:
+                    g_in[m] = factor * (a_s * acc1 - a_m * acc2)
+
+
+@njit(cache=True, nogil=True)
+def _dot(w, base, x, n):
+    """sum_i w[base + i] x[i] with four interleaved partial sums (a fixed order: the
+    result does not depend on anything but the inputs)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 += w[base + i] * x[i]
+        s1 += w[base + i + 1] * x[i + 1]
+        s2 += w[base + i + 2] * x[i + 2]
+        s3 += w[base + i + 3] * x[i + 3]
+    for i in range(n4, n):
+        s0 += w[base + i] * x[i]
+    return (s0 + s1) + (s2 + s3)

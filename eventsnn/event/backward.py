@@ -31,14 +31,15 @@ class Gradients:
     weights : list, one entry per layer: dL/dW shaped like the layer's weight, None for
         layers without weight.
     times : list, one array per entry of ``rec.spikes`` (input first), dL/dt of each event
-        (loss units per ms), aligned with that entry's ``times``.
+        (loss units per ms), aligned with that entry's ``times``; None for the levels
+        below the first layer with weights when the pass ran with ``input_grad=False``.
     slopes : list, per level, du/dt at each spike of a neuron layer (1/ms; None for the
         input level and for pooling/Flatten levels).
     sums : list, per level, the window h-sums S_k of a neuron layer's spikes (None
         otherwise).
     dropped : list, per layer, the number of spikes whose time share was dropped
         (S_k <= 0) (0 for layers without neurons).
-    options : the kernel, tau_grad and safeguard options the pass used.
+    options : the kernel, tau_grad, input_grad and safeguard options the pass used.
     totals : list, per level, reset="membrane" only: the total adjoint a_k of every spike
         of a neuron layer (dL/dt_k from above plus the effect of t_k on the neuron's later
         spikes, docs/gradients.md); None for the other levels and for reset="full".
@@ -102,6 +103,12 @@ def _check_reset(net):
     net._require_srm_layers("the timing backward pass")
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def _check_grad(name, grad, n):
     g = v.float_array(name, grad, ndim=1)
     if g.size != n:
@@ -109,7 +116,7 @@ def _check_grad(name, grad, n):
     return g
 
 
-def backward(net, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
+def backward(net, rec, grad_out, kernel="exp", tau_grad=2.5, input_grad=True, **options):
     """dL/dW and dL/dt of every event of a recorded sample.
 
     Parameters
@@ -126,6 +133,11 @@ def backward(net, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
         the spike-time map.
     tau_grad : float
         Time constant (ms) of the ``"exp"`` kernel (default 2.5, as the reference code).
+    input_grad : bool, default True
+        Compute dL/dt of the input events (``g.times[0]``). Training needs only the weight
+        gradients: with False the pass skips that work and ``g.times[l]`` is None for the
+        levels below the first layer with weights (for a network starting with Dense or
+        Conv2d: ``g.times[0]`` only).
     drop_nonpositive : bool, default True
         Drop the time share of a spike whose window h-sum S_k <= 0 (its dL/dt_k reaches no
         input). False keeps shares with S_k < 0 (S_k == 0 is always dropped).
@@ -147,21 +159,26 @@ def backward(net, rec, grad_out, kernel="exp", tau_grad=2.5, **options):
     v.choice("kernel", kernel, GRAD_KERNELS)
     tau_grad = v.positive_float("tau_grad", tau_grad)
     opts = _options(options)
+    input_grad = _check_bool("input_grad", input_grad)
     _check_reset(net)
     _check_record(net, rec)
     grad_out = _check_grad("grad_out", grad_out, len(rec.spikes[-1]))
-    return _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, _prepare(net))
+    return _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, _prepare(net),
+                             input_grad)
 
 
 def _prepare(net):
-    """Per-layer arrays the kernels need, computed once (shared by threads)."""
+    """Per-layer arrays the kernels need, computed once (shared by threads): the transposed
+    weight of a Dense layer (contiguous rows per input neuron), the CSR links of a Conv2d
+    layer with the weight of each link."""
     prep = []
     for layer in net.layers:
         if isinstance(layer, Dense):
-            prep.append(("dense", np.ascontiguousarray(layer.weight.ravel())))
+            prep.append(("dense", np.ascontiguousarray(layer.weight.T).ravel()))
         elif isinstance(layer, Conv2d):
             indptr, targets, widx = layer.connectivity()
-            prep.append(("conv", np.ascontiguousarray(layer.weight.ravel()), indptr, targets, widx))
+            prep.append(("conv", np.ascontiguousarray(layer.weight.ravel()[widx]), indptr,
+                         targets, widx))
         elif isinstance(layer, MaxPool2d):
             prep.append(("max",))
         elif isinstance(layer, AvgPool2d):
@@ -176,12 +193,24 @@ def _prepare(net):
 _EMPTY_I = np.zeros(0, np.int64)
 
 
-def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
+def _lowest_level(net, input_grad):
+    """Lowest level whose dL/dt the pass computes: 0 with ``input_grad``, else the input
+    level of the first layer with weights (lower levels only lead to the input)."""
+    if input_grad:
+        return 0
+    for li, layer in enumerate(net.layers):
+        if layer.has_weight:
+            return li
+    return len(net.layers)
+
+
+def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep, input_grad=True):
     layer_neurons = net.layer_neurons
     code = _backward.KERNEL_EXP if kernel == "exp" else _backward.KERNEL_DEPSILON
     clamp = opts["clamp"]
     lo, hi = clamp if clamp is not None else (0.0, 0.0)
     L = len(net.layers)
+    lowest = _lowest_level(net, input_grad)
     times = [None] * (L + 1)
     slopes = [None] * (L + 1)
     sums = [None] * (L + 1)
@@ -189,29 +218,33 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
     dropped = [0] * L
     times[L] = grad_out
     totals = [None] * (L + 1)
-    for li in range(L, 0, -1):
+    for li in range(L, lowest, -1):
         layer = net.layers[li - 1]
         below, here = rec.spikes[li - 1], rec.spikes[li]
         g = times[li]
         p = prep[li - 1]
+        need_in = li - 1 >= lowest
         if p[0] in ("dense", "conv"):
             nrn = layer_neurons[li - 1]
+            block = _backward.block_length(nrn.tau_m, nrn.tau_s, code, tau_grad)
             if p[0] == "dense":
-                args = (True, _EMPTY_I, _EMPTY_I, _EMPTY_I, p[1])
+                args = (True, _EMPTY_I, _EMPTY_I, _EMPTY_I, p[1], p[1].size)
             else:
-                args = (False, p[2], p[3], p[4], p[1])
+                args = (False, p[2], p[3], p[4], p[1], layer.weight.size)
             if nrn.reset == "membrane":  # adjoint of the reset dependence (docs/gradients.md)
                 g_in, g_w, S, D, nd, totals[li] = _adjoint.layer_backward(
-                    below, here, g, layer, nrn, code, tau_grad, opts, True)
+                    below, here, g, layer, nrn, code, tau_grad, opts, need_in)
             else:
                 g_in, g_w, S, D, nd = _backward.layer_backward(
                     below.times, below.neurons, below.values, here.times, here.neurons, g,
                     below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
-                    code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo,
-                    hi, opts["factor"])
+                    code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo, hi,
+                    opts["factor"], need_in, block)
+                if p[0] == "dense":   # the kernel works on W^T
+                    g_w = np.ascontiguousarray(g_w.reshape(layer.n_in, layer.n_out).T)
             weights[li - 1] = g_w.reshape(layer.weight.shape)
             slopes[li], sums[li], dropped[li - 1] = D, S, int(nd)
-            times[li - 1] = g_in
+            times[li - 1] = g_in if need_in else None
         elif p[0] in ("max", "avg"):
             src, winner = rec.relays[li]
             times[li - 1] = pool_backward(g, src, winner, p[0] == "max",
@@ -219,7 +252,7 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep):
                                           p[2] if p[0] == "avg" else 1.0)
         else:  # Flatten: events pass unchanged
             times[li - 1] = g.copy()
-    used = dict(opts, kernel=kernel, tau_grad=tau_grad)
+    used = dict(opts, kernel=kernel, tau_grad=tau_grad, input_grad=bool(input_grad))
     return Gradients(weights=weights, times=times, slopes=slopes, sums=sums, dropped=dropped,
                      options=used, totals=totals)
 
@@ -243,11 +276,14 @@ def pool_backward(g_out, src, winner, is_max, adjusted, k2):
     return out
 
 
-def backward_many(net, recs, grad_outs, kernel="exp", tau_grad=2.5, n_threads=None, **options):
+def backward_many(net, recs, grad_outs, kernel="exp", tau_grad=2.5, n_threads=None,
+                  input_grad=True, **options):
     """:func:`backward` of several records, in parallel threads (the kernels release the
-    GIL). Returns a list of Gradients; results do not depend on ``n_threads``."""
+    GIL). Returns a list of Gradients; results do not depend on ``n_threads``. Training
+    passes ``input_grad=False`` (see :func:`backward`)."""
     v.choice("kernel", kernel, GRAD_KERNELS)
     tau_grad = v.positive_float("tau_grad", tau_grad)
+    input_grad = _check_bool("input_grad", input_grad)
     opts = _options(options)
     _check_reset(net)
     if not isinstance(recs, (list, tuple)) or not isinstance(grad_outs, (list, tuple)):
@@ -261,7 +297,8 @@ def backward_many(net, recs, grad_outs, kernel="exp", tau_grad=2.5, n_threads=No
     prep = _prepare(net)
 
     def one(s):
-        return _backward_checked(net, recs[s], checked[s], kernel, tau_grad, opts, prep)
+        return _backward_checked(net, recs[s], checked[s], kernel, tau_grad, opts, prep,
+                                 input_grad)
 
     if n_threads is None:
         import numba
