@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import eventsnn as es
+from eventsnn.event import _backward
 from eventsnn.event.backward import backward, backward_many
-from eventsnn.event.forward import kernel_weights, simulate_sample
+from eventsnn.event.forward import Record, kernel_weights, simulate_sample
 from eventsnn.testing import assert_gradient_sum_invariant, network_inputs, networks
 
 from . import naive_backward as naive
@@ -59,6 +60,117 @@ def test_kernel_equals_naive_reference(kind, data):
             _close(a, b)
         else:
             assert a is None
+
+
+def _assert_equals_naive(net, rec, grad_out, kernel, opts):
+    g = net.backward(rec, grad_out, kernel=kernel, tau_grad=2.5, **opts)
+    w_ref, t_ref_ = naive.backward(net, rec, grad_out, kernel=kernel, tau_grad=2.5, **opts)
+    for level, (a, b) in enumerate(zip(g.times, t_ref_)):
+        assert a.shape == rec.spikes[level].times.shape
+        _close(a, b)
+    for layer, a, b in zip(net.layers, g.weights, w_ref):
+        if layer.has_weight:
+            assert a.shape == layer.weight.shape
+            _close(a, b)
+    # input_grad=False: the same weight gradients, no dL/dt of the input events
+    g2 = net.backward(rec, grad_out, kernel=kernel, tau_grad=2.5, input_grad=False, **opts)
+    assert g2.times[0] is None and g2.options["input_grad"] is False
+    for a, b in zip(g2.weights, g.weights):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(g2.times[1:], g.times[1:]):
+        np.testing.assert_array_equal(a, b)
+    return g
+
+
+class _blocks:
+    """Temporarily set the kernel's block length (in smallest time constants)."""
+
+    def __init__(self, taus):
+        self.taus = taus
+
+    def __enter__(self):
+        self.saved = _backward.BLOCK_TAUS
+        _backward.BLOCK_TAUS = self.taus
+
+    def __exit__(self, *exc):
+        _backward.BLOCK_TAUS = self.saved
+
+
+@st.composite
+def burst_inputs(draw, n_in, t_span):
+    """Bursts of events spread over up to ``t_span`` ms (long windows between them); inside a
+    burst times lie on a 0.25 ms grid, so several events (also of one neuron) coincide."""
+    n_bursts = draw(st.integers(1, 5))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    times, idx = [], []
+    for t0 in np.sort(rng.uniform(0.0, t_span, n_bursts)):
+        n = int(rng.integers(3, 16))
+        times.append(t0 + 0.25 * rng.integers(0, 9, n))
+        idx.append(rng.integers(0, n_in, n))
+    times, idx = np.concatenate(times), np.concatenate(idx)
+    values = rng.uniform(0.2, 2.0, times.size) if draw(st.booleans()) else np.ones(times.size)
+    return es.SpikeTrains(times, idx, n_in, values)
+
+
+def _draw_options(data):
+    return dict(drop_nonpositive=data.draw(st.booleans()),
+                clamp=data.draw(st.sampled_from([None, (-4.0, 0.0)])),
+                factor=data.draw(st.sampled_from([1.0, 0.85])))
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv", "max", "adjusted", "avg"])
+@settings(max_examples=examples(10), **SETTINGS)
+@given(data=st.data())
+def test_kernel_equals_naive_on_long_records_and_any_block_length(kind, data):
+    """The factors on block references (module docstring of event._backward) == the naive
+    per-pair exponentials: inputs in bursts over up to 1500 ms (windows spanning many
+    blocks; factors of far spikes decay below the double range), coincident events, block
+    lengths from 0.02 smallest tau (a new reference at almost every event) to the default."""
+    tau_m, tau_s = data.draw(st.sampled_from(TAUS))
+    nrn = es.SRM(tau_m=tau_m, tau_s=tau_s, t_ref=data.draw(st.sampled_from([0.0, 0.25, 0.7])))
+    net = data.draw(shallow_networks(kind, nrn))
+    x = data.draw(burst_inputs(net.n_in, data.draw(st.sampled_from([50.0, 300.0, 1500.0]))))
+    rec = net.simulate(x)
+    assume(len(rec.output) > 0)
+    event(f"output spikes: {_bucket(len(rec.output))}")
+    kernel = data.draw(st.sampled_from(["exp", "depsilon"]))
+    grad_out = data.draw(st.lists(st.floats(-2, 2), min_size=len(rec.output),
+                                  max_size=len(rec.output)))
+    with _blocks(data.draw(st.sampled_from([0.02, 0.5, 3.0, _backward.BLOCK_TAUS]))):
+        _assert_equals_naive(net, rec, grad_out, kernel, _draw_options(data))
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@settings(max_examples=examples(15), **SETTINGS)
+@given(data=st.data())
+def test_kernel_equals_naive_on_coincident_spikes_and_window_edges(kind, data):
+    """Records built by hand (the backward does not re-simulate): input events and output
+    spikes on one 0.25 ms grid, t_ref a multiple of it, so inputs fall exactly on spike
+    times t_k (inside the window) and on window starts r_k = t_{k-1} + t_ref (outside), and
+    with t_ref = 0 a window opens where the previous one closes."""
+    nrn = es.SRM(t_ref=data.draw(st.sampled_from([0.0, 0.25, 0.5])))
+    net = data.draw(shallow_networks(kind, nrn))
+    net = es.Sequential(net.layers[0], neuron=nrn)   # its first layer alone
+    layer = net.layers[0]
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    n_ev = int(rng.integers(1, 40))
+    x = es.SpikeTrains(0.25 * rng.integers(0, 40, n_ev), rng.integers(0, layer.n_in, n_ev),
+                       layer.n_in, rng.uniform(0.2, 2.0, n_ev))
+    times, neurons = [], []
+    for i in range(layer.n_out):   # spikes of a neuron at distinct grid times
+        t = 0.25 * np.sort(rng.choice(44, size=int(rng.integers(0, 5)), replace=False))
+        times.append(t)
+        neurons.append(np.full(t.size, i))
+    out = es.SpikeTrains(np.concatenate(times), np.concatenate(neurons), layer.n_out)
+    assume(len(out) > 0)
+    rec = Record(spikes=[x, out], t_end=math.inf, relays=[None, None])
+    grad_out = rng.uniform(-2, 2, len(out))
+    kernel = data.draw(st.sampled_from(["exp", "depsilon"]))
+    with _blocks(data.draw(st.sampled_from([0.02, _backward.BLOCK_TAUS]))):
+        _assert_equals_naive(net, rec, grad_out, kernel, _draw_options(data))
 
 
 # ---------------------------------------------------------------- analytic oracle
@@ -614,6 +726,12 @@ def test_backward_many_equals_single_and_is_thread_independent():
                 np.testing.assert_array_equal(x, y)
             for x, y in zip(a.times, b.times):
                 np.testing.assert_array_equal(x, y)
+        no_input = backward_many(net, recs, grads, n_threads=n_threads, input_grad=False)
+        for a, b in zip(no_input, singles):
+            assert a.times[0] is None
+            for x, y in zip(a.weights + a.times[1:], b.weights + b.times[1:]):
+                np.testing.assert_array_equal(x, y)
+        assert_gradient_sum_invariant(net, recs[0], no_input[0])   # checks the levels it has
 
 
 def test_empty_record_gives_zero_gradients():
@@ -642,6 +760,10 @@ def test_bad_arguments_raise_clear_errors():
         net.backward(rec, np.ones(n), tau_grad=-1.0)
     with pytest.raises(TypeError, match="unknown options"):
         net.backward(rec, np.ones(n), clip=3)
+    with pytest.raises(TypeError, match="input_grad"):
+        net.backward(rec, np.ones(n), input_grad="no")
+    with pytest.raises(TypeError, match="input_grad"):
+        backward_many(net, [rec], [np.ones(n)], input_grad=None)
     with pytest.raises(ValueError, match="clamp"):
         net.backward(rec, np.ones(n), clamp=(1.0, -1.0))
     with pytest.raises(TypeError, match="rec"):

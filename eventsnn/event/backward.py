@@ -194,8 +194,9 @@ _EMPTY_I = np.zeros(0, np.int64)
 
 
 def _lowest_level(net, input_grad):
-    """Lowest level whose dL/dt the pass computes: 0 with ``input_grad``, else the input
-    level of the first layer with weights (lower levels only lead to the input)."""
+    """The pass runs the layers above this level: 0 with ``input_grad``, else the input
+    level of the first layer with weights, whose dL/dt (and that of lower levels, which
+    only lead to the input) is then not computed."""
     if input_grad:
         return 0
     for li, layer in enumerate(net.layers):
@@ -223,7 +224,7 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep, input_gr
         below, here = rec.spikes[li - 1], rec.spikes[li]
         g = times[li]
         p = prep[li - 1]
-        need_in = li - 1 >= lowest
+        need_in = input_grad or li - 1 > lowest
         if p[0] in ("dense", "conv"):
             nrn = layer_neurons[li - 1]
             block = _backward.block_length(nrn.tau_m, nrn.tau_s, code, tau_grad)

@@ -191,7 +191,7 @@ class EventLearner(Learner):
         clamp = None if o["clamp"] is None else tuple(o["clamp"])
         gs = backward_many(self.net, used, grads_out, kernel=o["kernel"], tau_grad=o["tau_grad"],
                            n_threads=o["n_threads"], clamp=clamp, factor=o["factor"],
-                           drop_nonpositive=o["drop_nonpositive"])
+                           drop_nonpositive=o["drop_nonpositive"], input_grad=False)
         n = len(gs)
         grads = []
         for li, layer in enumerate(self.net.layers):
