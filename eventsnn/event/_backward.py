@@ -444,18 +444,19 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targe
 
 @njit(cache=True, nogil=True)
 def _dot(w, base, x, n):
-    """sum_i w[base + i] x[i] with four interleaved partial sums (a fixed order: the
-    result does not depend on anything but the inputs)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
+    """sum_i w[base + i] x[i] with eight interleaved partial sums (a fixed order, so the
+    result depends on nothing but the inputs; the independent chains run in parallel)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = n - n % 8
+    for i in range(0, n8, 8):
         s0 += w[base + i] * x[i]
         s1 += w[base + i + 1] * x[i + 1]
         s2 += w[base + i + 2] * x[i + 2]
         s3 += w[base + i + 3] * x[i + 3]
-    for i in range(n4, n):
+        s4 += w[base + i + 4] * x[i + 4]
+        s5 += w[base + i + 5] * x[i + 5]
+        s6 += w[base + i + 6] * x[i + 6]
+        s7 += w[base + i + 7] * x[i + 7]
+    for i in range(n8, n):
         s0 += w[base + i] * x[i]
-    return (s0 + s1) + (s2 + s3)
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
