@@ -26,7 +26,7 @@ from eventsnn.testing import assert_gradient_sum_invariant, networks
 from . import naive_adjoint as naive
 from .strategies import TAUS, event_input, examples
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 T_REFS = (0.0, 0.5, 2.0)
 
 
