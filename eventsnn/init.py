@@ -9,35 +9,98 @@ high / low < ``ratio`` (reference 1.01); the upper end of the final bracket is u
 layer fires at least at the target rate when that is reachable.
 """
 import math
-from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+from numba import njit
 
 from . import _validate as v
-from .event.forward import kernel_weights, simulate_sample
+from .event import _engine
+from .event import batch as _batch
+from .event.forward import kernel_weights
+from .layers import Dense
+from .neurons import LIF
 from .spikes import SpikeTrains
 
+#: most bisection steps per layer (the bracket reaches adjacent floats long before)
+MAX_STEPS = 2000
 
-def _mean_count(net, upto, inputs, t_end, n_threads):
-    layers = net.layers[:upto]
-    neurons = net.layer_neurons[:upto]
-    weights = [kernel_weights(layer) for layer in layers]
 
-    def one(st):
-        return len(simulate_sample(layers, neurons, st, t_end, None, weights).spikes[-1])
+@njit(cache=True, nogil=True)
+def _count_dense(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, budget):
+    """Spikes of a Dense layer over samples off[0].., or -1 once they exceed ``budget``
+    (each sample runs with the budget that is left as its max_spikes)."""
+    total = 0
+    for s in range(off.size - 1):
+        a, b = off[s], off[s + 1]
+        ot, _, exceeded = _engine.dense_layer(t[a:b], i[a:b], v[a:b], WT, tau_m, tau_s, theta,
+                                              membrane_reset, t_ref, t_end, budget - total)
+        if exceeded:
+            return -1
+        total += ot.size
+    return total
 
-    if n_threads == 1 or len(inputs) <= 1:
-        total = sum(one(st) for st in inputs)
+
+@njit(cache=True, nogil=True)
+def _count_sparse(t, i, v, off, n_out, indptr, targets, w, tau_m, tau_s, theta,
+                  membrane_reset, t_ref, t_end, budget):
+    """:func:`_count_dense` for a Conv2d layer."""
+    total = 0
+    for s in range(off.size - 1):
+        a, b = off[s], off[s + 1]
+        ot, _, exceeded = _engine.sparse_layer(t[a:b], i[a:b], v[a:b], n_out, indptr, targets, w,
+                                               tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
+                                               budget - total)
+        if exceeded:
+            return -1
+        total += ot.size
+    return total
+
+
+def _reaches(nrn, layer, below, t_end, target, n_threads):
+    """True when ``layer`` (its current weight, neuron ``nrn``), fed the batch ``below``,
+    fires at least ``target`` spikes per neuron and sample. With SRM neurons it stops
+    simulating once the count is certainly above target, so a too large scale costs little."""
+    n = below.n_samples
+    if isinstance(nrn, LIF):
+        levels, _ = _batch.simulate_batch(_Single(nrn, layer), below, t_end, n_threads=n_threads)
+        return levels[-1].times.size / (n * layer.n_out) >= target
+    need = target * n * layer.n_out
+    budget = int(min(math.ceil(need) + 1, 2 ** 62))
+    tau_m, tau_s, theta, membrane_reset, t_ref = nrn.as_tuple()
+    w = kernel_weights(layer)
+    t, i, val, off = below.times, below.neurons, below.values, below.offsets
+    if isinstance(layer, Dense):
+        def run(a, b):
+            return _count_dense(t, i, val, off[a:b + 1], w, tau_m, tau_s, theta, membrane_reset,
+                                t_ref, t_end, budget)
     else:
-        with ThreadPoolExecutor(max_workers=min(n_threads, len(inputs))) as pool:
-            total = sum(pool.map(one, inputs))
-    return total / (len(inputs) * net.layers[upto - 1].n_out)
+        indptr, targets, _ = layer.connectivity()
+
+        def run(a, b):
+            return _count_sparse(t, i, val, off[a:b + 1], layer.n_out, indptr, targets, w, tau_m,
+                                 tau_s, theta, membrane_reset, t_ref, t_end, budget)
+    counts = _batch._map_chunks(run, n, n_threads)
+    if any(c < 0 for c in counts) or sum(counts) > budget:
+        return True
+    return sum(counts) / (n * layer.n_out) >= target
+
+
+def _mid(lo, hi):
+    mid = math.sqrt(lo * hi)
+    if not (0.0 < mid < math.inf):  # lo * hi under- or overflowed
+        mid = math.sqrt(lo) * math.sqrt(hi)
+    return mid
 
 
 def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, ratio=1.01,
                      n_threads=None):
     """Rescale every weighted layer of ``net`` (in place) so that its neurons fire
     ``target`` spikes per sample on average over ``inputs``.
+
+    Layer by layer from the input side, a geometric bisection over [low, high] finds the
+    scale; the events reaching the layer are simulated once (the layers below are final by
+    then) and each step simulates this layer alone, stopping as soon as its spikes exceed
+    the target count. The search stops when high / low < ``ratio``, or when the bracket
+    can no longer be narrowed (adjacent floats).
 
     Parameters
     ----------
@@ -70,29 +133,46 @@ def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, 
         raise ValueError(f"ratio must be > 1, got {ratio}")
     if t_end is not None:
         t_end = v.positive_float("t_end", t_end)
+    t_stop = math.inf if t_end is None else t_end
     if n_threads is None:
         import numba
         n_threads = numba.get_num_threads()
     n_threads = v.positive_int("n_threads", n_threads)
+    net._check_weights()
+    below = _batch.Events.from_trains(list(inputs))
     scales, rates = [], []
-    for li, layer in enumerate(net.layers, start=1):
-        if not layer.has_weight:
+    for li, (layer, nrn) in enumerate(zip(net.layers, net.layer_neurons), start=1):
+        if layer.has_weight:
+            w0 = layer.weight.copy()
+            lo, hi = low, high
+            for _ in range(MAX_STEPS):
+                if hi / lo < ratio:
+                    break
+                mid = _mid(lo, hi)
+                if not lo < mid < hi:  # adjacent floats: the bracket cannot shrink further
+                    break
+                layer.weight = w0 * mid
+                if _reaches(nrn, layer, below, t_stop, target, n_threads):
+                    hi = mid
+                else:
+                    lo = mid
+            layer.weight = w0 * hi
+            scales.append(hi)
+        else:
             scales.append(None)
-            rates.append(None)
-            continue
-        w0 = layer.weight.copy()
-        lo, hi = low, high
-
-        def rate(s):
-            layer.weight = w0 * s
-            return _mean_count(net, li, inputs, t_end, n_threads)
-
-        while hi / lo >= ratio:
-            mid = math.sqrt(lo * hi)
-            if rate(mid) < target:
-                lo = mid
-            else:
-                hi = mid
-        rates.append(rate(hi))
-        scales.append(hi)
+        # the layer's output at its final weight: the next layer's input
+        levels, _ = _batch.simulate_batch(_Single(nrn, layer), below, t_stop, n_threads=n_threads)
+        below = levels[-1]
+        rates.append(below.times.size / (below.n_samples * layer.n_out)
+                     if layer.has_weight else None)
     return scales, rates
+
+
+class _Single:
+    """A one-layer network of neuron ``nrn`` (None for layers without neurons) for
+    ``simulate_batch``."""
+
+    def __init__(self, nrn, layer):
+        self.neuron = nrn
+        self.layers = [layer]
+        self.layer_neurons = [nrn]

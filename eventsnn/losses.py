@@ -181,3 +181,95 @@ def predict_counts(out):
     first = out.first_times(fill=np.inf)
     best = np.flatnonzero(counts == counts.max())
     return int(best[np.argmin(first[best])])
+
+
+# ---- batched forms (one call per mini-batch; equal to the per-sample functions) ------------
+def _batch_labels(out, labels):
+    from .event.batch import Events
+
+    if not isinstance(out, Events):
+        raise TypeError(f"out must be an eventsnn.event.batch.Events, got {type(out).__name__}")
+    y = np.asarray(labels)
+    if y.shape != (out.n_samples,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be {out.n_samples} integers, one per sample")
+    if y.size and (y.min() < 0 or y.max() >= out.n_neurons):
+        raise ValueError(f"labels must lie in [0, {out.n_neurons})")
+    return y.astype(np.int64)
+
+
+def count_loss_batch(out, labels, t_window, desired=5, undesired=1):
+    """:func:`count_loss` of every sample of a batch ``out`` (``eventsnn.event.batch.Events``).
+
+    Returns (losses: array (n,), grad_out: dL/dt of every event of ``out``, aligned with
+    ``out.times``)."""
+    y = _batch_labels(out, labels)
+    T = v.positive_float("t_window", t_window)
+    desired = v.finite_float("desired", desired)
+    undesired = v.finite_float("undesired", undesired)
+    n, m = out.n_samples, out.n_neurons
+    target = np.full((n, m), undesired)
+    target[np.arange(n), y] = desired
+    delta = (out.counts().astype(float) - target) / T
+    is_label = np.zeros((n, m), bool)
+    is_label[np.arange(n), y] = True
+    delta[is_label & (delta > 0)] = 0.0
+    delta[~is_label & (delta < 0)] = 0.0
+    losses = 0.5 * np.sum(delta ** 2, axis=1)
+    return losses, -delta[out.sample_of_event(), out.neurons]
+
+
+def first_spike_loss_batch(out, labels, tau=1.0, t_silent=None):
+    """:func:`first_spike_loss` of every sample of a batch ``out``; ``t_silent`` (ms) is
+    required here (the window end). Returns (losses (n,), grad_out aligned with out.times)."""
+    y = _batch_labels(out, labels)
+    tau = v.positive_float("tau", tau)
+    t_silent = v.finite_float("t_silent", t_silent)
+    n, m = out.n_samples, out.n_neurons
+    first = out.first_times(fill=t_silent)
+    z = -first / tau
+    z = z - z.max(axis=1, keepdims=True)
+    ez = np.exp(z)
+    p = ez / np.sum(ez, axis=1, keepdims=True)
+    losses = np.array([-math.log(max(q, 1e-300)) for q in p[np.arange(n), y]])  # as per sample
+    onehot = np.zeros((n, m))
+    onehot[np.arange(n), y] = 1.0
+    g_neuron = (onehot - p) / tau
+    s_of = out.sample_of_event()
+    key = s_of * m + out.neurons
+    is_first = np.zeros(key.size, bool)
+    if key.size:
+        _, first_idx = np.unique(key, return_index=True)
+        is_first[first_idx] = True
+    return losses, np.where(is_first, g_neuron[s_of, out.neurons], 0.0)
+
+
+def predict_counts_batch(out):
+    """:func:`predict_counts` of every sample of a batch ``out`` (int array (n,))."""
+    counts = out.counts()
+    first = out.first_times(fill=np.inf)
+    best = counts == counts.max(axis=1, keepdims=True)
+    return np.argmin(np.where(best, first, np.inf), axis=1).astype(np.int64)
+
+
+def time_mse_first_batch(out, labels, t_true, t_false):
+    """:func:`time_mse_loss` of every sample of a batch with one target per neuron, for its
+    first spike: ``t_true`` ms for the label neuron, ``t_false`` ms for the others (later
+    spikes get no gradient). Returns (losses (n,), grad_out aligned with out.times)."""
+    y = _batch_labels(out, labels)
+    t_true = v.finite_float("t_true", t_true)
+    t_false = v.finite_float("t_false", t_false)
+    m = out.n_neurons
+    s_of = out.sample_of_event()
+    key = s_of * m + out.neurons
+    is_first = np.zeros(key.size, bool)
+    if key.size:
+        _, first_idx = np.unique(key, return_index=True)
+        is_first[first_idx] = True
+    target = np.where(out.neurons == y[s_of], t_true, t_false)
+    with np.errstate(over="ignore", invalid="ignore"):
+        grad = np.where(is_first, out.times - target, 0.0)
+        sq = grad ** 2
+    o = out.offsets
+    losses = np.array([0.5 * float(np.sum(sq[o[s]:o[s + 1]])) for s in range(out.n_samples)])
+    _finite_result(float(np.sum(losses)), grad, "targets too far from the spike times")
+    return losses, grad

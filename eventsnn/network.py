@@ -234,20 +234,29 @@ class Sequential:
                        max_spikes=DEFAULT_MAX_SPIKES, progress=False):
         from ._progress import note_compilation, progress_bar
         from .event import _engine
+        from .event import batch
         from .event.forward import kernel_weights, simulate_sample
 
         self._reject_biases("event mode (Sequential.simulate)")
         self._check_weights()
+        if n_threads is None:
+            import numba
+            n_threads = numba.get_num_threads()
+        n_threads = v.positive_int("n_threads", n_threads)
+        if record_times is None and samples and not progress:
+            # the whole batch through each layer's kernel at once (eventsnn.event.batch);
+            # with a progress bar (or record_times) the samples run one by one
+            note_compilation(_engine)
+            levels, relays = batch.simulate_batch(self, batch.Events.from_trains(list(samples)),
+                                                  t_end, n_threads=n_threads,
+                                                  max_spikes=max_spikes)
+            return batch.records(levels, relays, t_end, inputs=samples)
         weights = [kernel_weights(layer) for layer in self.layers]
 
         def one(st):
             return simulate_sample(self.layers, self.layer_neurons, st, t_end, record_times, weights,
                                    max_spikes=max_spikes)
 
-        if n_threads is None:
-            import numba
-            n_threads = numba.get_num_threads()
-        n_threads = v.positive_int("n_threads", n_threads)
         note_compilation(_engine)
         bar = progress_bar(len(samples), progress, "simulate", unit="sample")
         try:

@@ -1,10 +1,10 @@
 """The event-mode learning rule: exact event simulation + timing backprop (Zhu et al. 2022).
 
 ``EventLearner(net, rng=None, **options)`` implements the :class:`eventsnn.learner.Learner`
-contract (rule name ``"event"``). A mini-batch is encoded to event streams, simulated in
-parallel threads over ``[0, t_window]`` ms, turned into spike-time gradients by the loss,
-and differentiated per sample in parallel threads (``backward_many``); gradients are the
-batch mean. See docs/training.md for every option.
+contract (rule name ``"event"``). A mini-batch is encoded to event streams, simulated over
+``[0, t_window]`` ms, turned into spike-time gradients by the loss and differentiated, each
+step once per batch (``eventsnn.event.batch``: one kernel call per layer over the samples,
+or one per thread and chunk of samples); gradients are the batch mean (networks with membrane reset: per sample, the exact adjoint). See docs/training.md for every option.
 """
 import dataclasses
 
@@ -18,7 +18,9 @@ from ..learner import Learner
 from ..network import Sequential
 from ..neurons import GRAD_KERNELS, RESETS, SRM
 from ..spikes import SpikeTrains
-from .backward import backward_many
+from . import batch as _batch
+from ._backward import KERNEL_DEPSILON, KERNEL_EXP
+from .backward import _check_reset, backward_many
 
 #: options of EventLearner and their defaults (docs/training.md explains each)
 DEFAULTS = {
@@ -112,6 +114,9 @@ class EventLearner(Learner):
         if o["n_threads"] is not None:
             o["n_threads"] = v.positive_int("n_threads", o["n_threads"])
         self.options = o
+        self._times = np.unique(np.asarray(o["input_times"], dtype=np.float64))
+        if self._times.size == 0 or np.any(self._times < 0):
+            raise ValueError("input_times must be a non-empty list of times >= 0 ms")
         self.initialised = not o["init"]
         self.init_scales = None
 
@@ -137,7 +142,127 @@ class EventLearner(Learner):
         return _encode.poisson(X, t_end=o["t_window"], max_rate=o["poisson_rate"],
                                rng=self.rng if rng is None else rng)
 
+    def encode_batch(self, X, rng=None):
+        """The event streams of raw samples X (or of a list of SpikeTrains) as one batch
+        :class:`eventsnn.event.batch.Events`; equal to :meth:`encode`, concatenated."""
+        if isinstance(X, _batch.Events):
+            return X
+        if isinstance(X, (list, tuple)) and X and isinstance(X[0], SpikeTrains):
+            for k, st in enumerate(X):
+                self.net._check_input(st, f"X[{k}]")
+            return _batch.Events.from_trains(list(X))
+        o = self.options
+        if o["encoder"] != "current":
+            trains = self.encode(X, rng)
+            if not trains:
+                raise ValueError("X holds no samples")
+            return _batch.Events.from_trains(trains)
+        X = v.float_array("X", X)
+        if X.ndim < 2 or int(np.prod(X.shape[1:])) != self.net.n_in:
+            raise ValueError(f"X must be (n, *in_shape) with {self.net.n_in} features per "
+                             f"sample, got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError("X holds no samples")
+        F = _encode._samples(X)
+        return _batch.encode_current(F, self._times, gain=o["input_gain"])
+
     # ---- contract -----------------------------------------------------------------
+    def _n_threads(self):
+        n = self.options["n_threads"]
+        if n is None:
+            import numba
+            n = numba.get_num_threads()
+        return n
+
+    def _forward(self, events):
+        """Simulate a batch: (levels, relays) of ``eventsnn.event.batch.simulate_batch``."""
+        self.net._reject_biases("event mode (EventLearner)")
+        self.net._check_weights()
+        return _batch.simulate_batch(self.net, events, self.options["t_window"],
+                                     n_threads=self._n_threads())
+
+    def _predict(self, out):
+        if self.options["loss"] in _LATENCY_LOSSES:
+            return np.argmin(out.first_times(), axis=1).astype(np.int64)
+        return _losses.predict_counts_batch(out)
+
+    def _spikes(self, levels):
+        n_spk = sum(levels[li].times.size for li, layer in enumerate(self.net.layers, start=1)
+                    if layer.has_neurons)
+        return float(n_spk / levels[0].n_samples)
+
+    def _loss(self, out, y):
+        """(output level the backward pass sees, per-sample losses, dL/dt of its events) of
+        the configured loss. A new loss adds a branch here."""
+        o = self.options
+        if o["loss"] == "count":
+            if o["supervisory"]:
+                out = _batch.with_supervisory_spikes(out, y, o["t_window"])
+            losses, g = _losses.count_loss_batch(out, y, o["t_window"], o["desired"],
+                                                 o["undesired"])
+        elif o["loss"] == "time_mse":
+            # each output neuron's first spike to its target time (``_losses.time_mse_loss``
+            # per sample); with ``supervisory`` a silent label neuron first gets a spike at
+            # t_window, so that it has a time to move
+            if o["supervisory"]:
+                fired = np.zeros(out.n_samples, bool)
+                s_of = out.sample_of_event()
+                fired[s_of[out.neurons == y[s_of]]] = True
+                out = _batch.with_supervisory_spikes(out, np.where(fired, -1, y), o["t_window"])
+            t_false = o["t_window"] if o["target_time_false"] is None else o["target_time_false"]
+            losses, g = _losses.time_mse_first_batch(out, y, o["target_time_true"], t_false)
+        else:  # "first_spike" / "latency": softmax cross-entropy on first-spike times
+            losses, g = _losses.first_spike_loss_batch(out, y, o["first_spike_tau"],
+                                                       t_silent=o["t_window"])
+        return out, losses, g
+
+    def initialise(self, X):
+        """Firing-rate initialisation (``eventsnn.init``) on samples X; done automatically
+        on the first batch when ``init`` is True."""
+        events = self.encode_batch(X)
+        m = min(self.options["init_samples"], events.n_samples)
+        self.init_scales, _ = init_firing_rate(self.net, events.trains()[:m],
+                                               target=self.options["init_target"],
+                                               t_end=self.options["t_window"],
+                                               n_threads=self.options["n_threads"])
+        self.initialised = True
+
+    def _all_full_reset(self):
+        return all(n is None or n.reset == "full" for n in self.net.layer_neurons)
+
+    def loss_and_grads(self, X, y, rng=None):
+        if not self._all_full_reset():  # the membrane adjoint runs per sample
+            return self._loss_and_grads_per_sample(X, y, rng)
+        o = self.options
+        events = self.encode_batch(X, rng)
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != events.n_samples:
+            raise ValueError(f"X has {events.n_samples} samples but y has shape {y.shape}")
+        if y.size and not np.issubdtype(y.dtype, np.integer):
+            if not np.all(np.mod(y, 1) == 0):
+                raise TypeError("y must hold integer labels")
+            y = y.astype(np.int64)
+        if not self.initialised:
+            self.initialise(events)
+        _check_reset(self.net)  # SRM neurons with full reset in every layer (timing backward)
+        levels, relays = self._forward(events)
+        preds = self._predict(levels[-1])
+        out, losses, g = self._loss(levels[-1], y)
+        clamp = None if o["clamp"] is None else tuple(o["clamp"])
+        code = KERNEL_EXP if o["kernel"] == "exp" else KERNEL_DEPSILON
+        weights, _ = _batch.backward_batch(self.net, levels[:-1] + [out], relays, g, code,
+                                           o["tau_grad"], o["drop_nonpositive"], clamp,
+                                           o["factor"], n_threads=self._n_threads())
+        n = events.n_samples
+        grads = [None if w is None else w / n for w in weights]
+        stats = {"spikes_per_sample": self._spikes(levels)}
+        return float(np.mean(losses)), grads, preds, stats
+
+    def predict(self, X):
+        levels, _ = self._forward(self.encode_batch(X))
+        return self._predict(levels[-1]), {"spikes_per_sample": self._spikes(levels)}
+
+    # ---- per-sample path (membrane-reset networks: the adjoint backward) -----------
     def _simulate(self, events):
         return self.net.simulate(events, t_end=self.options["t_window"],
                                  n_threads=self.options["n_threads"])
@@ -149,20 +274,11 @@ class EventLearner(Learner):
                             dtype=np.int64)
         return _losses.predict_counts(outs)
 
-    def _spikes(self, recs):
+    def _spikes_records(self, recs):
         levels = [li for li, layer in enumerate(self.net.layers, start=1) if layer.has_neurons]
         return float(np.mean([sum(len(r.spikes[li]) for li in levels) for r in recs]))
 
-    def initialise(self, X):
-        """Firing-rate initialisation (``eventsnn.init``) on samples X; done automatically
-        on the first batch when ``init`` is True."""
-        events = self.encode(X)[: self.options["init_samples"]]
-        self.init_scales, _ = init_firing_rate(self.net, events, target=self.options["init_target"],
-                                               t_end=self.options["t_window"],
-                                               n_threads=self.options["n_threads"])
-        self.initialised = True
-
-    def loss_and_grads(self, X, y, rng=None):
+    def _loss_and_grads_per_sample(self, X, y, rng=None):
         o = self.options
         y = np.asarray(y)
         events = self.encode(X, rng)
@@ -202,7 +318,7 @@ class EventLearner(Learner):
                 grads.append(total / n)
             else:
                 grads.append(None)
-        stats = {"spikes_per_sample": self._spikes(recs)}
+        stats = {"spikes_per_sample": self._spikes_records(recs)}
         return float(np.mean(losses)), grads, preds, stats
 
     def _time_mse(self, rec, label):
@@ -219,6 +335,3 @@ class EventLearner(Learner):
         loss, g = _losses.time_mse_loss(rec.spikes[-1], targets)
         return loss, g, rec
 
-    def predict(self, X):
-        recs = self._simulate(self.encode(X))
-        return self._predict_records(recs), {"spikes_per_sample": self._spikes(recs)}

@@ -1,0 +1,109 @@
+"""Event-mode training: process CPU time per epoch, one thread, on the rows of issue 12's table.
+
+    python benchmarks/train_epoch.py --row fc          # digits 64-100-10
+    python benchmarks/train_epoch.py --row cnn         # digits 16C3p1-P2-10
+    python benchmarks/train_epoch.py --row nmnist      # N-MNIST 12C5s2-MP2-10
+    python benchmarks/train_epoch.py --row paper --limit 64 --epochs 1   # paper net, subset
+
+Each row is what ``eventsnn train`` does with the flags printed in its output line
+(same data, network, options, optimiser, seed). The process is pinned to one thread
+(NUMBA_NUM_THREADS=1 and ``n_threads=1``); times are ``time.process_time`` (CPU seconds of
+the process): the firing-rate initialisation on the first batch (``init_s``), then every
+epoch (``epoch_s``; the first epoch also pays numba's compile/cache load, so compare the
+best). With ``--limit n`` only n training samples are used and ``epoch_s`` is also given
+scaled to the full training set (``epoch_s_full``, linear in the samples). Prints one JSON
+line per row; ``--test`` adds the test accuracy.
+"""
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from eventsnn import train as _train  # noqa: E402
+from eventsnn.network import Sequential  # noqa: E402
+from eventsnn.neurons import SRM  # noqa: E402
+from eventsnn.event.learner import EventLearner  # noqa: E402
+from eventsnn.train_cli import input_shape, load_dataset, parse_arch  # noqa: E402
+
+NMNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "nmnist_slayer_small")
+_NM_DATA = {"t_max": 300.0, "time_scale": 0.1}
+_NM_OPT = {"t_window": 30.0, "desired": 10.0}
+
+#: the rows: dataset, loader options, arch, rule options, batch (as ``eventsnn train`` takes them)
+ROWS = {
+    "fc": {"dataset": "digits", "data": {}, "arch": "64-100-10", "opt": {}, "batch": 32},
+    "cnn": {"dataset": "digits", "data": {}, "arch": "16C3p1-P2-10", "opt": {}, "batch": 32},
+    "nmnist": {"dataset": "nmnist", "data": _NM_DATA, "arch": "12C5s2-MP2-10", "opt": _NM_OPT,
+               "batch": 8},
+    "paper": {"dataset": "nmnist", "data": _NM_DATA, "arch": "12C5p1-P2-64C5-P2-10",
+              "opt": _NM_OPT, "batch": 8},
+}
+
+
+def command(row, epochs, data_dir):
+    parts = ["eventsnn train", f"--dataset {row['dataset']}", f"--arch {row['arch']}",
+             f"--batch {row['batch']}", f"--epochs {epochs}"]
+    if row["dataset"] == "nmnist":
+        parts.append(f"--data-dir {data_dir}")
+    parts += [f"--data {k}={json.dumps(x)}" for k, x in row["data"].items()]
+    parts += [f"--opt {k}={json.dumps(x)}" for k, x in row["opt"].items()]
+    return " ".join(parts)
+
+
+def run_row(name, epochs, limit, data_dir, test):
+    row = ROWS[name]
+    kwargs = dict(row["data"])
+    X, y, X_te, y_te = load_dataset(row["dataset"], data_dir if row["dataset"] == "nmnist" else None,
+                                    kwargs)
+    n_full = len(y)
+    if limit:
+        X, y = X[:limit], y[:limit]
+    net = Sequential(*parse_arch(row["arch"], input_shape(X), 10), neuron=SRM(), rng=0)
+    learner = EventLearner(net, rng=0, n_threads=1, **row["opt"])
+    # the trainer's per-epoch clock becomes the process CPU clock
+    _train.time = types.SimpleNamespace(perf_counter=time.process_time)
+    trainer = _train.Trainer(learner, optimizer="adam", lr=0.01, batch_size=row["batch"],
+                             epochs=epochs, seed=0, progress=False, schedule="cosine")
+    # the initialisation the first training batch would run, timed on its own
+    first = np.random.default_rng(np.random.SeedSequence(0).spawn(3)[1]).permutation(len(y))
+    first = first[: row["batch"]]
+    c0 = time.process_time()
+    learner.initialise(_train._take(X, first))
+    init_s = time.process_time() - c0
+    history = trainer.fit(X, y)
+    out = {"row": name, "arch": row["arch"], "n_train": len(y), "init_s": round(init_s, 3),
+           "epoch_s": [round(h["seconds"], 3) for h in history],
+           "train_accuracy": [round(h["train_accuracy"], 4) for h in history],
+           "command": command(row, epochs, data_dir)}
+    if limit and limit < n_full:
+        out["epoch_s_full"] = round(min(out["epoch_s"]) * n_full / len(y), 2)
+    if test:
+        out["test_accuracy"] = trainer.evaluate(X_te, y_te)["accuracy"]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--row", choices=sorted(ROWS), action="append")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--data-dir", default=NMNIST)
+    ap.add_argument("--test", action="store_true")
+    args = ap.parse_args()
+    for name in args.row or list(ROWS):
+        print(json.dumps(run_row(name, args.epochs, args.limit, args.data_dir, args.test)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
