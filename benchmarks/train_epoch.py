@@ -36,7 +36,8 @@ from eventsnn.neurons import SRM  # noqa: E402
 from eventsnn.event.learner import EventLearner  # noqa: E402
 from eventsnn.train_cli import input_shape, load_dataset, parse_arch  # noqa: E402
 
-NMNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "nmnist_slayer_small")
+NMNIST = next((str(p / "shared" / "data" / "nmnist_slayer_small") for p in Path(__file__).resolve().parents[2:4]
+           if (p / "shared" / "data" / "nmnist_slayer_small").is_dir()), "../shared/data/nmnist_slayer_small")
 _NM_DATA = {"t_max": 300.0, "time_scale": 0.1}
 _NM_OPT = {"t_window": 30.0, "desired": 10.0}
 
