@@ -131,7 +131,7 @@ def _readout(out, T, torch):
     return torch.sum(out * w, dim=0)
 
 
-def run_row(name, code_dir, data, epochs, test, seed):
+def run_row(name, code_dir, data, epochs, test, seed, batch=None):
     import warnings
 
     import torch
@@ -147,7 +147,9 @@ def run_row(name, code_dir, data, epochs, test, seed):
     import layers.losses as losses
     import layers.pooling as pooling
 
-    row = ROWS[name]
+    row = dict(ROWS[name])
+    if batch:
+        row["batch"] = batch
     cfg = {"loss": "count", "gradient_type": "exponential", "backend": "python", "n_class": 10,
            "optimizer": "AdamW", "batch_size": row["batch"], "epochs": epochs}
     cfg.update(row["net"])
@@ -258,6 +260,7 @@ def main():
     r.add_argument("--row", choices=sorted(ROWS), required=True)
     r.add_argument("--epochs", type=int, default=2)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--batch", type=int, help="override the row's batch size")
     r.add_argument("--test", action="store_true")
     args = ap.parse_args()
     if args.cmd == "export":
@@ -269,7 +272,7 @@ def main():
         raise SystemExit("torch is missing: pip install torch==2.13.0 (CPU wheel)") from None
     code = patched_copy(args.checkout)
     try:
-        print(json.dumps(run_row(args.row, code, args.data, args.epochs, args.test, args.seed)),
+        print(json.dumps(run_row(args.row, code, args.data, args.epochs, args.test, args.seed, args.batch)),
               flush=True)
     finally:
         shutil.rmtree(code, ignore_errors=True)

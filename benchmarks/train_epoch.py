@@ -62,8 +62,10 @@ def command(row, epochs, data_dir):
     return " ".join(parts)
 
 
-def run_row(name, epochs, limit, data_dir, test):
-    row = ROWS[name]
+def run_row(name, epochs, limit, data_dir, test, batch=None):
+    row = dict(ROWS[name])
+    if batch:
+        row["batch"] = batch
     kwargs = dict(row["data"])
     X, y, X_te, y_te = load_dataset(row["dataset"], data_dir if row["dataset"] == "nmnist" else None,
                                     kwargs)
@@ -101,9 +103,10 @@ def main():
     ap.add_argument("--limit", type=int)
     ap.add_argument("--data-dir", default=NMNIST)
     ap.add_argument("--test", action="store_true")
+    ap.add_argument("--batch", type=int, help="override the row's batch size")
     args = ap.parse_args()
     for name in args.row or list(ROWS):
-        print(json.dumps(run_row(name, args.epochs, args.limit, args.data_dir, args.test)), flush=True)
+        print(json.dumps(run_row(name, args.epochs, args.limit, args.data_dir, args.test, args.batch)), flush=True)
 
 
 if __name__ == "__main__":

@@ -209,13 +209,18 @@ def count_loss_batch(out, labels, t_window, desired=5, undesired=1):
     n, m = out.n_samples, out.n_neurons
     target = np.full((n, m), undesired)
     target[np.arange(n), y] = desired
-    delta = (out.counts().astype(float) - target) / T
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = (out.counts().astype(float) - target) / T
     is_label = np.zeros((n, m), bool)
     is_label[np.arange(n), y] = True
     delta[is_label & (delta > 0)] = 0.0
     delta[~is_label & (delta < 0)] = 0.0
-    losses = 0.5 * np.sum(delta ** 2, axis=1)
-    return losses, -delta[out.sample_of_event(), out.neurons]
+    with np.errstate(over="ignore", invalid="ignore"):
+        losses = 0.5 * np.sum(delta ** 2, axis=1)
+    grad = -delta[out.sample_of_event(), out.neurons]
+    _finite_result(float(np.sum(np.abs(losses))), grad,
+                   f"t_window={T} ms with targets ({desired}, {undesired}) is out of range")
+    return losses, grad
 
 
 def first_spike_loss_batch(out, labels, tau=1.0, t_silent=None):
@@ -226,21 +231,28 @@ def first_spike_loss_batch(out, labels, tau=1.0, t_silent=None):
     t_silent = v.finite_float("t_silent", t_silent)
     n, m = out.n_samples, out.n_neurons
     first = out.first_times(fill=t_silent)
-    z = -first / tau
-    z = z - z.max(axis=1, keepdims=True)
-    ez = np.exp(z)
-    p = ez / np.sum(ez, axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = -first / tau
+        z = z - z.max(axis=1, keepdims=True)
+        ez = np.exp(z)
+        p = ez / np.sum(ez, axis=1, keepdims=True)
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"tau={tau} ms is too small for spike times up to {first.max()} ms: "
+                         "the softmax overflows float64")
     losses = np.array([-math.log(max(q, 1e-300)) for q in p[np.arange(n), y]])  # as per sample
     onehot = np.zeros((n, m))
     onehot[np.arange(n), y] = 1.0
-    g_neuron = (onehot - p) / tau
+    with np.errstate(over="ignore", invalid="ignore"):
+        g_neuron = (onehot - p) / tau
     s_of = out.sample_of_event()
     key = s_of * m + out.neurons
     is_first = np.zeros(key.size, bool)
     if key.size:
         _, first_idx = np.unique(key, return_index=True)
         is_first[first_idx] = True
-    return losses, np.where(is_first, g_neuron[s_of, out.neurons], 0.0)
+    grad = np.where(is_first, g_neuron[s_of, out.neurons], 0.0)
+    _finite_result(float(np.sum(losses)), grad, f"tau={tau} ms is too small")
+    return losses, grad
 
 
 def predict_counts_batch(out):
