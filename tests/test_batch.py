@@ -92,6 +92,12 @@ def test_backward_batch_equals_sum_of_per_sample(case, n_threads, kernel, drop, 
     got, dropped = batch.backward_batch(net, levels, relays, np.concatenate(g_outs), code, 2.5,
                                         drop, clamp, 0.85, n_threads=n_threads)
     assert dropped == sum(sum(g.dropped) for g in gs)
+    rows, _ = batch.backward_batch(net, levels, relays, np.concatenate(g_outs), code, 2.5,
+                                   drop, clamp, 0.85, n_threads=n_threads, per_sample=True)
+    for li, layer in enumerate(net.layers):
+        if layer.has_weight:
+            for s, g in enumerate(gs):
+                np.testing.assert_array_equal(rows[li][s], g.weights[li])
     for li, layer in enumerate(net.layers):
         if not layer.has_weight:
             assert got[li] is None

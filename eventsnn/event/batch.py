@@ -462,7 +462,7 @@ def pool_backward_batch(g_out, out_offsets, src, winner, in_offsets, is_max, adj
 
 
 def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_nonpositive,
-                   clamp, factor, n_threads=1, prep=None):
+                   clamp, factor, n_threads=1, prep=None, per_sample=False):
     """Timing backward of a simulated batch (validated by the caller).
 
     levels, relays : from :func:`simulate_batch` (the output level may hold extra spikes,
@@ -470,7 +470,8 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
         ``levels[-1].times``.
     Returns (weight gradient per layer, summed over the samples in sample order, shaped
     like the layer's weight; None for layers without weight), and the number of dropped
-    spike shares."""
+    spike shares. With ``per_sample`` each gradient is instead an array (n, *weight shape)
+    of the samples' own gradients."""
     from .backward import _prepare
 
     layer_neurons = _layer_neurons(net)
@@ -480,7 +481,7 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
     L = len(net.layers)
     n = levels[0].n_samples
     chunks = _chunks(n, n_threads)
-    per_sample = len(chunks) > 1
+    rows = per_sample or len(chunks) > 1
     g = grad_out
     weights = [None] * L
     dropped = 0
@@ -503,12 +504,15 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
                     here.times, here.neurons, here.offsets[a:b + 1], gcur,
                     below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
                     kernel_code, tau_grad, bool(drop_nonpositive), clamp is not None, lo, hi,
-                    factor, per_sample)
+                    factor, rows)
 
             parts = _map_chunks(run, n, n_threads)
             G = parts[0][1] if len(parts) == 1 else np.concatenate([q[1] for q in parts])
-            total = G[0] if G.shape[0] == 1 else _sum_rows(G)
-            weights[li - 1] = total.reshape(layer.weight.shape)
+            if per_sample:
+                weights[li - 1] = G.reshape((n,) + layer.weight.shape)
+            else:
+                total = G[0] if not rows else _sum_rows(G)
+                weights[li - 1] = total.reshape(layer.weight.shape)
             dropped += sum(int(q[2]) for q in parts)
             g = parts[0][0] if len(parts) == 1 else np.concatenate([q[0] for q in parts])
         elif p[0] in ("max", "avg"):
