@@ -166,7 +166,7 @@ def _per_sample_step(learner, X, y):
     net = learner.net
     recs = net.simulate(learner.encode(X), t_end=o["t_window"], n_threads=1)
     outs = [r.spikes[-1] for r in recs]
-    if o["loss"] == "first_spike":
+    if o["loss"] in ("first_spike", "latency", "time_mse"):
         preds = np.array([int(np.argmin(x.first_times())) if len(x) else 0 for x in outs])
     else:
         preds = losses.predict_counts(outs)
@@ -178,6 +178,13 @@ def _per_sample_step(learner, X, y):
                 rec = losses.with_supervisory_spike(rec, label, o["t_window"])
             loss, g = losses.count_loss(rec.spikes[-1], label, o["t_window"], o["desired"],
                                         o["undesired"])
+        elif o["loss"] == "time_mse":
+            if o["supervisory"] and not np.any(rec.spikes[-1].neurons == label):
+                rec = losses.with_supervisory_spike(rec, label, o["t_window"])
+            t_false = o["t_window"] if o["target_time_false"] is None else o["target_time_false"]
+            targets = np.full((net.n_out, 1), t_false)
+            targets[label, 0] = o["target_time_true"]
+            loss, g = losses.time_mse_loss(rec.spikes[-1], targets)
         else:
             loss, g = losses.first_spike_loss(rec.spikes[-1], label, o["first_spike_tau"],
                                               t_silent=o["t_window"])
@@ -203,7 +210,7 @@ def _per_sample_step(learner, X, y):
 
 
 @settings(**SETTINGS)
-@given(st.data(), st.sampled_from(["count", "first_spike"]), st.booleans(),
+@given(st.data(), st.sampled_from(["count", "first_spike", "latency", "time_mse"]), st.booleans(),
        st.sampled_from(["exp", "depsilon"]), st.integers(1, 3), st.sampled_from([1.0, 1.7]))
 def test_learner_step_equals_per_sample(data, loss, supervisory, kernel, n_threads, gain):
     conv = data.draw(st.booleans())
@@ -312,3 +319,20 @@ def test_init_stops_at_adjacent_floats():
     net.layers[0].weight = w0 * below
     recs = net.simulate(xs, t_end=10.0)
     assert sum(len(r.spikes[1]) for r in recs) / (3 * 4) < 1.0
+
+
+def test_per_layer_and_lif_neurons_run_per_batch():
+    """Per-layer neurons (SRM and LIF) go through simulate_batch as through simulate_sample."""
+    rng = np.random.default_rng(5)
+    net = es.Sequential(es.Dense(6, 5), es.Dense(5, 4), es.Dense(4, 3), rng=1,
+                        neurons=[es.SRM(tau_m=4.0, tau_s=1.0), es.LIF(tau_m=3.0), None])
+    for layer in net.layers:
+        layer.weight = np.abs(layer.weight) * 3
+    xs = [es.SpikeTrains(rng.uniform(0, 8, 25), rng.integers(0, 6, 25), 6) for _ in range(4)]
+    weights = [kernel_weights(layer) for layer in net.layers]
+    ref = [simulate_sample(net.layers, net.layer_neurons, x, 10.0, None, weights) for x in xs]
+    assert sum(len(r.spikes[-1]) for r in ref) > 0
+    for n_threads in (1, 2):
+        for rec, got in zip(ref, net.simulate(xs, t_end=10.0, n_threads=n_threads)):
+            for a, b in zip(rec.spikes, got.spikes):
+                _same_trains(a, b)
