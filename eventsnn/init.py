@@ -10,7 +10,6 @@ layer fires at least at the target rate when that is reachable.
 """
 import math
 
-from numba import njit
 
 from . import _validate as v
 from .event import _engine
@@ -24,10 +23,10 @@ from .spikes import SpikeTrains
 MAX_STEPS = 2000
 
 
-@njit(cache=True, nogil=True)
 def _count_dense(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, budget):
     """Spikes of a Dense layer over samples off[0].., or -1 once they exceed ``budget``
-    (each sample runs with the budget that is left as its max_spikes)."""
+    (each sample runs with the budget that is left as its max_spikes; the kernel is called
+    directly, as the per-sample path does, see ``eventsnn.event.batch``)."""
     total = 0
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
@@ -39,7 +38,6 @@ def _count_dense(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t
     return total
 
 
-@njit(cache=True, nogil=True)
 def _count_sparse(t, i, v, off, n_out, indptr, targets, w, tau_m, tau_s, theta,
                   membrane_reset, t_ref, t_end, budget):
     """:func:`_count_dense` for a Conv2d layer."""

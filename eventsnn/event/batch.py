@@ -124,29 +124,24 @@ def encode_current(F, times, gain=1.0, threshold=0.0):
 
 
 # ---- forward -------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def _concat(parts_t, parts_i, n):
-    offsets = np.zeros(n + 1, np.int64)
-    for s in range(n):
-        offsets[s + 1] = offsets[s] + parts_t[s].size
-    t = np.empty(offsets[n])
-    i = np.empty(offsets[n], np.int64)
-    for s in range(n):
-        t[offsets[s]:offsets[s + 1]] = parts_t[s]
-        i[offsets[s]:offsets[s + 1]] = parts_i[s]
+# The per-sample kernels are called from a Python loop, not from a numba function: compiled
+# into a caller, LLVM optimises a kernel in that context and its floating-point results can
+# differ from a direct call in the last bit; called directly, the batch path runs exactly the
+# machine code of the per-sample path. A call costs a few microseconds per layer and sample.
+def _concat(parts_t, parts_i):
+    offsets = np.zeros(len(parts_t) + 1, np.int64)
+    np.cumsum([p.size for p in parts_t], out=offsets[1:])
+    t = np.concatenate(parts_t) if parts_t else np.zeros(0)
+    i = np.concatenate(parts_i) if parts_i else np.zeros(0, np.int64)
     return t, i, offsets
 
 
-@njit(cache=True, nogil=True)
 def _dense_batch(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
                  max_spikes):
     """``_engine.dense_layer`` on samples off[0]..: returns (times, neurons, offsets
     relative to the first sample, first exceeding sample or -1)."""
-    n = off.size - 1
-    parts_t = []
-    parts_i = []
-    bad = -1
-    for s in range(n):
+    parts_t, parts_i, bad = [], [], -1
+    for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
         ot, oi, exceeded = _engine.dense_layer(t[a:b], i[a:b], v[a:b], WT, tau_m, tau_s, theta,
                                                membrane_reset, t_ref, t_end, max_spikes)
@@ -154,19 +149,14 @@ def _dense_batch(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t
             bad = s
         parts_t.append(ot)
         parts_i.append(oi)
-    ot, oi, oo = _concat(parts_t, parts_i, n)
-    return ot, oi, oo, bad
+    return (*_concat(parts_t, parts_i), bad)
 
 
-@njit(cache=True, nogil=True)
 def _sparse_batch(t, i, v, off, n_out, indptr, targets, w, tau_m, tau_s, theta,
                   membrane_reset, t_ref, t_end, max_spikes):
     """``_engine.sparse_layer`` on samples off[0]..; returns as :func:`_dense_batch`."""
-    n = off.size - 1
-    parts_t = []
-    parts_i = []
-    bad = -1
-    for s in range(n):
+    parts_t, parts_i, bad = [], [], -1
+    for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
         ot, oi, exceeded = _engine.sparse_layer(t[a:b], i[a:b], v[a:b], n_out, indptr, targets,
                                                 w, tau_m, tau_s, theta, membrane_reset, t_ref,
@@ -175,34 +165,26 @@ def _sparse_batch(t, i, v, off, n_out, indptr, targets, w, tau_m, tau_s, theta,
             bad = s
         parts_t.append(ot)
         parts_i.append(oi)
-    ot, oi, oo = _concat(parts_t, parts_i, n)
-    return ot, oi, oo, bad
+    return (*_concat(parts_t, parts_i), bad)
 
 
-@njit(cache=True, nogil=True)
 def _pool_batch(t, i, v, off, unit_of, n_units, is_max, scale):
     """``_engine.pool_relay`` on samples off[0]..: (times, units, values, offsets, src,
     winner); src (aligned with the input events) indexes the sample's own relayed events."""
-    n = off.size - 1
-    n_in = off[n] - off[0]
-    parts_t = []
-    parts_u = []
-    parts_v = []
-    src = np.empty(n_in, np.int64)
-    winner = np.empty(n_in, np.bool_)
-    for s in range(n):
+    parts_t, parts_u, parts_v, srcs, wins = [], [], [], [], []
+    for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
         ot, ou, ov, sr, wn = _engine.pool_relay(t[a:b], i[a:b], v[a:b], unit_of, n_units,
                                                 is_max, scale)
-        src[a - off[0]:b - off[0]] = sr
-        winner[a - off[0]:b - off[0]] = wn
         parts_t.append(ot)
         parts_u.append(ou)
         parts_v.append(ov)
-    ot, ou, oo = _concat(parts_t, parts_u, n)
-    ov = np.empty(ot.size)
-    for s in range(n):
-        ov[oo[s]:oo[s + 1]] = parts_v[s]
+        srcs.append(sr)
+        wins.append(wn)
+    ot, ou, oo = _concat(parts_t, parts_u)
+    ov = np.concatenate(parts_v) if parts_v else np.zeros(0)
+    src = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
+    winner = np.concatenate(wins) if wins else np.zeros(0, np.bool_)
     return ot, ou, ov, oo, src, winner
 
 
@@ -405,31 +387,30 @@ def with_supervisory_spikes(out, labels, t):
 
 
 # ---- backward ------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
 def _layer_backward_batch(in_t, in_i, in_v, in_off, out_t, out_i, out_off, g_out, n_in, n_out,
-                          is_dense, indptr, targets, widx, w_flat, tau_m, tau_s, t_ref, kernel,
+                          is_dense, indptr, targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel,
                           tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi, factor,
-                          per_sample):
+                          input_grad, block, per_sample):
     """``_backward.layer_backward`` for the samples of in_off/out_off (same length).
 
-    Returns (g_in for the input events in_off[0]:in_off[-1], weight gradients, dropped):
-    the weight gradients are one row per sample when ``per_sample``, else one row, the sum
-    over the samples in sample order starting from zeros."""
+    Returns (g_in for the input events in_off[0]:in_off[-1] (empty without
+    ``input_grad``), weight gradients in the kernel's layout, dropped): the weight gradients
+    are one row per sample when ``per_sample``, else one row, the sum over the samples in
+    sample order starting from zeros."""
     n = in_off.size - 1
-    g_in = np.zeros(in_off[n] - in_off[0])
-    G = np.zeros((n if per_sample else 1, w_flat.size))
+    g_in = np.zeros(in_off[n] - in_off[0] if input_grad else 0)
+    G = np.zeros((n if per_sample else 1, n_w))
     dropped = 0
     for s in range(n):
         a, b = in_off[s], in_off[s + 1]
         c, d = out_off[s], out_off[s + 1]
         gi, gw, _, _, nd = _backward.layer_backward(
             in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], n_in, n_out,
-            is_dense, indptr, targets, widx, w_flat, tau_m, tau_s, t_ref, kernel, tau_grad,
-            drop_nonpositive, clamp, clamp_lo, clamp_hi, factor)
-        g_in[a - in_off[0]:b - in_off[0]] = gi
-        row = s if per_sample else 0
-        for k in range(w_flat.size):
-            G[row, k] += gw[k]
+            is_dense, indptr, targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
+            drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block)
+        if input_grad:
+            g_in[a - in_off[0]:b - in_off[0]] = gi
+        G[s if per_sample else 0] += gw
         dropped += nd
     return g_in, G, dropped
 
@@ -462,7 +443,7 @@ def pool_backward_batch(g_out, out_offsets, src, winner, in_offsets, is_max, adj
 
 
 def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_nonpositive,
-                   clamp, factor, n_threads=1, prep=None, per_sample=False):
+                   clamp, factor, n_threads=1, prep=None, per_sample=False, input_grad=False):
     """Timing backward of a simulated batch (validated by the caller).
 
     levels, relays : from :func:`simulate_batch` (the output level may hold extra spikes,
@@ -471,14 +452,16 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
     Returns (weight gradient per layer, summed over the samples in sample order, shaped
     like the layer's weight; None for layers without weight), and the number of dropped
     spike shares. With ``per_sample`` each gradient is instead an array (n, *weight shape)
-    of the samples' own gradients."""
-    from .backward import _prepare
+    of the samples' own gradients. dL/dt of the input events is not computed unless
+    ``input_grad`` (training never needs it)."""
+    from .backward import _lowest_level, _prepare
 
     layer_neurons = _layer_neurons(net)
     lo, hi = clamp if clamp is not None else (0.0, 0.0)
     if prep is None:
         prep = _prepare(net)
     L = len(net.layers)
+    lowest = _lowest_level(net, input_grad)
     n = levels[0].n_samples
     chunks = _chunks(n, n_threads)
     rows = per_sample or len(chunks) > 1
@@ -486,33 +469,43 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
     weights = [None] * L
     dropped = 0
     empty = np.zeros(0, np.int64)
-    for li in range(L, 0, -1):
+    for li in range(L, lowest, -1):
         layer = net.layers[li - 1]
         below, here = levels[li - 1], levels[li]
         p = prep[li - 1]
+        need_in = li - 1 >= lowest
         if p[0] in ("dense", "conv"):
             nrn = layer_neurons[li - 1]
             if p[0] == "dense":
-                args = (True, empty, empty, empty, p[1])
+                args = (True, empty, empty, empty, p[1], p[1].size)
             else:
-                args = (False, p[2], p[3], p[4], p[1])
+                args = (False, p[2], p[3], p[4], p[1], layer.weight.size)
             gcur = g
 
-            def run(a, b, gcur=gcur, args=args, below=below, here=here, nrn=nrn):
+            block = _backward.block_length(nrn.tau_m, nrn.tau_s, kernel_code, tau_grad)
+
+            def run(a, b, gcur=gcur, args=args, below=below, here=here, need_in=need_in, nrn=nrn,
+                    block=block):
                 return _layer_backward_batch(
                     below.times, below.neurons, below.values, below.offsets[a:b + 1],
                     here.times, here.neurons, here.offsets[a:b + 1], gcur,
                     below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
                     kernel_code, tau_grad, bool(drop_nonpositive), clamp is not None, lo, hi,
-                    factor, rows)
+                    factor, need_in, block, rows)
 
             parts = _map_chunks(run, n, n_threads)
             G = parts[0][1] if len(parts) == 1 else np.concatenate([q[1] for q in parts])
+            if p[0] == "dense":  # the kernel works on W^T
+                shape_k = (layer.n_in, layer.n_out)
+                fix = lambda a: np.ascontiguousarray(a.reshape(shape_k).T)  # noqa: E731
+            else:
+                fix = lambda a: a.reshape(layer.weight.shape)  # noqa: E731
             if per_sample:
-                weights[li - 1] = G.reshape((n,) + layer.weight.shape)
+                weights[li - 1] = np.stack([fix(G[s]) for s in range(n)]) if n else \
+                    np.zeros((0,) + layer.weight.shape)
             else:
                 total = G[0] if not rows else _sum_rows(G)
-                weights[li - 1] = total.reshape(layer.weight.shape)
+                weights[li - 1] = fix(total)
             dropped += sum(int(q[2]) for q in parts)
             g = parts[0][0] if len(parts) == 1 else np.concatenate([q[0] for q in parts])
         elif p[0] in ("max", "avg"):
