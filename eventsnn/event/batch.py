@@ -1,10 +1,11 @@
 """Batched event mode: the samples of a mini-batch go through each layer's kernel together.
 
 A batch of event streams is held as one :class:`Events`: the samples' (time-sorted) events
-concatenated, with ``offsets`` marking where each sample starts. One numba call runs a layer
-for a whole range of samples (or, with threads, one call per chunk of consecutive samples),
-so Python runs once per layer and batch instead of once per layer and sample, and each
-layer's kernel weights are prepared once per batch.
+concatenated, with ``offsets`` marking where each sample starts. Each step of a training
+batch (encoding, simulation, losses, backward, gradient sum) runs once per batch and layer:
+no SpikeTrains, Record or per-sample loss objects; a layer's kernel weights are prepared once
+per batch; the per-sample kernels are called in a tight loop over the samples (one loop per
+thread and chunk of consecutive samples with threads).
 
 Every result equals the per-sample path (``Sequential.simulate`` and
 ``eventsnn.event.backward``) exactly: the kernels called per sample are the same, and the

@@ -3,8 +3,10 @@
 ``EventLearner(net, rng=None, **options)`` implements the :class:`eventsnn.learner.Learner`
 contract (rule name ``"event"``). A mini-batch is encoded to event streams, simulated over
 ``[0, t_window]`` ms, turned into spike-time gradients by the loss and differentiated, each
-step once per batch (``eventsnn.event.batch``: one kernel call per layer over the samples,
-or one per thread and chunk of samples); gradients are the batch mean (networks with membrane reset: per sample, the exact adjoint). See docs/training.md for every option.
+step once per batch (``eventsnn.event.batch``: one loop of kernel calls per layer over the
+samples, or per thread and chunk of samples); gradients are the batch mean. Networks with
+membrane reset take the per-sample path (the exact adjoint). See docs/training.md for every
+option.
 """
 import dataclasses
 
