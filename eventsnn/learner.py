@@ -11,16 +11,198 @@ of SpikeTrains for event data, and integer labels ``y``.
 
 Rules register under a name in ``RULES`` (``module:Class``, imported lazily so a rule's
 import cost is paid only when it is used).
+
+Data parallelism (``eventsnn.distributed``) splits a mini-batch into shares computed on
+different machines. For that, a rule implements :meth:`Learner.loss_and_grad_sums` (sums
+over the samples of a share, no change to the learner) and keeps every state change in
+:meth:`Learner.before_batch` (run once per batch where the learner lives, on the client);
+its randomness comes from :class:`SampleSeeds` (one key per sample), so a sample's random
+draws do not depend on which share it is in. ``loss_and_grads`` is then the mean of the
+sums of the whole batch, which is what the single-process trainer calls.
 """
+import dataclasses
 import importlib
 from typing import Tuple
+
+import numpy as np
+
+
+class SampleSeeds:
+    """Per-sample random streams of a batch: sample i draws from
+    ``numpy.random.default_rng(keys[i])``, wherever and with whichever other samples it is
+    computed. The trainer draws the keys from its seeded generator, one per sample.
+
+    Parameters
+    ----------
+    keys : 1-D array of non-negative ints (one per sample).
+    """
+
+    def __init__(self, keys):
+        keys = np.asarray(keys)
+        if keys.ndim != 1 or (keys.size and (keys.dtype.kind not in "iu" or keys.min() < 0)):
+            raise ValueError(f"keys must be a 1-D array of non-negative ints, got {keys!r}")
+        self.keys = keys.astype(np.uint64)
+
+    @classmethod
+    def draw(cls, rng, n):
+        """``n`` keys drawn from the numpy Generator ``rng``."""
+        return cls(rng.integers(0, 2 ** 63, size=int(n), dtype=np.uint64))
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, index):
+        return SampleSeeds(self.keys[index])
+
+    def __eq__(self, other):
+        return isinstance(other, SampleSeeds) and np.array_equal(self.keys, other.keys)
+
+    def generators(self):
+        """One numpy Generator per sample."""
+        return [np.random.default_rng(int(k)) for k in self.keys]
+
+    def random(self, shape, axis=0):
+        """Uniform [0, 1) draws of shape ``shape`` for every sample, stacked along ``axis``
+        (sample i's block comes from its own stream)."""
+        return np.stack([g.random(shape) for g in self.generators()], axis=axis)
+
+
+def batch_random(rng, n, shape, axis=0):
+    """Uniform draws for a batch of ``n`` samples, each of shape ``shape``, stacked along
+    ``axis``: per sample from :class:`SampleSeeds`, else one draw of the whole array from the
+    Generator ``rng`` (the single-call behaviour of the learners)."""
+    if isinstance(rng, SampleSeeds):
+        if len(rng) != n:
+            raise ValueError(f"rng has {len(rng)} sample keys for a batch of {n} samples")
+        return rng.random(shape, axis=axis)
+    full = list(shape)
+    full.insert(axis, n)
+    return rng.random(tuple(full))
+
+
+@dataclasses.dataclass
+class GradSums:
+    """Sums over the samples of one share of a mini-batch (the result of
+    :meth:`Learner.loss_and_grad_sums`).
+
+    n : int, samples; loss : float, sum of the per-sample losses; grads : list of arrays or
+    None (as ``loss_and_grads``), sums of the per-sample gradients; preds : int array (n,);
+    spikes : float, sum of the per-sample spike counts (nan if the rule does not count).
+
+    Rules that compute every sample's gradient on its own (the event rule) also give
+    ``parts`` (one gradient list per sample) and ``losses`` (per-sample losses): then
+    :meth:`combine` adds the samples' gradients one by one in batch order and sums the
+    losses of the whole batch at once, which is exactly what one process does with the
+    whole batch, so any split gives the same bits. Otherwise the shares' sums are added
+    (rounding differs from one process by about 1e-16 relative).
+    """
+
+    n: int
+    loss: float
+    grads: list
+    preds: np.ndarray
+    spikes: float = float("nan")
+    parts: list = None
+    losses: np.ndarray = None
+
+    def __post_init__(self):
+        if self.grads is None and self.parts is not None:
+            self.grads = _sum_in_order(self.parts)
+
+    @staticmethod
+    def combine(shares):
+        """The sums of a batch from its shares, added in the order given (left to right)."""
+        shares = list(shares)
+        if not shares:
+            raise ValueError("shares must hold at least one GradSums")
+        n = sum(s.n for s in shares)
+        preds = np.concatenate([np.asarray(s.preds, dtype=np.int64) for s in shares])
+        spikes = shares[0].spikes
+        for s in shares[1:]:
+            spikes = spikes + s.spikes
+        if all(s.losses is not None for s in shares):
+            losses = np.concatenate([np.asarray(s.losses, dtype=np.float64) for s in shares])
+            loss = float(np.sum(losses))
+        else:
+            losses, loss = None, shares[0].loss
+            for s in shares[1:]:
+                loss = loss + s.loss
+        if all(s.parts is not None for s in shares):
+            parts = [p for s in shares for p in s.parts]
+            return GradSums(n, loss, None, preds, spikes, parts=parts, losses=losses)
+        first = shares[0]
+        grads = [None if g is None else np.array(g, dtype=np.float64) for g in first.grads]
+        for s in shares[1:]:
+            if len(s.grads) != len(grads):
+                raise ValueError("shares have different numbers of gradients")
+            for k, g in enumerate(s.grads):
+                if (g is None) != (grads[k] is None):
+                    raise ValueError(f"shares disagree on whether gradient {k} exists")
+                if g is not None:
+                    grads[k] = grads[k] + g
+        return GradSums(n, loss, grads, preds, spikes, losses=losses)
+
+    def mean(self):
+        """(loss, grads, predictions, stats) as :meth:`Learner.loss_and_grads` returns them:
+        the sums divided by n."""
+        n = self.n
+        grads = [None if g is None else g / n for g in self.grads]
+        return self.loss / n, grads, np.asarray(self.preds), {"spikes_per_sample": self.spikes / n}
+
+
+def _sum_in_order(parts):
+    """Element-wise sum of per-sample gradient lists, 0 + p0 + p1 + ... in list order."""
+    if not parts:
+        raise ValueError("parts must hold at least one sample's gradients")
+    out = []
+    for k, g in enumerate(parts[0]):
+        if g is None:
+            out.append(None)
+            continue
+        total = np.zeros(np.shape(g))
+        for p in parts:
+            total += p[k]
+        out.append(total)
+    return out
+
+
+def block_bounds(n, block_size):
+    """The blocks of a mini-batch of ``n`` samples: [(0, b), (b, 2b), ...], the last one
+    shorter. The trainer computes the sums of each block on its own and adds them in block
+    order, with or without a cluster (a cluster's shares are groups of whole blocks), so the
+    rounding does not depend on how many workers there are."""
+    if block_size is None or block_size >= n:
+        return [(0, n)] if n else []
+    return [(a, min(a + block_size, n)) for a in range(0, n, block_size)]
+
+
+def sum_statistics(parts):
+    """Element-wise sum of :meth:`Learner.batch_statistics` lists, left to right."""
+    parts = list(parts)
+    total = [float(x) for x in parts[0]]
+    for p in parts[1:]:
+        if len(p) != len(total):
+            raise ValueError("batch statistics of different lengths")
+        total = [a + float(b) for a, b in zip(total, p)]
+    return total
+
+
+def overrides_sums(learner):
+    """Whether the learner computes :meth:`Learner.loss_and_grad_sums` itself (not the
+    base's means-times-n fallback)."""
+    return type(learner).loss_and_grad_sums is not Learner.loss_and_grad_sums
 
 
 class Learner:
     """Base class of the learning rules.
 
-    Subclasses set ``self.net`` and implement :meth:`loss_and_grads` and :meth:`predict`.
+    Subclasses set ``self.net`` and implement :meth:`loss_and_grad_sums` (or, for a rule that
+    does not take part in data parallelism, :meth:`loss_and_grads`) and :meth:`predict`.
     ``options`` is a dict of the rule's own options (documented by each rule).
+
+    ``per_sample_parts``: True for a rule whose GradSums carry every sample's gradient
+    (``parts``), which makes any split exact without blocks (the event rule); the trainer
+    then hands it whole mini-batches.
     """
 
     name = "base"
@@ -28,6 +210,7 @@ class Learner:
     kernel_modules: Tuple[str, ...] = ()
     #: attributes saved in epoch checkpoints besides the random generators
     _checkpoint_attrs: Tuple[str, ...] = ()
+    per_sample_parts = False
 
     def loss_and_grads(self, X, y, rng=None):
         """Forward and backward on one mini-batch.
@@ -36,15 +219,77 @@ class Learner:
         ``self.net.layers`` (None for layers without weights), optionally followed by one
         bias gradient per layer (None for layers without a bias; rules that train biases
         return these 2 L entries when the network has a bias), predictions: int array
-        (n,), stats: dict of floats, e.g. {"spikes_per_sample": ...})."""
-        raise NotImplementedError
+        (n,), stats: dict of floats, e.g. {"spikes_per_sample": ...}).
 
-    def predict(self, X):
-        """Predicted class of each sample, int array (n,), plus a stats dict."""
+        ``rng``: numpy Generator or int seed (one draw for the whole batch), or
+        :class:`SampleSeeds` (one stream per sample, what the trainer passes).
+
+        Default: :meth:`before_batch`, then the mean of :meth:`loss_and_grad_sums`."""
+        self.before_batch(X, y, rng)
+        return self.loss_and_grad_sums(X, y, rng).mean()
+
+    def loss_and_grad_sums(self, X, y, rng=None):
+        """:class:`GradSums` of the samples (X, y): the same computation as
+        :meth:`loss_and_grads` with sums over the samples in place of means. Must not change
+        the learner (it runs on copies of it, on other machines); :meth:`before_batch` of the
+        whole batch has run before.
+
+        Default (rules that only implement ``loss_and_grads``): the means times n, which is
+        not bit-exact under a split into shares."""
+        loss, grads, preds, stats = self.loss_and_grads(X, y, rng)
+        n = len(preds)
+        return GradSums(n, loss * n, [None if g is None else np.asarray(g) * n for g in grads],
+                        np.asarray(preds), stats.get("spikes_per_sample", float("nan")) * n)
+
+    def needs_batch_statistics(self):
+        """Whether :meth:`before_batch` of the current batch needs :meth:`batch_statistics`
+        (e.g. ASF-BP in an epoch that updates its scales). Default False."""
+        return False
+
+    def batch_statistics(self, X, y, rng=None):
+        """Additive statistics of the samples (X, y) that :meth:`before_batch` needs from the
+        whole batch: a list of floats whose element-wise sum over the shares of a batch is
+        the batch's. Must not change the learner. Default None (nothing)."""
+        return None
+
+    def needs_batch_samples(self):
+        """Whether :meth:`before_batch` of the current batch needs the samples themselves
+        (e.g. the event rule before its firing-rate initialisation). Default False."""
+        return False
+
+    def before_batch(self, X, y, rng=None, statistics=None):
+        """Every change of the learner's state that a mini-batch makes before its gradients
+        (e.g. the event rule's firing-rate initialisation on its first batch, ASF-BP's scale
+        update). Runs where the learner lives (the client); ``statistics``: the summed
+        :meth:`batch_statistics` of the whole batch when :meth:`needs_batch_statistics`, else
+        None (the rule computes them itself from X). The data-parallel trainer passes
+        ``X=None`` unless :meth:`needs_batch_samples`. Default: nothing."""
+
+    def check_shares(self):
+        """Raise ValueError if the rule's gradient of a batch cannot be summed from shares of
+        it (with its current options). Default: it can."""
+
+    def predict(self, X, rng=None):
+        """Predicted class of each sample, int array (n,), plus a stats dict.
+        ``rng`` as in :meth:`loss_and_grads` (used by stochastic encoders only)."""
         raise NotImplementedError
 
     def after_epoch(self, epoch):
         """Hook for per-epoch schedules (e.g. ASF-BP's scale update). Default: nothing."""
+
+
+def predict_with(learner, X, rng):
+    """``learner.predict(X, rng=rng)``, or ``learner.predict(X)`` for a rule whose predict
+    takes no rng (written for the first version of the contract)."""
+    import inspect
+
+    try:
+        params = inspect.signature(learner.predict).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = {}
+    if "rng" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return learner.predict(X, rng=rng)
+    return learner.predict(X)
 
 
 #: rule name -> "module:Class"; each module is imported only when its rule is asked for

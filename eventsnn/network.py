@@ -180,7 +180,7 @@ class Sequential:
 
     def simulate(self, inputs: Union[SpikeTrains, Sequence[SpikeTrains]], t_end: Optional[float] = None,
                  record_times: Optional[ArrayLike] = None, n_threads: Optional[int] = None,
-                 max_spikes: int = DEFAULT_MAX_SPIKES, progress: bool = False) -> Any:
+                 max_spikes: int = DEFAULT_MAX_SPIKES, progress: bool = False, client: Any = None) -> Any:
         """Simulate SpikeTrains exactly in continuous time.
 
         Parameters
@@ -202,12 +202,23 @@ class Sequential:
             t_ref=0 and a huge weight fires about w / theta times).
         progress : bool
             Show a progress bar on stderr over the samples of a list input.
+        client : dask.distributed.Client, optional
+            Simulate a list of samples on a Dask cluster (:func:`eventsnn.distributed.simulate`:
+            the network broadcast once, chunks of samples per worker; list items may also be
+            paths of event files, read by the workers). Same records as without it.
 
         Returns
         -------
         Record, or a list of Records for a list input.
         """
         single = isinstance(inputs, SpikeTrains)
+        if client is not None:
+            from .distributed import simulate as _simulate_dask
+
+            out = _simulate_dask(self, [inputs] if single else inputs, client, t_end=t_end,
+                                 record_times=record_times, n_threads=n_threads,
+                                 max_spikes=max_spikes)
+            return out[0] if single else out
         samples = [inputs] if single else inputs
         if not isinstance(samples, (list, tuple)):
             raise TypeError("inputs must be a SpikeTrains or a list of SpikeTrains")

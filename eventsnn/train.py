@@ -9,6 +9,11 @@ clipping, per-epoch metrics, an optional validation split, a progress bar on std
 ``progress=True`` (tqdm's, or a built-in one without tqdm), per-epoch JSON lines
 (``log=``) and an epoch checkpoint (``checkpoint=``) that ``fit(..., resume=True)``
 continues from with the same result as an uninterrupted run.
+
+With ``client=`` (a ``dask.distributed.Client``) the mini-batch gradients and the
+predictions are computed data-parallel on a Dask cluster (``eventsnn.distributed``); the
+learner's random draws use one key per sample (:class:`eventsnn.learner.SampleSeeds`), so
+a run with a client gives the single-process result.
 """
 import importlib
 import json
@@ -23,7 +28,8 @@ import numpy as np
 from . import _validate as v
 from . import checkpoint as _ckpt
 from ._progress import note_compilation, progress_bar
-from .learner import Learner
+from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
+                      sum_statistics)
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -52,9 +58,9 @@ def split_validation(X, y, fraction, rng):
 
 
 def _take(X, idx):
-    if isinstance(X, (list, tuple)):
-        return [X[i] for i in idx]
-    return X[idx]
+    if isinstance(X, np.ndarray):
+        return X[idx]
+    return [X[int(i)] for i in idx]  # lists, and sequences read on access (EventFiles)
 
 
 class Trainer:
@@ -89,6 +95,15 @@ class Trainer:
         gets 1 thread; dense rules give BLAS ``n_threads`` threads (default 1, since their
         small matrix products gain nothing from more and lose a lot on a busy machine).
         BLAS is limited with threadpoolctl for the duration of ``fit``/``evaluate`` only.
+    client : dask.distributed.Client or None: compute each mini-batch's gradients in shares
+        on the cluster's workers, and predictions too (``eventsnn.distributed``).
+    shares : int or None, shares per mini-batch with a client (default: its workers when
+        ``fit`` starts).
+    block_size : int or None, samples per block (default 8). Rules that sum over the batch
+        inside their kernels (the dense rules) are run block by block and the blocks' sums
+        added in order, with or without a client, so that a cluster run has the bits of the
+        single-process run; None: one block per batch (no data parallelism inside a batch).
+        The event rule ignores it (it sums every sample's gradient in order anyway).
     """
 
     def __init__(self, learner: Learner, optimizer: Union[str, Optimizer] = "adam", lr: float = 1e-3,
@@ -98,7 +113,8 @@ class Trainer:
                  min_lr_fraction: float = 0.0, log: Optional[PathLike] = None,
                  checkpoint: Optional[PathLike] = None,
                  epoch_callback: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 n_threads: Optional[int] = None) -> None:
+                 n_threads: Optional[int] = None, client: Any = None,
+                 shares: Optional[int] = None, block_size: Optional[int] = 8) -> None:
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
         self.learner = learner
@@ -128,6 +144,15 @@ class Trainer:
         self.epoch_callback = epoch_callback
         self.n_threads = None if n_threads is None else v.positive_int("n_threads", n_threads)
         self.history: List[Dict[str, Any]] = []
+        self.client = client
+        self.shares = None if shares is None else v.positive_int("shares", shares)
+        self.block_size = None if block_size is None else v.positive_int("block_size", block_size)
+        if client is not None:
+            from .distributed import _check_client
+            _check_client(client)
+            learner.check_shares()
+        # keys of the learner's random draws in predict (4th child of the seed; fit uses 3)
+        self._eval_rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(3,)))
         self.train_seconds = 0.0
 
     def _params(self, n_grads=None):
@@ -180,6 +205,12 @@ class Trainer:
             note_compilation(*mods)
         bar = progress_bar(max(self.epochs - start, 0) * n_batches, self.progress,
                            f"train ({self.learner.name})", unit="batch")
+        self._session = None
+        if self.client is not None:
+            from .distributed import TrainSession
+            self._session = TrainSession(self.client, self.learner, X, y, shares=self.shares,
+                                         block_size=self.block_size)
+        session = self._session
         limits = self._thread_limits()
         try:
             for epoch in range(start + 1, self.epochs + 1):
@@ -196,6 +227,8 @@ class Trainer:
             limits.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
+            if session is not None:
+                session.close()
         return self.history
 
     def _labels(self, name, y, n):
@@ -230,8 +263,11 @@ class Trainer:
         spikes = norms = 0.0
         for b in range(n_batches):
             idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
-            loss, grads, preds, stats = self.learner.loss_and_grads(_take(X, idx), y[idx],
-                                                                    rng=learner_rng)
+            seeds = SampleSeeds.draw(learner_rng, len(idx))
+            if self._session is not None:
+                loss, grads, preds, stats = self._session.loss_and_grads(idx, seeds)
+            else:
+                loss, grads, preds, stats = self._local_step(_take(X, idx), y[idx], seeds)
             grads = [None if g is None else np.array(g, dtype=np.float64) for g in grads]
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} in epoch {epoch}, batch {b}")
@@ -255,6 +291,19 @@ class Trainer:
             row["val_accuracy"] = self.evaluate(X_val, y_val)["accuracy"]
         return row
 
+    def _local_step(self, X, y, seeds):
+        """loss_and_grads of one mini-batch in one process, block by block (``block_size``)
+        for rules that compute sums (the blocks a cluster would compute, in the same order)."""
+        L = self.learner
+        if L.per_sample_parts or not overrides_sums(L):
+            return L.loss_and_grads(X, y, rng=seeds)
+        blocks = block_bounds(len(y), self.block_size)
+        statistics = None
+        if L.needs_batch_statistics():
+            statistics = sum_statistics(L.batch_statistics(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks)
+        L.before_batch(X, y, seeds, statistics=statistics)
+        return GradSums.combine(L.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks).mean()
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch (1-based) under the schedule."""
         if self.schedule == "constant" or self.epochs <= 1:
@@ -266,15 +315,21 @@ class Trainer:
     def predict(self, X: Any, batch_size: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, float]]:
         """Predictions of the learner over X in batches; returns (preds, mean stats)."""
         bs = v.positive_int("batch_size", batch_size or max(self.batch_size, 128))
+        seeds = SampleSeeds.draw(self._eval_rng, len(X))
+        if self.client is not None:
+            from .distributed import predict
+            preds, spikes = predict(self.client, self.learner, X, seeds, chunk_size=bs)
+            return preds, {"spikes_per_sample": spikes / max(len(X), 1)}
         chunks: List[np.ndarray] = []
         spikes = 0.0
         limits = self._thread_limits()
         try:
             for s in range(0, len(X), bs):
                 chunk = _take(X, np.arange(s, min(s + bs, len(X))))
-                p, stats = self.learner.predict(chunk)
+                p, stats = predict_with(self.learner, chunk, seeds[s:s + bs])
                 chunks.append(np.asarray(p))
-                spikes += stats.get("spikes_per_sample", np.nan) * len(p)
+                # spike sums (exact, whatever the chunks) when the rule reports them
+                spikes += stats["spikes"] if "spikes" in stats else stats.get("spikes_per_sample", np.nan) * len(p)
         finally:
             limits.__exit__(None, None, None)
         preds = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)

@@ -67,6 +67,8 @@ DEFAULTS = {
     "log": None,
     "checkpoint": None,
     "threads": None,
+    "scheduler": None,
+    "scheduler_timeout": 10.0,
 }
 
 _CONV = re.compile(r"^(\d+)C(\d+)(?:s(\d+))?(?:p(\d+))?$")
@@ -219,6 +221,12 @@ def build_parser():
     p.add_argument("--threads", type=at.positive_int,
                    help="total threads (samples in parallel for the event rule, BLAS threads for "
                         "dense rules; default: numba's thread count for samples, 1 BLAS thread)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="train data-parallel on a Dask cluster: a scheduler address "
+                        "(tcp://HOST:PORT) or local:N (N local worker processes); same result "
+                        "as without it (docs/distributed.md; needs eventsnn[distributed])")
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=float, metavar="SECONDS",
+                   help="give up reaching the scheduler after this long (default 10)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="progress bar on stderr (default: when stderr is a terminal; "
@@ -243,7 +251,7 @@ def resolve_config(argv):
         cfg.update(file_cfg)
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
                 "schedule", "clip", "seed", "val", "limit", "save", "data_dir", "log",
-                "checkpoint", "threads"):
+                "checkpoint", "threads", "scheduler", "scheduler_timeout"):
         val = getattr(args, key)
         if val is not None:
             cfg[key] = val
@@ -277,10 +285,11 @@ def _check_writable(key, path):
 TRAINING_KEYS = ("rule", "dataset", "data", "data_dir", "arch", "opt", "neuron", "seed")
 
 
-def load_dataset(name, data_dir=None, options=None):
+def load_dataset(name, data_dir=None, options=None, lazy=False):
     """(X_train, y_train, X_test, y_test) of dataset ``name``; ``data_dir`` and ``options``
     become the loader's keyword arguments (``data_dir`` only when given). A loader that does
-    not take one of them raises ValueError naming the flag."""
+    not take one of them raises ValueError naming the flag. ``lazy``: ask a loader that
+    takes ``lazy`` for samples read on access (files read by Dask workers)."""
     kwargs = dict(options or {})
     if data_dir is not None:
         kwargs["data_dir"] = str(data_dir)
@@ -296,6 +305,8 @@ def load_dataset(name, data_dir=None, options=None):
                 known = sorted(k for k in params if k != "data_dir")
                 raise ValueError(f"dataset {name!r} does not take {flag}"
                                  + (f" (its options: {known})" if known else " (it has no options)"))
+    if lazy and params is not None and "lazy" in params and "lazy" not in kwargs:
+        kwargs["lazy"] = True
     return load(name, **kwargs)
 
 
@@ -315,8 +326,19 @@ def input_shape(X):
 
 
 def run(cfg):
-    """Train as ``cfg`` says; returns the metrics dict."""
-    X_tr, y_tr, X_te, y_te = load_dataset(cfg["dataset"], cfg.get("data_dir"), cfg.get("data"))
+    """Train as ``cfg`` says; returns the metrics dict. With ``cfg["scheduler"]`` the
+    training and the test run on a Dask cluster (``eventsnn.distributed``)."""
+    if cfg.get("scheduler"):
+        from .distributed import connect
+
+        with connect(cfg["scheduler"], timeout=cfg.get("scheduler_timeout") or 10.0) as client:
+            return _run(cfg, client)
+    return _run(cfg, None)
+
+
+def _run(cfg, client):
+    X_tr, y_tr, X_te, y_te = load_dataset(cfg["dataset"], cfg.get("data_dir"), cfg.get("data"),
+                                          lazy=client is not None)
     if cfg.get("limit"):
         n = v.positive_int("limit", cfg["limit"])
         X_tr, y_tr = X_tr[:n], y_tr[:n]
@@ -346,7 +368,7 @@ def run(cfg):
                       seed=seed, progress=bar, schedule=cfg["schedule"],
                       log=cfg.get("log"), checkpoint=cfg.get("checkpoint"),
                       epoch_callback=epoch_line if lines else None,
-                      n_threads=cfg.get("threads"))
+                      n_threads=cfg.get("threads"), client=client)
     history = trainer.fit(X_tr, y_tr, resume=cfg.get("resume", False))
     t0 = time.perf_counter()
     test = trainer.evaluate(X_te, y_te)
@@ -377,7 +399,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         cfg = resolve_config(argv)
         metrics = run(cfg)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"eventsnn train: error: {exc}", file=sys.stderr)
         return 2
     except ImportError as exc:

@@ -50,6 +50,71 @@ class EventSamples(list):
         return out
 
 
+class EventFiles:
+    """N-MNIST recordings as a sequence of files read on access: ``files[i]`` reads file i
+    and returns its SpikeTrains (as :func:`events_to_spike_trains`), a slice or a list of
+    indices gives another EventFiles. Pickling it ships the paths only, so data-parallel
+    workers (``eventsnn.distributed``) read the recordings themselves.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path (``.bin`` / ``.bs2`` files).
+    t_max, merge_polarity, time_scale : as :func:`events_to_spike_trains`.
+    """
+
+    def __init__(self, paths, t_max=None, merge_polarity=False, time_scale=1.0):
+        from .nmnist import HEIGHT, SHAPE, WIDTH
+
+        self.paths = [os.fspath(p) for p in paths]
+        self.t_max = None if t_max is None else v.positive_float("t_max", t_max)
+        if not isinstance(merge_polarity, (bool, np.bool_)):
+            raise TypeError(f"merge_polarity must be a bool, got {merge_polarity!r}")
+        self.merge_polarity = bool(merge_polarity)
+        self.time_scale = v.positive_float("time_scale", time_scale)
+        self.in_shape = (1 if self.merge_polarity else SHAPE[0], HEIGHT, WIDTH)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def _subset(self, paths):
+        return EventFiles(paths, self.t_max, self.merge_polarity, self.time_scale)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._subset(self.paths[index])
+        if isinstance(index, (list, tuple, np.ndarray)):
+            return self._subset([self.paths[int(i)] for i in index])
+        return self.load_one(self.paths[index])
+
+    def __iter__(self):
+        for p in self.paths:
+            yield self.load_one(p)
+
+    def load_one(self, path):
+        """SpikeTrains of one recording file."""
+        from .nmnist import read_events
+
+        return events_to_spike_trains([read_events(path)], self.t_max, self.merge_polarity,
+                                      self.time_scale)[0]
+
+    def load(self, progress=False):
+        """All recordings as :class:`EventSamples` (``progress``: a bar over the files on
+        stderr)."""
+        from .._progress import progress_bar
+
+        bar = progress_bar(len(self), bool(progress), "read N-MNIST", unit="file")
+        out = []
+        try:
+            for p in self.paths:
+                out.append(self.load_one(p))
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return EventSamples(out, self.in_shape)
+
+
 def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=1.0):
     """SpikeTrains of N-MNIST event arrays (structured arrays t us, x, y, p).
 
@@ -93,7 +158,7 @@ def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=
 
 
 def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0, limit=None,
-                limit_test=None, progress=None):
+                limit_test=None, progress=None, lazy=False):
     """(X_train, y_train, X_test, y_test) of an N-MNIST folder; X are :class:`EventSamples`.
 
     Parameters
@@ -111,6 +176,8 @@ def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0,
         order).
     progress : bool or None, a progress bar over the files on stderr (None: when stderr is
         a terminal).
+    lazy : bool, return :class:`EventFiles` (recordings read on access, e.g. by the workers
+        of a Dask cluster) instead of reading every recording now.
     """
     from . import nmnist
 
@@ -124,11 +191,12 @@ def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0,
                          "of the N-MNIST recordings)")
     splits = []
     for split, lim in (("train", limit), ("test", limit_test)):
-        if progress is None:
+        files, y = nmnist.list_files(root, split, limit=lim)
+        if len(files) == 0:
+            raise ValueError(f"--data-dir {root}: the {split} split has no recordings")
+        samples = EventFiles(files, t_max, merge_polarity, time_scale)
+        if not lazy and progress is None:
             import sys
             progress = sys.stderr.isatty()
-        events, y = nmnist.load(root, split, limit=lim, progress=bool(progress))
-        if len(events) == 0:
-            raise ValueError(f"--data-dir {root}: the {split} split has no recordings")
-        splits += [events_to_spike_trains(events, t_max, merge_polarity, time_scale), y]
+        splits += [samples if lazy else samples.load(progress=bool(progress)), y]
     return tuple(splits)

@@ -105,6 +105,25 @@ def load(path, split="train", limit=None, progress=False):
     -------
     events : list of structured arrays (t us, x, y, p), labels : int64 array.
     """
+    files, labels = list_files(path, split, limit)
+    from .._progress import progress_bar
+
+    bar = progress_bar(len(files), bool(progress), f"read N-MNIST {split}", unit="file")
+    events = []
+    try:
+        for f in files:
+            events.append(read_events(f))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return events, labels
+
+
+def list_files(path, split="train", limit=None):
+    """The recordings of a labelled N-MNIST split without reading them: (list of Paths,
+    int64 labels), in the order of :func:`load`."""
     root = Path(os.fspath(path))
     _v.choice("split", split, ("train", "test"))
     if not root.is_dir():
@@ -132,19 +151,7 @@ def load(path, split="train", limit=None, progress=False):
                 items += [(f, int(d.name)) for f in sorted(d.glob("*.bin"))]
     if limit is not None:
         items = items[:limit]
-    from .._progress import progress_bar
-
-    bar = progress_bar(len(items), bool(progress), f"read N-MNIST {split}", unit="file")
-    events = []
-    try:
-        for f, _ in items:
-            events.append(read_events(f))
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return events, np.array([lab for _, lab in items], dtype=np.int64)
+    return [f for f, _ in items], np.array([lab for _, lab in items], dtype=np.int64)
 
 
 def to_frames(events, n_steps, t_max_us=None, binary=True):

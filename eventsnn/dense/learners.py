@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as v
-from ..learner import Learner
+from ..learner import GradSums, Learner, SampleSeeds, batch_random
 from ..network import Sequential
 from . import losses
 from .forward import forward_layers
@@ -99,16 +99,19 @@ class _DenseLearner(Learner):
         T = self.options["n_steps"]
         if self.options["encoder"] == "current":
             return np.broadcast_to(self.options["input_gain"] * X, (T,) + X.shape)
-        gen = self.rng if rng is None else v.rng_from(rng)
-        return (gen.random((T,) + X.shape) < np.clip(X, 0, 1)).astype(np.float64)
+        gen = self.rng if rng is None else rng if isinstance(rng, SampleSeeds) else v.rng_from(rng)
+        return (batch_random(gen, len(X), (T, X.shape[1]), axis=1) < np.clip(X, 0, 1)).astype(np.float64)
 
     def forward(self, X, rng=None):
         self.net._check_weights()
         return forward_layers(self.net.layers, self.encode(X, rng), self.neuron, self.options["dt"])
 
+    def _spike_sum(self, rec):
+        return sum(float(o.sum()) for o, layer in zip(rec.outputs, self.net.layers) if layer.has_neurons)
+
     def _stats(self, rec):
-        spikes = sum(float(o.sum()) for o, layer in zip(rec.outputs, self.net.layers) if layer.has_neurons)
-        return {"spikes_per_sample": spikes / rec.batch_size}
+        spikes = self._spike_sum(rec)
+        return {"spikes_per_sample": spikes / rec.batch_size, "spikes": spikes}
 
     def _predict(self, rec):
         """Most spikes wins; ties go to the earliest first spike."""
@@ -116,8 +119,8 @@ class _DenseLearner(Learner):
         first = rec.first_spike()
         return np.argmax(counts * (rec.n_steps + 1) - first, axis=1).astype(np.int64)
 
-    def predict(self, X):
-        rec = self.forward(X)
+    def predict(self, X, rng=None):
+        rec = self.forward(X, rng)
         return self._predict(rec), self._stats(rec)
 
     def _labels(self, y, n):
@@ -129,15 +132,13 @@ class _DenseLearner(Learner):
         return y
 
     def _finish(self, rec, loss, weights, preds=None, biases=None):
-        """(loss, grads, predictions, stats); grads = weight gradients, followed by the bias
-        gradients when the network has a bias (batch means)."""
-        B = rec.batch_size
-        grads = [None if w is None else w / B for w in weights]
+        """GradSums of the batch: weight gradients, followed by the bias gradients when the
+        network has a bias (sums over the samples)."""
+        grads = list(weights)
         if self.net.has_bias:
-            biases = biases or [None] * len(weights)
-            grads += [None if b is None else b / B for b in biases]
-        return (float(np.mean(loss)), grads, self._predict(rec) if preds is None else preds,
-                self._stats(rec))
+            grads += list(biases or [None] * len(weights))
+        return GradSums(rec.batch_size, float(np.sum(loss)), grads,
+                        self._predict(rec) if preds is None else preds, self._spike_sum(rec))
 
 
 class TimingLearner(_DenseLearner):
@@ -191,7 +192,7 @@ class TimingLearner(_DenseLearner):
         o["min_increment"] = v.finite_float("min_increment", o["min_increment"])
         v.choice("h_window", o["h_window"], timing.H_WINDOWS)
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X, y, rng=None):
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)
@@ -243,7 +244,7 @@ class ActivationLearner(_DenseLearner):
             return losses.count_loss(rec.output, tgt)
         return losses.spike_train_loss(rec.output, _regular_targets(rec, y, o), o["alpha"])
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X, y, rng=None):
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)
@@ -331,7 +332,7 @@ class AntlrLearner(_DenseLearner):
             return np.argmin(rec.first_spike() * (rec.n_steps + 2) - rec.counts(), axis=1).astype(np.int64)
         return super()._predict(rec)
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X, y, rng=None):
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)

@@ -16,14 +16,14 @@ import numpy as np
 
 from .. import _validate as _v
 from ..layers import AvgPool2d, MaxPool2d
-from ..learner import Learner
+from ..learner import GradSums, Learner, SampleSeeds, batch_random
 from ..network import Sequential
 from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, asf_backward, asf_forward,
                           asf_scale_ratios, count_loss, desired_spikes, psc_backward, psc_forward,
                           spike_train_loss)
 from .rules.na import B_CODE, LOSS_CHANGES
 from .psc_neurons import AsfNeuron, PscLIF, psc_filter
-from .rules.asf import RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
+from .rules.asf import MIN_FLOW, RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
 from .rules.na import B_PAPER, POWER_PAPER, code_rescale, na_delta
 from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
 
@@ -121,7 +121,7 @@ class _PscLearner(Learner):
     def _forward(self, X):
         return psc_forward(self.net, self.encode(X), self.neuron, self.pool_sum_weight)
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X, y, rng=None):
         rec = self._forward(X)
         if self.loss == "spike_train":
             losses, g = spike_train_loss(rec.output, y, self.neuron.tau_s, self.target,
@@ -130,15 +130,15 @@ class _PscLearner(Learner):
             losses, g = count_loss(rec.output, y, self.desired_count, self.undesired_count)
         B = g.shape[1]
         grads = psc_backward(self.net, rec, g, self._delta, self.pool_sum_weight)
-        grads = [None if gw is None else gw / B for gw in grads]
         preds = np.argmax(rec.output.sum(axis=0), axis=1)
-        stats = {"spikes_per_sample": float(np.mean(rec.spike_count()))}
-        return float(np.mean(losses)), grads, preds, stats
+        return GradSums(B, float(np.sum(losses)), list(grads), preds,
+                        float(np.sum(rec.spike_count())))
 
-    def predict(self, X):
+    def predict(self, X, rng=None):
         rec = self._forward(X)
         preds = np.argmax(rec.output.sum(axis=0), axis=1)
-        return preds, {"spikes_per_sample": float(np.mean(rec.spike_count()))}
+        counts = rec.spike_count()
+        return preds, {"spikes_per_sample": float(np.mean(counts)), "spikes": float(np.sum(counts))}
 
 
 class TsslLearner(_PscLearner):
@@ -208,9 +208,15 @@ class NaLearner(_PscLearner):
         _v.positive_float("b", opts["b"])
         _v.choice("loss_change", opts["loss_change"], LOSS_CHANGES)
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X, y, rng=None):
         self._m_out = None  # the output layer's stored mean, set by its _delta (first call)
-        return super().loss_and_grads(X, y, rng)
+        return super().loss_and_grad_sums(X, y, rng)
+
+    def check_shares(self):
+        if self.options["rescale"]:
+            raise ValueError("NA with rescale=True rescales by means over the whole batch inside "
+                             "the backward pass, which shares of a batch cannot sum; use "
+                             "rescale=False (the default) for data-parallel training")
 
     def _delta(self, l, g, st):
         o = self.options
@@ -282,30 +288,78 @@ class AsfLearner(Learner):
                 raise ValueError(f"each step of X must have {self.net.n_in} values, got {X.shape[2:]}")
             return np.ascontiguousarray(flat.transpose(1, 0, 2))
         flat = _samples(self.net, X)
-        gen = self._rng if rng is None else _v.rng_from(rng)
+        gen = self._rng if rng is None else rng if isinstance(rng, SampleSeeds) else _v.rng_from(rng)
         p = np.minimum(1.0, self.input_rate * np.abs(flat))
-        r = gen.random((self.n_steps,) + flat.shape)
+        r = batch_random(gen, len(flat), (self.n_steps, flat.shape[1]), axis=1)
         return (r < p).astype(np.float64) * np.sign(flat)
 
     def updating_scales(self):
         """Whether the scales are updated during the current epoch."""
         return self.scale_every > 0 and self.epoch % self.scale_every == 0
 
+    def _flow_sums(self, rec):
+        """[sum FO, sum FI] over the selected entries of every spiking layer (the two sums of
+        each layer's ratio, :func:`~eventsnn.dense.rules.asf.scale_ratio`), flattened."""
+        out = []
+        for l, layer in enumerate(self.net.layers):
+            if rec.spiking[l]:
+                FO, FI = rec.FO[l], rec.FI[l]
+                if layer.has_neurons and self.ratio_entries == "fi_ge_fo":
+                    sel = FI >= FO
+                    FO, FI = FO[sel], FI[sel]
+                out += [float(FO.sum()), float(FI.sum())]
+        return out
+
+    def _update_scales(self, sums):
+        k = 0
+        scales = []
+        for s in self.scales:
+            if s is None:
+                scales.append(None)
+                continue
+            num, den = sums[k], sums[k + 1]
+            k += 2
+            ratio = 1.0 if den < MIN_FLOW else num / den
+            scales.append(update_scale(s, ratio, self.scale_momentum))
+        self.scales = scales
+
+    def needs_batch_statistics(self):
+        return self.updating_scales()
+
+    def batch_statistics(self, X, y, rng=None):
+        if not self.updating_scales():
+            return None
+        return self._flow_sums(asf_forward(self.net, self.encode(X, rng), self.neuron))
+
+    def before_batch(self, X, y, rng=None, statistics=None):
+        """Scale update (S <- (1 - m) ratio + m S) in the updating epochs, from the flows of the
+        whole batch."""
+        if not self.updating_scales():
+            return
+        if statistics is None:
+            statistics = self.batch_statistics(X, y, rng)
+        self._update_scales(statistics)
+
     def loss_and_grads(self, X, y, rng=None):
+        # one forward pass serves the scale update and the gradients
         rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
         if self.updating_scales():
-            ratios = asf_scale_ratios(self.net, rec, self.ratio_entries)
-            self.scales = [None if r is None else update_scale(s, r, self.scale_momentum)
-                           for s, r in zip(self.scales, ratios)]
-        losses, g = output_loss(rec.u_out, y, self.neuron.theta, self.n_steps)
-        B = g.shape[0]
-        grads = asf_backward(self.net, rec, g / B, self.scales, self.gate)
-        preds = np.argmax(rec.u_out, axis=1)
-        return float(np.mean(losses)), grads, preds, {"spikes_per_sample": float(np.mean(rec.n_spikes))}
+            self._update_scales(self._flow_sums(rec))
+        return self._grad_sums(rec, y).mean()
 
-    def predict(self, X):
-        rec = asf_forward(self.net, self.encode(X), self.neuron)
-        return np.argmax(rec.u_out, axis=1), {"spikes_per_sample": float(np.mean(rec.n_spikes))}
+    def loss_and_grad_sums(self, X, y, rng=None):
+        return self._grad_sums(asf_forward(self.net, self.encode(X, rng), self.neuron), y)
+
+    def _grad_sums(self, rec, y):
+        losses, g = output_loss(rec.u_out, y, self.neuron.theta, self.n_steps)
+        grads = asf_backward(self.net, rec, g, self.scales, self.gate)
+        preds = np.argmax(rec.u_out, axis=1)
+        return GradSums(g.shape[0], float(np.sum(losses)), grads, preds, float(np.sum(rec.n_spikes)))
+
+    def predict(self, X, rng=None):
+        rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
+        return np.argmax(rec.u_out, axis=1), {"spikes_per_sample": float(np.mean(rec.n_spikes)),
+                                              "spikes": float(np.sum(rec.n_spikes))}
 
     def after_epoch(self, epoch):
         self.epoch += 1

@@ -16,7 +16,7 @@ from .. import _validate as v
 from .. import encode as _encode
 from .. import losses as _losses
 from ..init import init_firing_rate
-from ..learner import Learner
+from ..learner import GradSums, Learner, SampleSeeds
 from ..network import Sequential
 from ..neurons import GRAD_KERNELS, RESETS, SRM
 from ..spikes import SpikeTrains
@@ -72,6 +72,7 @@ class EventLearner(Learner):
     name = "event"
     kernel_modules = ("eventsnn.event._engine", "eventsnn.event._backward")
     _checkpoint_attrs = ("initialised", "init_scales")
+    per_sample_parts = True  # GradSums.parts: every sample's gradient, summed in batch order
 
     def __init__(self, net, rng=None, **options):
         if not isinstance(net, Sequential):
@@ -141,6 +142,11 @@ class EventLearner(Learner):
             return out
         if o["encoder"] == "latency":
             return _encode.latency(X, t_max=o["latency_t_max"])
+        if isinstance(rng, SampleSeeds):  # one stream per sample (data-parallel training)
+            if len(rng) != len(X):
+                raise ValueError(f"rng has {len(rng)} sample keys for {len(X)} samples")
+            return [_encode.poisson(X[i:i + 1], t_end=o["t_window"], max_rate=o["poisson_rate"],
+                                    rng=g)[0] for i, g in enumerate(rng.generators())]
         return _encode.poisson(X, t_end=o["t_window"], max_rate=o["poisson_rate"],
                                rng=self.rng if rng is None else rng)
 
@@ -188,10 +194,12 @@ class EventLearner(Learner):
             return np.argmin(out.first_times(), axis=1).astype(np.int64)
         return _losses.predict_counts_batch(out)
 
+    def _spike_total(self, levels):
+        return float(sum(levels[li].times.size for li, layer in enumerate(self.net.layers, start=1)
+                         if layer.has_neurons))
+
     def _spikes(self, levels):
-        n_spk = sum(levels[li].times.size for li, layer in enumerate(self.net.layers, start=1)
-                    if layer.has_neurons)
-        return float(n_spk / levels[0].n_samples)
+        return self._spike_total(levels) / levels[0].n_samples
 
     def _loss(self, out, y):
         """(output level the backward pass sees, per-sample losses, dL/dt of its events) of
@@ -233,8 +241,23 @@ class EventLearner(Learner):
         return all(n is None or n.reset == "full" for n in self.net.layer_neurons)
 
     def loss_and_grads(self, X, y, rng=None):
+        if self.options["encoder"] == "poisson" and not isinstance(rng, SampleSeeds):
+            X, rng = self.encode(X, rng), None  # one draw for the initialisation and the batch
+        return super().loss_and_grads(X, y, rng)
+
+    def needs_batch_samples(self):
+        return not self.initialised
+
+    def before_batch(self, X, y, rng=None, statistics=None):
+        """Firing-rate initialisation on the first batch (when ``init`` is True)."""
+        if not self.initialised:
+            self.initialise(self.encode_batch(X, rng))
+
+    def loss_and_grad_sums(self, X, y, rng=None):
+        """Sums over the samples, with every sample's own gradient in ``parts`` (summed in
+        batch order by GradSums, so any split of a batch into shares gives the same bits)."""
         if not self._all_full_reset():  # the membrane adjoint runs per sample
-            return self._loss_and_grads_per_sample(X, y, rng)
+            return self._loss_and_grad_sums_per_sample(X, y, rng)
         o = self.options
         events = self.encode_batch(X, rng)
         y = np.asarray(y)
@@ -244,25 +267,26 @@ class EventLearner(Learner):
             if not np.all(np.mod(y, 1) == 0):
                 raise TypeError("y must hold integer labels")
             y = y.astype(np.int64)
-        if not self.initialised:
-            self.initialise(events)
         _check_reset(self.net)  # SRM neurons with full reset in every layer (timing backward)
         levels, relays = self._forward(events)
         preds = self._predict(levels[-1])
         out, losses, g = self._loss(levels[-1], y)
         clamp = None if o["clamp"] is None else tuple(o["clamp"])
         code = KERNEL_EXP if o["kernel"] == "exp" else KERNEL_DEPSILON
-        weights, _ = _batch.backward_batch(self.net, levels[:-1] + [out], relays, g, code,
-                                           o["tau_grad"], o["drop_nonpositive"], clamp,
-                                           o["factor"], n_threads=self._n_threads())
+        rows, _ = _batch.backward_batch(self.net, levels[:-1] + [out], relays, g, code,
+                                        o["tau_grad"], o["drop_nonpositive"], clamp,
+                                        o["factor"], n_threads=self._n_threads(), per_sample=True)
         n = events.n_samples
-        grads = [None if w is None else w / n for w in weights]
-        stats = {"spikes_per_sample": self._spikes(levels)}
-        return float(np.mean(losses)), grads, preds, stats
+        parts = [[None if w is None else w[s] for w in rows] for s in range(n)]
+        losses = np.asarray(losses, dtype=np.float64)
+        return GradSums(n, float(np.sum(losses)), None, preds, self._spike_total(levels),
+                        parts=parts, losses=losses)
 
-    def predict(self, X):
-        levels, _ = self._forward(self.encode_batch(X))
-        return self._predict(levels[-1]), {"spikes_per_sample": self._spikes(levels)}
+    def predict(self, X, rng=None):
+        levels, _ = self._forward(self.encode_batch(X, rng))
+        n = levels[0].n_samples
+        total = self._spike_total(levels)
+        return self._predict(levels[-1]), {"spikes_per_sample": total / n, "spikes": total}
 
     # ---- per-sample path (membrane-reset networks: the adjoint backward) -----------
     def _simulate(self, events):
@@ -276,18 +300,16 @@ class EventLearner(Learner):
                             dtype=np.int64)
         return _losses.predict_counts(outs)
 
-    def _spikes_records(self, recs):
+    def _spike_total_records(self, recs):
         levels = [li for li, layer in enumerate(self.net.layers, start=1) if layer.has_neurons]
-        return float(np.mean([sum(len(r.spikes[li]) for li in levels) for r in recs]))
+        return float(sum(sum(len(r.spikes[li]) for li in levels) for r in recs))
 
-    def _loss_and_grads_per_sample(self, X, y, rng=None):
+    def _loss_and_grad_sums_per_sample(self, X, y, rng=None):
         o = self.options
         y = np.asarray(y)
         events = self.encode(X, rng)
         if len(events) != y.shape[0]:
             raise ValueError(f"X has {len(events)} samples but y has {y.shape[0]}")
-        if not self.initialised:
-            self.initialise(events)
         recs = self._simulate(events)
         preds = self._predict_records(recs)
         used, grads_out, losses = [], [], []
@@ -310,18 +332,11 @@ class EventLearner(Learner):
         gs = backward_many(self.net, used, grads_out, kernel=o["kernel"], tau_grad=o["tau_grad"],
                            n_threads=o["n_threads"], clamp=clamp, factor=o["factor"],
                            drop_nonpositive=o["drop_nonpositive"], input_grad=False)
-        n = len(gs)
-        grads = []
-        for li, layer in enumerate(self.net.layers):
-            if layer.has_weight:
-                total = np.zeros(layer.weight.shape)
-                for g in gs:
-                    total += g.weights[li]
-                grads.append(total / n)
-            else:
-                grads.append(None)
-        stats = {"spikes_per_sample": self._spikes_records(recs)}
-        return float(np.mean(losses)), grads, preds, stats
+        parts = [[g.weights[li] if layer.has_weight else None
+                  for li, layer in enumerate(self.net.layers)] for g in gs]
+        return GradSums(len(gs), float(np.sum(losses)), None, preds,
+                        self._spike_total_records(recs), parts=parts,
+                        losses=np.asarray(losses, dtype=np.float64))
 
     def _time_mse(self, rec, label):
         """Spike-time MSE (``losses.time_mse_loss``) on each output neuron's first spike:
