@@ -354,7 +354,7 @@ class TrainSession:
         X = _Data(self.X).take(idx) if L.needs_batch_samples() else None
         L.before_batch(X, self.y[idx], seeds, statistics=statistics)
         sums = self._step_map(_task_sums, idx, keys, "a training step")
-        return GradSums.combine(b for share in sums for b in share).mean()
+        return L.finish(GradSums.combine(b for share in sums for b in share))
 
     def close(self):
         self.data.release()

@@ -22,7 +22,7 @@ sums of the whole batch, which is what the single-process trainer calls.
 """
 import dataclasses
 import importlib
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -99,11 +99,11 @@ class GradSums:
 
     n: int
     loss: float
-    grads: list
+    grads: Optional[list]
     preds: np.ndarray
     spikes: float = float("nan")
-    parts: list = None
-    losses: np.ndarray = None
+    parts: Optional[list] = None
+    losses: Optional[np.ndarray] = None
 
     def __post_init__(self):
         if self.grads is None and self.parts is not None:
@@ -226,7 +226,18 @@ class Learner:
 
         Default: :meth:`before_batch`, then the mean of :meth:`loss_and_grad_sums`."""
         self.before_batch(X, y, rng)
-        return self.loss_and_grad_sums(X, y, rng).mean()
+        return self.finish(self.loss_and_grad_sums(X, y, rng))
+
+    def finish(self, sums):
+        """(loss, grads, preds, stats) of a batch from its combined :class:`GradSums`: the
+        means, then :meth:`finish_grads` (runs where the learner lives)."""
+        loss, grads, preds, stats = sums.mean()
+        return loss, self.finish_grads(grads), preds, stats
+
+    def finish_grads(self, grads):
+        """A change of the batch-mean gradients that is not a sum over samples (e.g. ANTLR's
+        element-wise ``grad_clip``). Default: none."""
+        return grads
 
     def loss_and_grad_sums(self, X, y, rng=None):
         """:class:`GradSums` of the samples (X, y): the same computation as
@@ -264,6 +275,14 @@ class Learner:
         :meth:`batch_statistics` of the whole batch when :meth:`needs_batch_statistics`, else
         None (the rule computes them itself from X). The data-parallel trainer passes
         ``X=None`` unless :meth:`needs_batch_samples`. Default: nothing."""
+
+    def splittable(self):
+        """Whether :meth:`check_shares` passes."""
+        try:
+            self.check_shares()
+        except ValueError:
+            return False
+        return True
 
     def check_shares(self):
         """Raise ValueError if the rule's gradient of a batch cannot be summed from shares of

@@ -295,14 +295,14 @@ class Trainer:
         """loss_and_grads of one mini-batch in one process, block by block (``block_size``)
         for rules that compute sums (the blocks a cluster would compute, in the same order)."""
         L = self.learner
-        if L.per_sample_parts or not overrides_sums(L):
+        if L.per_sample_parts or not overrides_sums(L) or not L.splittable():
             return L.loss_and_grads(X, y, rng=seeds)
         blocks = block_bounds(len(y), self.block_size)
         statistics = None
         if L.needs_batch_statistics():
             statistics = sum_statistics(L.batch_statistics(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks)
         L.before_batch(X, y, seeds, statistics=statistics)
-        return GradSums.combine(L.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks).mean()
+        return L.finish(GradSums.combine(L.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks))
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch (1-based) under the schedule."""

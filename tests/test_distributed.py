@@ -33,7 +33,7 @@ RULES = {
     "activation": dict(n_steps=8, encoder="poisson"),
     "antlr": dict(n_steps=8),
     "tssl": dict(n_steps=5),
-    "na": dict(n_steps=5),
+    "na": dict(n_steps=5, preset="paper"),
     "asf": dict(n_steps=10, scale_every=1),
 }
 
@@ -94,7 +94,7 @@ def test_shares_sum_to_the_whole_batch(rule, cuts, seed):
     parts.before_batch(X, y, seeds)
     bounds = [0] + sorted(cuts) + [10]
     shares = [parts.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in zip(bounds, bounds[1:])]
-    l2, g2, p2, s2 = GradSums.combine(shares).mean()
+    l2, g2, p2, s2 = parts.finish(GradSums.combine(shares))
     assert l2 == pytest.approx(loss, rel=1e-12, abs=1e-15)
     np.testing.assert_array_equal(p2, preds)
     assert s2["spikes_per_sample"] == pytest.approx(stats["spikes_per_sample"], rel=1e-12)
@@ -138,6 +138,15 @@ def test_share_bounds_and_addresses():
 def test_na_rescale_refuses_shares():
     with pytest.raises(ValueError, match="rescale"):
         _learner("na", rescale=True).check_shares()
+    L = _learner("na", rescale=True)
+    assert not L.splittable()
+    X, y = _data(10)
+    seeds = SampleSeeds(np.arange(10))
+    # one process: the whole batch (batch-wide rescaling), not blocks
+    want = _learner("na", rescale=True).loss_and_grads(X, y, rng=seeds)
+    got = Trainer(L, block_size=3)._local_step(X, y, seeds)
+    for a, b in zip(want[1], got[1]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_missing_dask_gives_the_install_command(monkeypatch):

@@ -350,11 +350,14 @@ class AntlrLearner(_DenseLearner):
                            surrogate=o["surrogate"], surrogate_scale=o["surrogate_scale"],
                            v_prime_min=o["v_prime_min"], clip=o["clip"],
                            timing_penalty=o["timing_penalty"])
-        out = self._finish(rec, loss, g.weights, biases=g.biases)
-        if o["grad_clip"] is not None:
-            c = o["grad_clip"]
-            out = (out[0], [None if gr is None else np.clip(gr, -c, c) for gr in out[1]]) + out[2:]
-        return out
+        return self._finish(rec, loss, g.weights, biases=g.biases)
+
+    def finish_grads(self, grads):
+        """``grad_clip``: element-wise clip of the batch-mean gradients."""
+        c = self.options["grad_clip"]
+        if c is None:
+            return grads
+        return [None if gr is None else np.clip(gr, -c, c) for gr in grads]
 
 
 def latency_stop(S):

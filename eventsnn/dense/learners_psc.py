@@ -216,7 +216,7 @@ class NaLearner(_PscLearner):
         if self.options["rescale"]:
             raise ValueError("NA with rescale=True rescales by means over the whole batch inside "
                              "the backward pass, which shares of a batch cannot sum; use "
-                             "rescale=False (the default) for data-parallel training")
+                             "rescale=False (preset='paper') for data-parallel training")
 
     def _delta(self, l, g, st):
         o = self.options
@@ -345,7 +345,7 @@ class AsfLearner(Learner):
         rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
         if self.updating_scales():
             self._update_scales(self._flow_sums(rec))
-        return self._grad_sums(rec, y).mean()
+        return self.finish(self._grad_sums(rec, y))
 
     def loss_and_grad_sums(self, X, y, rng=None):
         return self._grad_sums(asf_forward(self.net, self.encode(X, rng), self.neuron), y)
