@@ -151,8 +151,6 @@ class Trainer:
             from .distributed import _check_client
             _check_client(client)
             learner.check_shares()
-        # keys of the learner's random draws in predict (4th child of the seed; fit uses 3)
-        self._eval_rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(3,)))
         self.train_seconds = 0.0
 
     def _params(self, n_grads=None):
@@ -315,7 +313,10 @@ class Trainer:
     def predict(self, X: Any, batch_size: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, float]]:
         """Predictions of the learner over X in batches; returns (preds, mean stats)."""
         bs = v.positive_int("batch_size", batch_size or max(self.batch_size, 128))
-        seeds = SampleSeeds.draw(self._eval_rng, len(X))
+        # keys of the learner's random draws (stochastic encoders): from the 4th child of the
+        # seed (fit uses 3), the same at every call, so a resumed run evaluates the same way
+        seeds = SampleSeeds.draw(np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(3,))),
+                                 len(X))
         if self.client is not None:
             from .distributed import predict
             preds, spikes = predict(self.client, self.learner, X, seeds, chunk_size=bs)
