@@ -243,7 +243,10 @@ class EventLearner(Learner):
     def loss_and_grads(self, X, y, rng=None):
         if self.options["encoder"] == "poisson" and not isinstance(rng, SampleSeeds):
             X, rng = self.encode(X, rng), None  # one draw for the initialisation and the batch
-        return super().loss_and_grads(X, y, rng)
+        self.before_batch(X, y, rng)
+        # one process, whole batch: the kernels' own in-order sum, bit for bit what GradSums
+        # makes of the per-sample parts (0 + g_0 + g_1 + ... per entry), without the rows
+        return self.finish(self._sums(X, y, rng, parts=False))
 
     def needs_batch_samples(self):
         return not self.initialised
@@ -256,6 +259,9 @@ class EventLearner(Learner):
     def loss_and_grad_sums(self, X, y, rng=None):
         """Sums over the samples, with every sample's own gradient in ``parts`` (summed in
         batch order by GradSums, so any split of a batch into shares gives the same bits)."""
+        return self._sums(X, y, rng, parts=True)
+
+    def _sums(self, X, y, rng, parts):
         if not self._all_full_reset():  # the membrane adjoint runs per sample
             return self._loss_and_grad_sums_per_sample(X, y, rng)
         o = self.options
@@ -275,12 +281,15 @@ class EventLearner(Learner):
         code = KERNEL_EXP if o["kernel"] == "exp" else KERNEL_DEPSILON
         rows, _ = _batch.backward_batch(self.net, levels[:-1] + [out], relays, g, code,
                                         o["tau_grad"], o["drop_nonpositive"], clamp,
-                                        o["factor"], n_threads=self._n_threads(), per_sample=True)
+                                        o["factor"], n_threads=self._n_threads(), per_sample=parts)
         n = events.n_samples
-        parts = [[None if w is None else w[s] for w in rows] for s in range(n)]
         losses = np.asarray(losses, dtype=np.float64)
+        if not parts:
+            return GradSums(n, float(np.sum(losses)), rows, preds, self._spike_total(levels),
+                            losses=losses)
+        per = [[None if w is None else w[s] for w in rows] for s in range(n)]
         return GradSums(n, float(np.sum(losses)), None, preds, self._spike_total(levels),
-                        parts=parts, losses=losses)
+                        parts=per, losses=losses)
 
     def predict(self, X, rng=None):
         levels, _ = self._forward(self.encode_batch(X, rng))
