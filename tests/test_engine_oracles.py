@@ -461,3 +461,18 @@ def test_recorded_membrane_matches_definition(seed, reset):
         rec2 = net.simulate(x, record_times=out.times)
         vals = rec2.membrane[1][np.arange(len(out)), out.neurons]
         np.testing.assert_allclose(vals, 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_extreme_tau_ratio_membrane_reset(kind):
+    """tau_m / tau_s = 5e4 (valid, if extreme): the extremum of u used a quotient
+    (S tau_m) / (M tau_s) whose denominator underflowed to 0, and the dense kernel raised
+    ZeroDivisionError where the reference engine gives one spike (issue 12)."""
+    net = one_neuron([[1.0, 1.0, 1.0]], reset="membrane", tau_m=5.0, tau_s=1e-4, t_ref=0.3,
+                     n_in=3, kind=kind)
+    x = es.SpikeTrains([0.667, 0.871, 1.097], [0, 1, 2], 3)
+    out = net.simulate(x).output
+    ref = simulate_reference(net, x)[-1]
+    assert len(ref) == 1
+    assert len(out) == 1
+    np.testing.assert_allclose(out.times, ref.times, atol=1e-9, rtol=0)

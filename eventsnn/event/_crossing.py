@@ -30,14 +30,14 @@ def membrane_slope(M, S, s, c, tau_m, tau_s):
 @njit(cache=True, nogil=True)
 def extremum_offset(M, S, c, tau_m, tau_s):
     """Offset of the single extremum of u (any sign), or NaN if u is monotone."""
-    A = c * M
-    B = -c * S
-    if A == 0.0 or B == 0.0:
+    # du/ds = 0 where (S / tau_s) e^{-s/tau_s} = (M / tau_m) e^{-s/tau_m}: only when M and S
+    # have the same sign. In logarithms: the ratio (S tau_m) / (M tau_s) can leave the float
+    # range for extreme but valid time constants (tau_s = 1e-4 ms, tiny M), where a plain
+    # quotient underflowed to a division by zero.
+    if M == 0.0 or S == 0.0 or (M > 0.0) != (S > 0.0):
         return math.nan
-    ratio = -(B * tau_m) / (A * tau_s)
-    if ratio <= 0.0:
-        return math.nan
-    return math.log(ratio) / (1.0 / tau_s - 1.0 / tau_m)
+    log_ratio = math.log(abs(S)) - math.log(abs(M)) + math.log(tau_m / tau_s)
+    return log_ratio / (1.0 / tau_s - 1.0 / tau_m)
 
 
 @njit(cache=True, nogil=True)

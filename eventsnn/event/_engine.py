@@ -144,7 +144,7 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
                 A = c * M[i]
                 B = -c * S[i]
                 hit = min(max(A, A * a) + max(B, B * b), max(A + B, M[i])) >= theta
-            n_flag += hit - flag[i]
+            n_flag += int(hit) - int(flag[i])
             flag[i] = hit
         # 2. exact crossings in [t, t_next] of the flagged neurons
         if n_flag > 0:
