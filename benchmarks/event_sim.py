@@ -32,6 +32,7 @@ Usage::
     python benchmarks/event_sim.py                # eventsnn only
     python benchmarks/event_sim.py --peers        # + Brian2 and NEST, ratios, agreement
     python benchmarks/event_sim.py --peers --json results.json
+    python benchmarks/event_sim.py --peers --no-nest --n-out 4000 --rate 80
 """
 import argparse
 import json
@@ -265,6 +266,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--repeats", type=int, default=11, help="timed eventsnn runs (after a warm-up)")
     p.add_argument("--peers", action="store_true", help="also run Brian2 and NEST")
+    p.add_argument("--no-nest", action="store_true", help="with --peers: Brian2 only")
     p.add_argument("--peer-repeats", type=int, default=3, help="timed runs per peer (after a warm-up)")
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
@@ -315,10 +317,12 @@ def main(argv=None):
                   f"{b['syn_events_per_s']:.3g} synaptic events/s")
             b["cpu_ratio_ours_over_peer"] = ours["cpu_median_s"] / b["cpu_median_s"]
             print(f"  wall-time ratio eventsnn / brian2 = {b['wall_ratio_ours_over_peer']:.4f} "
-                  f"(brian2 takes {1 / b['wall_ratio_ours_over_peer']:.1f}x longer; target <= 0.2); "
+                  f"(brian2 takes {1 / b['wall_ratio_ours_over_peer']:.1f}x longer); "
                   f"CPU-time ratio {b['cpu_ratio_ours_over_peer']:.4f}")
             print(describe_agreement(b["agreement"]))
         try:
+            if args.no_nest:
+                raise ImportError("skipped (--no-nest)")
             import nest  # noqa: F401
             have_nest = True
         except Exception as exc:  # not installed, or broken (e.g. brian2 2.9 with numpy >= 2.4)

@@ -103,3 +103,36 @@ def first_crossing(M, S, s_lo, s_hi, c, tau_m, tau_s, theta):
         return math.inf
     lo = s_x if inside else s_lo  # after an interior minimum u rises to s_hi
     return _root(M, S, lo, s_hi, c, tau_m, tau_s, theta)
+
+
+#: relative safety margin of :func:`rise_bound` (covers the rounding of u(0) and the slope)
+RISE_MARGIN = 1e-9
+
+
+@njit(cache=True, nogil=True, inline="always")
+def rise_bound(M, S, c, tau_m, tau_s, theta):
+    """Safe lower bound (ms, >= 0) of the first offset at which u reaches theta, for the
+    traces M, S at offset 0; inf when u cannot reach theta at all. No exponentials.
+
+    - u's only extremum has the value M e^{-s*/tau_m} and u -> 0, so u <= max(u(0), M)
+      for s >= 0 (theta > 0): below theta, no crossing.
+    - du/ds = c (S e^{-s/tau_s} / tau_s - M e^{-s/tau_m} / tau_m); each term is bounded by
+      its value at 0 when it is positive and by 0 otherwise, so du/ds <= D with
+      D = c (S+ / tau_s + M- / tau_m) for c > 0 (tau_m > tau_s) and
+      D = |c| (M+ / tau_m + S- / tau_s) for c < 0, and u(s) <= u(0) + D s: the crossing
+      is no earlier than (theta - u(0)) / D.
+    The gap theta - u(0) is shrunk by the rounding of u(0) (1e-12 of |c| (|M| + |S|)) and the
+    quotient by RISE_MARGIN, so that the bound stays below the crossing that the exact solver
+    would locate.
+    """
+    u0 = c * (M - S)
+    if u0 < theta and M < theta:
+        return math.inf
+    if c > 0.0:
+        D = c * (max(S, 0.0) / tau_s + max(-M, 0.0) / tau_m)
+    else:
+        D = -c * (max(M, 0.0) / tau_m + max(-S, 0.0) / tau_s)
+    gap = theta - u0 - 1e-12 * abs(c) * (abs(M) + abs(S))
+    if gap <= 0.0 or not D > 0.0:
+        return 0.0
+    return gap / D * (1.0 - RISE_MARGIN)

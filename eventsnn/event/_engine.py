@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._crossing import first_crossing, upper_bound
+from ._crossing import first_crossing, rise_bound
 from ._queue import heap_new, heap_pop, heap_remove, heap_set, heap_size, heap_top
 
 
@@ -51,13 +51,13 @@ def _sorted_output(times, idx, n):
 
 
 @njit(cache=True, nogil=True)
-def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
-    """M += w, S += w for w = row * val; flag neurons whose bound on u over the span
+def _add_and_bound(M, S, row, lo, val, a, b, c, theta, flag):
+    """M[i] += w, S[i] += w for w = row[lo + i] * val; flag neurons whose bound on u over the span
     reaches theta (each exponential term is bounded by one of its end values). Branch-free,
     so it vectorises. Returns the number of flagged neurons."""
     n = 0
     for i in range(M.size):
-        w = row[i] * val
+        w = row[lo + i] * val
         m = M[i] + w
         s = S[i] + w
         M[i] = m
@@ -71,30 +71,76 @@ def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
     return n
 
 
+#: bytes of weights per neuron block of a Dense layer (``dense_block_size``): a block's
+#: columns of W.T, read for every input event, should stay in the cache (L2 1 MB / L3 32 MB
+#: here); measured with benchmarks/event_sim.py --n-out 4000
+DENSE_BLOCK_BYTES = 4 << 20
+
+
 @njit(cache=True, nogil=True)
-def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
-                max_spikes):
-    """Simulate one fully connected layer. WT is the transposed weight, shape (n_in, n_out).
+def dense_block_size(n_in, n_out):
+    """Output neurons per block: all of them when the weights fit DENSE_BLOCK_BYTES, else
+    blocks of a multiple of 64 neurons whose weights fit it (the last block may be smaller)."""
+    if n_in * n_out * 8 <= DENSE_BLOCK_BYTES:
+        return max(n_out, 1)
+    return max(64, (DENSE_BLOCK_BYTES // (8 * max(n_in, 1))) // 64 * 64)
 
-    All traces share one reference time, the time t of the current group of coincident
-    input events, so one decay factor serves every neuron. Per group: one vectorised pass
-    adds the input and bounds u up to the next group; only flagged neurons get the exact
-    crossing search; a second pass decays every trace to the next group.
 
-    Membrane reset: a neuron still refractory at t (r >= t) has u = S(r) eps(s - r) after r,
-    fully given by its current trace S and r; its M trace is not used (referencing it at
-    t < r would need S(r) exp((r - t)/tau_m), which overflows for long refractory periods),
-    its crossings are searched in the frame of r, and M is set again from S when r falls
-    before the next group.
+@njit(cache=True, nogil=True)
+def _dense_groups(in_t, t_end, tau_m, tau_s):
+    """Groups of coincident input events at or before t_end: group g is the events
+    g_start[g]:g_start[g+1]; g_a, g_b are e^{-span/tau_m}, e^{-span/tau_s} over the span
+    to the next group (to t_end after the last)."""
+    n = 0
+    while n < in_t.size and in_t[n] <= t_end:
+        n += 1
+    g_start = np.empty(n + 1, np.int64)
+    k = 0
+    for e in range(n):
+        if e == 0 or in_t[e] != in_t[e - 1]:
+            g_start[k] = e
+            k += 1
+    g_start[k] = n
+    g_start = g_start[:k + 1].copy()
+    g_a = np.empty(k)
+    g_b = np.empty(k)
+    for g in range(k):
+        t_next = t_end if g == k - 1 else in_t[g_start[g + 1]]
+        span = t_next - in_t[g_start[g]]
+        g_a[g] = math.exp(-span / tau_m)
+        g_b[g] = math.exp(-span / tau_s)
+    return g_start, g_a, g_b
 
-    Returns (spike times, neuron indices, exceeded), sorted by (time, neuron); exceeded is
-    True (and the spikes so far are returned) when more than max_spikes spikes were due."""
-    n_out = WT.shape[1]
+
+@njit(cache=True, nogil=True)
+def _merge_blocks(parts_t, parts_i, total, exceeded):
+    t = np.empty(total)
+    i = np.empty(total, np.int64)
+    k = 0
+    for p in range(len(parts_t)):
+        n = parts_t[p].size
+        t[k:k + n] = parts_t[p]
+        i[k:k + n] = parts_i[p]
+        k += n
+    t_o, i_o = _sorted_output(t, i, total)
+    return t_o, i_o, exceeded
+
+
+@njit(cache=True, nogil=True)
+def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, tau_s, theta,
+                 membrane_reset, t_ref, max_spikes):
+    """dense_layer for the output neurons lo..hi-1 only (the neurons of a Dense layer are
+    independent given its input), over the groups of coincident inputs found by
+    ``_dense_groups``. Returns (times, global neuron indices, count, exceeded), unsorted."""
+    n_out = hi - lo
     c = tau_m / (tau_m - tau_s)
     M = np.zeros(n_out)
     S = np.zeros(n_out)
     r = np.full(n_out, -math.inf)      # end of refractoriness (full reset: discard inputs <= r)
-    flag = np.zeros(n_out, np.bool_)
+    # flags padded to whole 8-byte words: the scan for flagged neurons skips 8 at a time
+    n_words = (n_out + 7) // 8
+    flag = np.zeros(8 * n_words, np.bool_)
+    flag_words = flag.view(np.uint64)
     cand = np.empty(n_out, np.int64)
     refr = np.empty(n_out, np.int64)   # neurons that may be refractory at the next group
     pre_M = np.empty(n_out)
@@ -104,18 +150,16 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
-    n_ev = in_t.size
-    e = 0
-    while e < n_ev and in_t[e] <= t_end:
-        t = in_t[e]
-        g0 = e
-        while e < n_ev and in_t[e] == t:
-            e += 1
-        last = not (e < n_ev and in_t[e] <= t_end)
+    n_groups = g_start.size - 1
+    for g in range(n_groups):
+        g0 = g_start[g]
+        e = g_start[g + 1]
+        t = in_t[g0]
+        last = g == n_groups - 1
         t_next = t_end if last else in_t[e]
         span = t_next - t
-        a = math.exp(-span / tau_m)
-        b = math.exp(-span / tau_s)
+        a = g_a[g]
+        b = g_b[g]
         # neurons refractory at t: keep their traces to correct them after the sweep
         k = 0
         for q in range(n_refr):
@@ -131,7 +175,7 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
         # 1. add the group's inputs and flag the neurons that may cross before t_next
         n_flag = 0
         for q in range(g0, e):
-            n_flag = _add_and_bound(M, S, WT[in_i[q]], in_v[q], a, b, c, theta, flag)
+            n_flag = _add_and_bound(M, S, WT[in_i[q]], lo, in_v[q], a, b, c, theta, flag)
         for q in range(n_refr):
             i = refr[q]
             if membrane_reset:
@@ -151,10 +195,12 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
             # a compact candidate list: the loop below reassigns the output arrays, which
             # costs reference counting on every iteration, so it must be short
             n_cand = 0
-            for i in range(n_out):
-                if flag[i]:
-                    cand[n_cand] = i
-                    n_cand += 1
+            for wi in range(n_words):
+                if flag_words[wi] != 0:
+                    for i in range(8 * wi, 8 * wi + 8):
+                        if flag[i]:
+                            cand[n_cand] = i
+                            n_cand += 1
             for ci in range(n_cand):
                 i = cand[ci]
                 S_t = S[i]
@@ -180,12 +226,11 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
                             break
                         t_spk = t + s
                     if n_spk >= max_spikes:
-                        t_o, i_o = _sorted_output(out_t, out_i, n_spk)
-                        return t_o, i_o, True
+                        return out_t, out_i, n_spk, True
                     spiked = True
                     out_t, out_i = _grow(out_t, out_i, n_spk)
                     out_t[n_spk] = t_spk
-                    out_i[n_spk] = i
+                    out_i[n_spk] = lo + i
                     n_spk += 1
                     r[i] = t_spk + t_ref
                     if not membrane_reset:
@@ -214,8 +259,58 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
         if membrane_reset:
             for q in range(n_refr):
                 M[refr[q]] = pre_M[q]
-    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
-    return t_o, i_o, False
+    return out_t, out_i, n_spk, False
+
+
+@njit(cache=True, nogil=True)
+def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
+                max_spikes):
+    """Simulate one fully connected layer. WT is the transposed weight, shape (n_in, n_out).
+
+    All traces share one reference time, the time t of the current group of coincident
+    input events, so one decay factor serves every neuron. Per group: one vectorised pass
+    adds the input and bounds u up to the next group; only flagged neurons get the exact
+    crossing search; a second pass decays every trace to the next group.
+
+    Membrane reset: a neuron still refractory at t (r >= t) has u = S(r) eps(s - r) after r,
+    fully given by its current trace S and r; its M trace is not used (referencing it at
+    t < r would need S(r) exp((r - t)/tau_m), which overflows for long refractory periods),
+    its crossings are searched in the frame of r, and M is set again from S when r falls
+    before the next group.
+
+    Wide layers run in blocks of output neurons (``dense_block_size``) one after the other,
+    each over the whole input: a block's weight columns stay in cache while its inputs are
+    swept, instead of the whole weight matrix streaming from memory for every input event.
+
+    Returns (spike times, neuron indices, exceeded), sorted by (time, neuron); exceeded is
+    True (with some of the spikes) when more than max_spikes spikes were due."""
+    n_in, n_out = WT.shape
+    return dense_layer_blocks(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
+                              t_end, max_spikes, dense_block_size(n_in, n_out))
+
+
+@njit(cache=True, nogil=True)
+def dense_layer_blocks(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
+                       max_spikes, block):
+    """dense_layer with blocks of ``block`` output neurons (the result does not depend on it)."""
+    n_out = WT.shape[1]
+    block = max(block, 1)
+    g_start, g_a, g_b = _dense_groups(in_t, t_end, tau_m, tau_s)
+    parts_t = []
+    parts_i = []
+    total = 0
+    exceeded = False
+    for lo in range(0, n_out, block):
+        hi = min(lo + block, n_out)
+        ot, oi, n, exceeded = _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b,
+                                           t_end, tau_m, tau_s, theta, membrane_reset, t_ref,
+                                           max_spikes - total)
+        parts_t.append(ot[:n])
+        parts_i.append(oi[:n])
+        total += n
+        if exceeded:
+            break
+    return _merge_blocks(parts_t, parts_i, total, exceeded)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -253,11 +348,20 @@ def _reset(i, t_spk, tau_s, membrane_reset, t_ref, t0, M, S, r):
     r[i] = rr
 
 
+#: Sparse layers keep every neuron's traces relative to the layer's reference time G, scaled
+#: by e^{(t - G)/tau} (see sparse_layer). G moves to the current group time t when
+#: (t - G) / min(tau_m, tau_s) would exceed EPOCH_EXP, so every scale factor is at most
+#: e^EPOCH_EXP = 2.4e17. A stored trace is then at most 2.4e17 times a sum of |w v| <= 1e200
+#: per event (MAX_MAGNITUDE), i.e. below 1e218 x the number of events: no overflow.
+EPOCH_EXP = 40.0
+
+
 @njit(cache=True, nogil=True)
-def _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m, tau_s,
-                 membrane_reset, t0, M, S, r, stamp, group, touched):
-    """Apply every input event at time t (starting at event e) to its targets, updating
-    their traces lazily. Returns (next event index, number of touched neurons)."""
+def _apply_group(in_t, in_i, in_v, e, t, G, fm, fs, indptr, targets, weights, tau_m, tau_s,
+                 membrane_reset, T, M, S, r, stamp, group, touched):
+    """Apply every input event at time t (starting at event e) to its targets. A neuron
+    whose traces are in the frame of G (T[i] == G) receives w e^{(t - G)/tau} = w fm, w fs:
+    no exponential. Returns (next event index, number of touched neurons)."""
     n_touch = 0
     n_ev = in_t.size
     while e < n_ev and in_t[e] == t:
@@ -265,22 +369,28 @@ def _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m, tau_s,
         val = in_v[e]
         for q in range(indptr[j], indptr[j + 1]):
             i = targets[q]
-            # _receive written out by hand: through the inlined helper this loop, the hot
-            # path of Conv layers, ran 3x slower (numba 0.68; CNN on the digits)
             w = weights[q] * val
             if t <= r[i]:
                 if not membrane_reset:
                     continue  # full reset: inputs at or before r are forgotten
                 if t < r[i]:
-                    # refractory: the current integrates, the membrane restarts from 0 at r
+                    # refractory: the traces are values at r (T[i] = r); the current
+                    # integrates, the membrane restarts from 0 at r
                     w *= math.exp(-(r[i] - t) / tau_s)
-            elif t > t0[i]:
-                d = t - t0[i]
-                M[i] *= math.exp(-d / tau_m)
-                S[i] *= math.exp(-d / tau_s)
-                t0[i] = t
-            M[i] += w
-            S[i] += w
+                    M[i] += w
+                    S[i] += w
+                    if stamp[i] != group:
+                        stamp[i] = group
+                        touched[n_touch] = i
+                        n_touch += 1
+                    continue
+            if T[i] != G:
+                # into G's frame: T[i] <= t <= G + EPOCH_EXP min(tau), so no overflow
+                M[i] *= math.exp((T[i] - G) / tau_m)
+                S[i] *= math.exp((T[i] - G) / tau_s)
+                T[i] = G
+            M[i] += w * fm
+            S[i] += w * fs
             if stamp[i] != group:
                 stamp[i] = group
                 touched[n_touch] = i
@@ -295,17 +405,34 @@ def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s
     """Simulate one layer given CSR connectivity: input j reaches
     targets[indptr[j]:indptr[j+1]] with the matching ``weights``.
 
-    Per-neuron traces are updated lazily; an indexed heap holds each neuron's predicted
-    next crossing. Returns (spike times, neuron indices, exceeded) sorted by (time, neuron);
-    exceeded is True (with the spikes so far) when more than max_spikes spikes were due."""
+    Neuron i's traces M[i], S[i] are values at its reference time T[i]:
+    u(t) = c (M e^{-(t - T)/tau_m} - S e^{-(t - T)/tau_s}). Normally T[i] is the layer's
+    reference G, so that an input costs a multiply-add (EPOCH_EXP bounds the scale). A
+    neuron refractory under reset="membrane" keeps T[i] = r (its traces are the values at r);
+    a neuron whose heap entry was reached keeps T[i] = that time until its next input.
+
+    An indexed heap holds at most one entry per neuron, whose key is always at or before
+    the neuron's next crossing (given the inputs so far): after each input a cheap lower
+    bound (``rise_bound``; an existing earlier key is kept, a neuron that cannot reach theta
+    keeps its entry, a valid bound of inf). The exact crossing is solved only when an entry
+    reaches the top before the next input group and a fresh bound from there does not pass
+    that group; an exact entry (``exact[i]``) fires when it reaches the top, unless an input
+    turned it back into a bound first. Same spikes as solving at every input, far fewer solves.
+
+    Returns (spike times, neuron indices, exceeded) sorted by (time, neuron); exceeded is
+    True (with the spikes so far) when more than max_spikes spikes were due."""
     c = tau_m / (tau_m - tau_s)
-    t0 = np.zeros(n_out)
+    span_max = EPOCH_EXP * min(tau_m, tau_s)
+    G = 0.0
+    T = np.zeros(n_out)
     M = np.zeros(n_out)
     S = np.zeros(n_out)
     r = np.full(n_out, -math.inf)
+    exact = np.zeros(n_out, np.bool_)
     stamp = np.full(n_out, -1, np.int64)
     touched = np.empty(n_out, np.int64)
     heap = heap_new(n_out)
+    heap_key = heap[0]
     heap_pos = heap[2]
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
@@ -317,41 +444,81 @@ def sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, tau_s
         t = in_t[e] if e < n_ev else math.inf
         if t > t_end:
             t = math.inf
-        # 1. fire every predicted crossing at or before t
-        while heap_size(heap) > 0 and heap_top(heap)[0] <= t:
-            t_spk, i = heap_pop(heap)
-            if n_spk >= max_spikes:
-                t_o, i_o = _sorted_output(out_t, out_i, n_spk)
-                return t_o, i_o, True
-            out_t, out_i = _grow(out_t, out_i, n_spk)
-            out_t[n_spk] = t_spk
-            out_i[n_spk] = i
-            n_spk += 1
-            _reset(i, t_spk, tau_s, membrane_reset, t_ref, t0, M, S, r)
-            rr = r[i]
-            if membrane_reset and S[i] != 0.0 and rr < t_end:
-                s = first_crossing(M[i], S[i], 0.0, t_end - rr, c, tau_m, tau_s, theta)
-                if s < math.inf:
-                    heap_set(heap, i, rr + s)
+        # 1. entries at or before t: fire exact ones, refine bounds
+        while heap_size(heap) > 0:
+            t_k, i = heap_top(heap)
+            if t_k > t or t_k > t_end:
+                break
+            if exact[i]:
+                heap_pop(heap)
+                exact[i] = False
+                if n_spk >= max_spikes:
+                    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
+                    return t_o, i_o, True
+                out_t, out_i = _grow(out_t, out_i, n_spk)
+                out_t[n_spk] = t_k
+                out_i[n_spk] = i
+                n_spk += 1
+                rr = t_k + t_ref
+                r[i] = rr
+                if membrane_reset:
+                    # the membrane restarts from 0 at rr with the current S(rr) in both traces
+                    S_r = S[i] * math.exp(-(rr - T[i]) / tau_s)
+                    M[i] = S_r
+                    S[i] = S_r
+                    T[i] = rr
+                    d = rise_bound(S_r, S_r, c, tau_m, tau_s, theta)
+                    if rr + d <= t_end:
+                        heap_set(heap, i, rr + d)
+                else:
+                    M[i] = 0.0
+                    S[i] = 0.0
+                    T[i] = rr
+                continue
+            # a bound was reached with no input since: state at t_k, then bound or solve
+            if t_k > T[i]:
+                d = t_k - T[i]
+                M[i] *= math.exp(-d / tau_m)
+                S[i] *= math.exp(-d / tau_s)
+                T[i] = t_k
+            d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
+            if d == math.inf or t_k + d > t_end:
+                heap_remove(heap, i)
+            elif t_k + d > t:
+                heap_set(heap, i, t_k + d)
+            else:
+                s = first_crossing(M[i], S[i], 0.0, t_end - t_k, c, tau_m, tau_s, theta)
+                if s == math.inf:
+                    heap_remove(heap, i)
+                else:
+                    heap_set(heap, i, t_k + s)
+                    exact[i] = True
         if t == math.inf:
             break
-        # 2. apply all inputs at time t
-        e, n_touch = _apply_group(in_t, in_i, in_v, e, t, indptr, targets, weights, tau_m,
-                                  tau_s, membrane_reset, t0, M, S, r, stamp, group, touched)
+        # 2. apply all inputs at time t, in the frame of G
+        if t - G > span_max:
+            G = t
+        x = t - G
+        fm = math.exp(x / tau_m)
+        fs = math.exp(x / tau_s)
+        e, n_touch = _apply_group(in_t, in_i, in_v, e, t, G, fm, fs, indptr, targets, weights,
+                                  tau_m, tau_s, membrane_reset, T, M, S, r, stamp, group,
+                                  touched)
         group += 1
-        # 3. predict the next crossing of every touched neuron
+        # 3. a lower bound of the next crossing of every touched neuron
+        dm = math.exp(-x / tau_m)
+        ds = math.exp(-x / tau_s)
         for q in range(n_touch):
             i = touched[q]
-            s = math.inf
-            # u's only extremum has the value M exp(-s*/tau_m), so over all future times
-            # u <= max(u(now), M): a free test before the exact search
-            if max(c * (M[i] - S[i]), M[i]) >= theta:
-                start = max(t, t0[i])
-                s = first_crossing(M[i], S[i], start - t0[i], t_end - t0[i], c, tau_m, tau_s, theta)
-            if s < math.inf:
-                heap_set(heap, i, t0[i] + s)
-            elif heap_pos[i] >= 0:
-                heap_remove(heap, i)
+            exact[i] = False  # the solved crossing belonged to the old state: now a bound
+            if T[i] == G:
+                d = rise_bound(M[i] * dm, S[i] * ds, c, tau_m, tau_s, theta)
+                lb = t + d
+            else:  # refractory (membrane reset): traces at r
+                d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
+                lb = r[i] + d
+            if lb <= t_end and (heap_pos[i] < 0 or lb < heap_key[i]):
+                heap_set(heap, i, lb)
     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
     return t_o, i_o, False
 
