@@ -194,8 +194,8 @@ class Sequential:
             Times (ms) at which to record the membrane potential of every neuron layer
             (``record.membrane``).
         n_threads : int, optional
-            Threads for a list of samples (default: numba's thread count). Results do not
-            depend on it.
+            Threads for a list of samples, or, for one sample, over the neurons of its wide
+            Dense layers (default: numba's thread count). Results do not depend on it.
         max_spikes : int
             Most spikes one layer may emit for one sample (default 10**7); more raises a
             ValueError instead of filling memory (runaway firing, e.g. reset="membrane" with
@@ -264,17 +264,18 @@ class Sequential:
             return batch.records(levels, relays, t_end, inputs=samples)
         weights = [kernel_weights(layer) for layer in self.layers]
 
-        def one(st):
-            return simulate_sample(self.layers, self.layer_neurons, st, t_end, record_times, weights,
-                                   max_spikes=max_spikes)
+        def one(st, threads=1):
+            return simulate_sample(self.layers, self.layer_neurons, st, t_end, record_times,
+                                   weights, max_spikes=max_spikes, n_threads=threads)
 
         note_compilation(_engine)
         bar = progress_bar(len(samples), progress, "simulate", unit="sample")
         try:
             if len(samples) <= 1 or n_threads == 1:
+                # one sample: the threads go to its wide Dense layers
                 out = []
                 for st in samples:
-                    out.append(one(st))
+                    out.append(one(st, n_threads))
                     if bar is not None:
                         bar.update(1)
                 return out

@@ -295,3 +295,45 @@ def test_long_refractory_membrane_reset(kind, tau):
     ref = simulate_reference(net, x)
     assert_same_spikes(rec.spikes, ref)
     assert len(rec.output) == 6  # per neuron: at ~0, after 1500 (refractory ends ~2500), ~2600
+
+
+@pytest.mark.parametrize("reset", ["full", "membrane"])
+def test_dense_threads_and_blocks_give_identical_spikes(reset):
+    """A wide Dense layer (neuron blocks, threads inside one sample) emits bit-identical
+    spikes for any block size and thread count; the unblocked single-thread kernel, checked
+    against the reference engine on small layers above, is the oracle."""
+    from eventsnn.event import _engine
+
+    rng = np.random.default_rng(7)
+    n_in, n_out = 60, 1100
+    k = 600
+    t = np.sort(rng.integers(0, 200, k) * 0.25)  # coincident groups and gaps
+    i = rng.integers(0, n_in, k)
+    v = rng.uniform(0.5, 1.5, k)
+    WT = np.ascontiguousarray(rng.normal(0.05, 0.3, (n_in, n_out)))
+    args = (t, i, v, WT, 5.0, 1.25, 1.0, reset == "membrane", 0.4, 45.0, 10**6)
+    ref_t, ref_i, ref_x = _engine.dense_layer_blocks(*args, n_out)
+    assert 200 < len(ref_t) < 20000 and not ref_x
+    for block in (1, 64, 333):
+        got = _engine.dense_layer_blocks(*args, block)
+        np.testing.assert_array_equal(got[0], ref_t)
+        np.testing.assert_array_equal(got[1], ref_i)
+    for threads in (1, 2, 3, 8):
+        got = _engine.dense_layer_threads(*args, threads)
+        np.testing.assert_array_equal(got[0], ref_t)
+        np.testing.assert_array_equal(got[1], ref_i)
+        assert not got[2]
+    # the max_spikes guard trips for every thread count alike
+    for threads in (1, 3):
+        assert _engine.dense_layer_threads(*args[:-1], len(ref_t) - 1, threads)[2]
+        assert not _engine.dense_layer_threads(*args[:-1], len(ref_t), threads)[2]
+    # through the public API: one sample, threads inside it
+    net = es.Sequential(es.Dense(n_in, n_out), neuron=es.SRM(5.0, 1.25, 1.0, reset, 0.4))
+    net.layers[0].weight = WT.T
+    x = es.SpikeTrains(t, i, n_in, v)
+    one = net.simulate(x, t_end=45.0, n_threads=1).output
+    many = net.simulate(x, t_end=45.0, n_threads=3).output
+    np.testing.assert_array_equal(many.times, one.times)
+    np.testing.assert_array_equal(many.neurons, one.neurons)
+    # SpikeTrains orders coincident events by neuron: other summation order, same spikes
+    np.testing.assert_allclose(one.times, ref_t, atol=1e-9, rtol=0)

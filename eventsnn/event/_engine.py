@@ -313,6 +313,42 @@ def dense_layer_blocks(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset
     return _merge_blocks(parts_t, parts_i, total, exceeded)
 
 
+#: a Dense layer is split over threads only from this many output neurons on (narrower
+#: layers take less time than the threads cost to start)
+THREADS_MIN_OUT = 512
+
+
+def dense_layer_threads(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
+                        t_end, max_spikes, n_threads):
+    """dense_layer with its neuron blocks run by ``n_threads`` threads inside one sample
+    (the block kernel releases the GIL). The neurons of a Dense layer are independent given
+    its input and each block's arithmetic is the same for any blocking, so the result is
+    bit for bit the same for every thread count. When exceeded, the spikes returned are
+    some of those due (which ones depends on the blocking)."""
+    n_in, n_out = WT.shape
+    if n_threads <= 1 or n_out < THREADS_MIN_OUT:
+        return dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
+                           t_end, max_spikes)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # cache-sized blocks, at least two per thread (blocks differ in their spike work)
+    block = min(dense_block_size(n_in, n_out), max(64, -(-n_out // (2 * n_threads))))
+    g_start, g_a, g_b = _dense_groups(in_t, t_end, tau_m, tau_s)
+
+    def run(lo):
+        return _dense_block(in_t, in_i, in_v, WT, lo, min(lo + block, n_out), g_start, g_a, g_b,
+                            t_end, tau_m, tau_s, theta, membrane_reset, t_ref, max_spikes)
+
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        parts = list(pool.map(run, range(0, n_out, block)))
+    total = sum(p[2] for p in parts)
+    exceeded = total > max_spikes or any(p[3] for p in parts)
+    t = np.concatenate([p[0][:p[2]] for p in parts])
+    i = np.concatenate([p[1][:p[2]] for p in parts])
+    t_o, i_o = _sorted_output(t, i, total)
+    return t_o, i_o, exceeded
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _receive(i, t, w, tau_m, tau_s, membrane_reset, t0, M, S, r):
     """Apply an input of weighted value w at time t to neuron i's lazily updated traces.

@@ -64,11 +64,12 @@ def layer_connectivity(layer):
 
 
 def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
-                    max_spikes=DEFAULT_MAX_SPIKES):
+                    max_spikes=DEFAULT_MAX_SPIKES, n_threads=1):
     """Simulate one sample; ``layer_weights`` are the weights as they were when the call
     started (transposed for Dense), so concurrent samples see one network. ``neuron`` is the
     neuron of every layer, or a list with one entry per layer (None for layers without
-    neurons). Raises ValueError when a layer would emit more than ``max_spikes`` spikes."""
+    neurons). Raises ValueError when a layer would emit more than ``max_spikes`` spikes.
+    ``n_threads`` > 1 splits wide Dense layers over threads inside the sample (same result)."""
     neurons = neuron if isinstance(neuron, (list, tuple)) else [neuron] * len(layers)
     t_stop = math.inf if t_end is None else float(t_end)
     spikes = [st]
@@ -90,8 +91,9 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, Dense):
-            ot, oi, exceeded = _engine.dense_layer(t, i, val, w, tau_m, tau_s, theta,
-                                                   membrane_reset, t_ref, t_stop, max_spikes)
+            ot, oi, exceeded = _engine.dense_layer_threads(t, i, val, w, tau_m, tau_s, theta,
+                                                           membrane_reset, t_ref, t_stop,
+                                                           max_spikes, n_threads)
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, Conv2d):
