@@ -92,6 +92,32 @@ def run_eventsnn(times, neurons, weight, duration_ms, t_ref, repeats):
     return (walls, cpus), out.times.copy(), out.neurons.copy()
 
 
+# ---------------------------------------------------------------------------- floor
+def run_floor(times, neurons, weight, repeats):
+    """CPU time of the least any dense sweep must do: read the weight row of every input
+    event and add it to one accumulator per output neuron (one multiply-add per synaptic
+    event, vectorised; no decay, no threshold test). Best of ``repeats``."""
+    from numba import njit
+
+    @njit(cache=False)
+    def sweep(WT, idx, acc):
+        for q in range(idx.size):
+            row = WT[idx[q]]
+            for k in range(acc.size):
+                acc[k] += row[k]
+        return acc
+
+    WT = np.ascontiguousarray(weight.T)
+    acc = np.zeros(WT.shape[1])
+    sweep(WT, neurons, acc)
+    best = float("inf")
+    for _ in range(repeats):
+        c0 = time.process_time()
+        sweep(WT, neurons, acc)
+        best = min(best, time.process_time() - c0)
+    return best
+
+
 # ---------------------------------------------------------------------------- Brian2
 def run_brian2(times, neurons, weight, duration_ms, t_ref, repeats):
     import brian2 as b2
@@ -294,6 +320,11 @@ def main(argv=None):
           f"{ours['syn_events_per_s']:.3g} synaptic events/s, "
           f"{ot.size} output spikes ({ot.size / args.n_out / args.duration * 1000:.2f} Hz per neuron)")
 
+    floor = run_floor(times, neurons, weight, args.repeats)
+    results["floor_cpu_s"] = floor
+    print(f"floor (weight row of every event added to one accumulator per neuron): CPU {floor * 1e3:.1f} ms; "
+          f"eventsnn CPU median / floor = {ours['cpu_median_s'] / floor:.2f}, "
+          f"CPU min / floor = {min(walls[1]) / floor:.2f}")
     if args.peers:
         try:
             import brian2  # noqa: F401

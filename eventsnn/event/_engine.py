@@ -211,6 +211,8 @@ def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, 
                         if r[i] > t_next:
                             break
                         S_r = S_t * math.exp(-(r[i] - t) / tau_s)
+                        if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > t_next - r[i]:
+                            break  # cannot reach theta before t_next: no exact search
                         s = first_crossing(S_r, S_r, 0.0, t_next - r[i], c, tau_m, tau_s, theta)
                         if s == math.inf:
                             break
@@ -221,6 +223,8 @@ def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, 
                             s_lo = r[i] - t
                             if s_lo > span:
                                 break
+                        elif rise_bound(M[i], S[i], c, tau_m, tau_s, theta) > span:
+                            break  # cannot reach theta before t_next: no exact search
                         s = first_crossing(M[i], S[i], s_lo, span, c, tau_m, tau_s, theta)
                         if s == math.inf:
                             break
