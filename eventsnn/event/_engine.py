@@ -51,13 +51,13 @@ def _sorted_output(times, idx, n):
 
 
 @njit(cache=True, nogil=True)
-def _add_and_bound(M, S, row, lo, val, a, b, c, theta, flag):
-    """M[i] += w, S[i] += w for w = row[lo + i] * val; flag neurons whose bound on u over the span
+def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
+    """M += w, S += w for w = row * val; flag neurons whose bound on u over the span
     reaches theta (each exponential term is bounded by one of its end values). Branch-free,
     so it vectorises. Returns the number of flagged neurons."""
     n = 0
     for i in range(M.size):
-        w = row[lo + i] * val
+        w = row[i] * val
         m = M[i] + w
         s = S[i] + w
         M[i] = m
@@ -133,6 +133,12 @@ def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, 
     independent given its input), over the groups of coincident inputs found by
     ``_dense_groups``. Returns (times, global neuron indices, count, exceeded), unsorted."""
     n_out = hi - lo
+    # the block's own contiguous copy of its weight columns: compact in cache, and plain
+    # row[i] indexing in the sweep (an offset index row[lo + i] defeated vectorisation)
+    if lo == 0 and hi == WT.shape[1]:
+        Wb = WT
+    else:
+        Wb = np.ascontiguousarray(WT[:, lo:hi])
     c = tau_m / (tau_m - tau_s)
     M = np.zeros(n_out)
     S = np.zeros(n_out)
@@ -175,7 +181,7 @@ def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, 
         # 1. add the group's inputs and flag the neurons that may cross before t_next
         n_flag = 0
         for q in range(g0, e):
-            n_flag = _add_and_bound(M, S, WT[in_i[q]], lo, in_v[q], a, b, c, theta, flag)
+            n_flag = _add_and_bound(M, S, Wb[in_i[q]], in_v[q], a, b, c, theta, flag)
         for q in range(n_refr):
             i = refr[q]
             if membrane_reset:
