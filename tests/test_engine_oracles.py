@@ -560,3 +560,24 @@ def test_sparse_bounds_cases_not_vacuous():
     for key, frac in {"spikes": 0.5, "several spikes of one neuron": 0.2,
                       "spike after a long silence": 0.1, "membrane reset, t_ref > 0": 0.2}.items():
         assert STRESS[key] >= frac * n, dict(STRESS)
+
+
+@settings(max_examples=examples(300))
+@given(M=st.floats(-20.0, 20.0), S=st.floats(-20.0, 20.0),
+       taus=st.sampled_from([(5.0, 1.25), (4.0, 3.0), (2.0, 5.0), (0.3, 6.0), (5.0, 1e-3)]),
+       theta=st.sampled_from([0.5, 1.0, 3.0]))
+def test_rise_bound_is_below_the_first_crossing(M, S, taus, theta):
+    """rise_bound never exceeds the first crossing, located on a fine grid of u (the closed
+    form of the membrane, independent of the kernels): inf only when u stays below theta."""
+    from eventsnn.event._crossing import rise_bound
+
+    tau_m, tau_s = taus
+    c = tau_m / (tau_m - tau_s)
+    s = np.concatenate([np.linspace(0.0, 5 * max(taus), 200_001), [1e3, 1e4]])
+    u = c * (M * np.exp(-s / tau_m) - S * np.exp(-s / tau_s))
+    above = np.nonzero(u >= theta)[0]
+    bound = rise_bound(M, S, c, tau_m, tau_s, theta)
+    if above.size == 0:
+        return  # no crossing on the grid: any bound is fine
+    event("crossing")
+    assert bound <= s[above[0]] + 1e-12
