@@ -51,6 +51,15 @@ def _sorted_output(times, idx, n):
 
 
 @njit(cache=True, nogil=True)
+def _add(M, S, row, val):
+    """M += w, S += w for w = row * val."""
+    for i in range(M.size):
+        w = row[i] * val
+        M[i] += w
+        S[i] += w
+
+
+@njit(cache=True, nogil=True)
 def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
     """M += w, S += w for w = row * val; flag neurons whose bound on u over the span
     reaches theta (each exponential term is bounded by one of its end values). Branch-free,
@@ -179,9 +188,10 @@ def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, 
                 in_refr[i] = False
         n_refr = k
         # 1. add the group's inputs and flag the neurons that may cross before t_next
-        n_flag = 0
-        for q in range(g0, e):
-            n_flag = _add_and_bound(M, S, Wb[in_i[q]], in_v[q], a, b, c, theta, flag)
+        # (coincident inputs: only the last one needs the bound)
+        for q in range(g0, e - 1):
+            _add(M, S, Wb[in_i[q]], in_v[q])
+        n_flag = _add_and_bound(M, S, Wb[in_i[e - 1]], in_v[e - 1], a, b, c, theta, flag)
         for q in range(n_refr):
             i = refr[q]
             if membrane_reset:
