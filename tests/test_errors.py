@@ -241,3 +241,29 @@ def test_nmnist_label_lists_are_confined_and_strict(tmp_path, line):
     (tmp_path / "train.txt").write_text(f"# id label\n{line}\n")
     with pytest.raises(ValueError, match=r"train\.txt:2"):
         nmnist.load(tmp_path, "train")
+
+
+def test_activation_backward_rechecks_weights_edited_after_the_forward_pass():
+    from eventsnn.dense.rules import activation
+    net = es.Sequential(es.Dense(3, 2), rng=0)
+    rec = net.run(np.ones((4, 1, 3)))
+    activation.backward(rec, np.ones((4, 1, 2)))           # fine
+    net.layers[0].weight[0, 0] = np.nan                    # edited in place afterwards
+    with pytest.raises(ValueError, match="NaN or inf"):
+        activation.backward(rec, np.ones((4, 1, 2)))
+    net.layers[0].weight[0, 0] = 1e300
+    with pytest.raises(ValueError, match="magnitude"):
+        activation.backward(rec, np.ones((4, 1, 2)))
+    net.layers[0].weight[0, 0] = 0.5
+    with pytest.raises(TypeError, match="grad_s"):
+        activation.backward(rec, np.ones((4, 1, 2)) * (1 + 1j))
+
+
+def test_dense_pool_weight_and_event_input_gain_are_bounded():
+    from eventsnn.event.learner import EventLearner
+    net = es.Sequential(es.Conv2d((1, 4, 4), 1, 3, padding=1), es.AvgPool2d(2), es.Flatten(),
+                        es.Dense(4, 2), rng=0)
+    with pytest.raises(ValueError, match="pool_weight"):
+        net.run(np.ones((3, 1, 1, 4, 4)), pool_weight=1e308)
+    with pytest.raises(ValueError, match="input_gain"):
+        EventLearner(es.Sequential(es.Dense(4, 2), rng=0), input_gain=1e300)

@@ -3,6 +3,8 @@ import numbers
 
 import numpy as np
 
+from .._constants import MAX_MAGNITUDE
+
 from .. import _validate as v
 from .neurons import require_bias_support, resolve_neuron
 from .record import DenseRecord
@@ -62,6 +64,9 @@ def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
     if isinstance(pool_weight, bool) or not isinstance(pool_weight, numbers.Real) \
             or not np.isfinite(pool_weight):
         raise ValueError(f"pool_weight must be a finite real number, got {pool_weight!r}")
+    if abs(pool_weight) > MAX_MAGNITUDE:
+        raise ValueError(f"pool_weight must have magnitude <= {MAX_MAGNITUDE:g} (larger values "
+                         f"overflow the pooled inputs), got {pool_weight!r}")
     net._check_weights()
     return forward_layers(net.layers, x, neuron, float(dt), float(pool_weight))
 

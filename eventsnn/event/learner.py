@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as v
+from .._constants import MAX_MAGNITUDE
 from .. import encode as _encode
 from .. import losses as _losses
 from ..init import init_firing_rate
@@ -95,6 +96,9 @@ class EventLearner(Learner):
         v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
         o["input_times"] = [float(t) for t in v.float_array("input_times", o["input_times"], ndim=1)]
         o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
+        if o["input_gain"] > MAX_MAGNITUDE:  # pixel values in [0, 1] times the gain
+            raise ValueError(f"input_gain must be <= {MAX_MAGNITUDE:g} (event values are capped "
+                             f"there), got {o['input_gain']!r}")
         o["latency_t_max"] = v.positive_float("latency_t_max", o["latency_t_max"])
         o["poisson_rate"] = v.positive_float("poisson_rate", o["poisson_rate"])
         o["t_window"] = v.positive_float("t_window", o["t_window"])

@@ -44,6 +44,7 @@ import numbers
 import numpy as np
 from numba import njit
 
+from ... import _validate as v
 from .. import ops
 from ..neurons import require_bias_support
 from ..record import DenseGrads, DenseRecord
@@ -243,12 +244,22 @@ def keep_current_adjoint_bias(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k,
 def check_record(rec):
     if not isinstance(rec, DenseRecord):
         raise TypeError(f"rec must be a DenseRecord (from Sequential.run), got {type(rec).__name__}")
+    # the backward pass reads the layers' current weights: re-check them (they may have been
+    # edited in place since the forward pass)
+    for k, layer in enumerate(rec.layers):
+        for name in ("weight", "bias"):
+            arr = getattr(layer, name, None) if getattr(layer, f"has_{name}", False) else None
+            if arr is None:
+                continue
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} of layer {k} ({layer!r}) holds NaN or inf")
+            v.magnitude(f"{name} of layer {k}", np.asarray(arr))
 
 
 def check_grad(name, g, shape):
     if g is None:
         return np.zeros(shape)
-    arr = np.asarray(g, dtype=np.float64)
+    arr = v.float_array(name, g, finite=False)  # refuses complex and non-numeric input
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (T, B, n_out), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
