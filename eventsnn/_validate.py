@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ._constants import MAX_MAGNITUDE
+from ._constants import MAX_MAGNITUDE, MAX_N_STEPS
 
 
 def positive_float(name, value, allow_zero=False):
@@ -27,6 +27,14 @@ def bounded_float(name, value, low, high, unit=""):
     value = positive_float(name, value)
     if not low <= value <= high:
         raise ValueError(f"{name} must lie in [{low:g}, {high:g}]{unit}, got {value!r}")
+    return value
+
+
+def n_steps(name, value):
+    """A positive number of time steps, at most ``_constants.MAX_N_STEPS``."""
+    value = positive_int(name, value)
+    if value > MAX_N_STEPS:
+        raise ValueError(f"{name} must be <= {MAX_N_STEPS} time steps, got {value}")
     return value
 
 

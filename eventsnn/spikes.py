@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _validate as v
+from ._constants import MAX_LAYER_SIZE
 
 
 def _readonly(arr, dtype):
@@ -182,8 +183,11 @@ class SpikeTrains:
     def to_dense(self, n_steps: int, dt: float = 1.0) -> np.ndarray:
         """Raster (n_steps, n_neurons): the values of events with k*dt <= t < (k+1)*dt are
         summed into step k. Events at or after n_steps * dt are dropped."""
-        n_steps = v.positive_int("n_steps", n_steps)
+        n_steps = v.n_steps("n_steps", n_steps)
         dt = v.positive_float("dt", dt)
+        if n_steps * self.n_neurons > MAX_LAYER_SIZE:
+            raise ValueError(f"a raster of {n_steps} steps x {self.n_neurons} neurons is too large "
+                             f"(cap {MAX_LAYER_SIZE} entries)")
         out = np.zeros((n_steps, self.n_neurons))
         step = _steps(self.times, dt)
         keep = step < n_steps  # compared as floats, before the cast to an index

@@ -267,3 +267,17 @@ def test_dense_pool_weight_and_event_input_gain_are_bounded():
         net.run(np.ones((3, 1, 1, 4, 4)), pool_weight=1e308)
     with pytest.raises(ValueError, match="input_gain"):
         EventLearner(es.Sequential(es.Dense(4, 2), rng=0), input_gain=1e300)
+
+
+def test_time_step_counts_are_capped_before_allocating():
+    from eventsnn.datasets import nmnist
+    from eventsnn.dense.learners import ActivationLearner
+    st = es.SpikeTrains([1.0], [0], 3)
+    with pytest.raises(ValueError, match="n_steps must be <="):
+        st.to_dense(10 ** 8)
+    with pytest.raises(ValueError, match="too large"):
+        es.SpikeTrains([1.0], [0], 10 ** 6).to_dense(10 ** 4)
+    with pytest.raises(ValueError, match="n_steps must be <="):
+        ActivationLearner(es.Sequential(es.Dense(3, 2), rng=0), n_steps=10 ** 8)
+    with pytest.raises(ValueError, match="n_steps must be <="):
+        nmnist.to_frames(np.zeros(0, dtype=nmnist.EVENT_DTYPE), 10 ** 8)

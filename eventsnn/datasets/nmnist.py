@@ -161,7 +161,7 @@ def to_frames(events, n_steps, t_max_us=None, binary=True):
 
     Returns an array (n_samples, n_steps, 2 * 34 * 34): event counts per step (or 0/1 when
     ``binary``), neuron index p * 34 * 34 + y * 34 + x."""
-    n_steps = _v.positive_int("n_steps", n_steps)
+    n_steps = _v.n_steps("n_steps", n_steps)
     if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
         events = [events]
     n_in = SHAPE[0] * HEIGHT * WIDTH

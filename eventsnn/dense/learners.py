@@ -56,7 +56,7 @@ class _DenseLearner(Learner):
         self.net = net
         self.rng = v.rng_from(rng)
         o["dt"] = v.positive_float("dt", o["dt"])
-        o["n_steps"] = v.positive_int("n_steps", o["n_steps"])
+        o["n_steps"] = v.n_steps("n_steps", o["n_steps"])
         v.choice("encoder", o["encoder"], ("current", "poisson"))
         o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
         o["n_true"] = v.finite_float("n_true", o["n_true"])

@@ -66,7 +66,7 @@ class _PscLearner(Learner):
         net._reject_biases(f"the {self.name} rule (PscLIF / ASF neurons)")
         self.net = net
         opts = _options({**self.COMMON, **self.RULE}, options, self.name)
-        self.n_steps = _v.positive_int("n_steps", opts["n_steps"])
+        self.n_steps = _v.n_steps("n_steps", opts["n_steps"])
         self.neuron = PscLIF(opts["tau_m"], opts["tau_s"], opts["theta"], opts["reset"])
         self.loss = _v.choice("loss", opts["loss"], PSC_LOSSES)
         self.input_scale = _v.finite_float("input_scale", opts["input_scale"])
@@ -254,7 +254,7 @@ class AsfLearner(Learner):
         net._reject_biases(f"the {self.name} rule (PscLIF / ASF neurons)")
         self.net = net
         o = _options(self.DEFAULTS, options, self.name)
-        self.n_steps = _v.positive_int("n_steps", o["n_steps"])
+        self.n_steps = _v.n_steps("n_steps", o["n_steps"])
         self.neuron = AsfNeuron(o["theta"], o["leak"], o["pool_theta"])
         self.input_rate = _v.positive_float("input_rate", o["input_rate"])
         self.scale_every = _v.positive_int("scale_every", o["scale_every"], allow_zero=True)

@@ -238,7 +238,7 @@ class AntlrNeuron:
         """b_v used for a window of ``n_steps`` steps (see the class docstring)."""
         if self.b_v is not None:
             return self.b_v
-        n_steps = self.b_window or v.positive_int("n_steps", n_steps)
+        n_steps = self.b_window or v.n_steps("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
     def resolved_b_bias(self, n_steps):
@@ -246,7 +246,7 @@ class AntlrNeuron:
         the b_v = 1 kernel within the window (b_v's default)."""
         if self.b_bias is not None:
             return self.b_bias
-        n_steps = self.b_window or v.positive_int("n_steps", n_steps)
+        n_steps = self.b_window or v.n_steps("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
     def bias_input(self, n_steps):

@@ -140,7 +140,7 @@ def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE
 def desired_spikes(n_steps):
     """Desired train of the label neuron in the TSSL-BP code: for T >= 10 a spike at every
     odd step, otherwise at every step except multiples of 5 ([0, 1, 1, 1, 1] repeated)."""
-    n_steps = _v.positive_int("n_steps", n_steps)
+    n_steps = _v.n_steps("n_steps", n_steps)
     t = np.arange(n_steps)
     return ((t % 2 == 1) if n_steps >= 10 else (t % 5 != 0)).astype(np.float64)
 

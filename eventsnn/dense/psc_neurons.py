@@ -71,7 +71,7 @@ class PscLIF:
 
     def kappa(self, n_steps):
         """PSC response to one spike, kappa[k] = alpha_s^k / tau_s, k = 0..n_steps-1."""
-        n_steps = v.positive_int("n_steps", n_steps)
+        n_steps = v.n_steps("n_steps", n_steps)
         return self.alpha_s ** np.arange(n_steps) / self.tau_s
 
 
