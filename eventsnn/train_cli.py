@@ -248,6 +248,7 @@ def resolve_config(argv):
         unknown = sorted(set(file_cfg) - set(DEFAULTS) - {"progress"})
         if unknown:
             raise ValueError(f"config file has unknown keys {unknown}; known: {sorted(DEFAULTS)}")
+        _check_config_types(args.config, file_cfg)
         cfg.update(file_cfg)
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
                 "schedule", "clip", "seed", "val", "limit", "save", "data_dir", "log",
@@ -270,6 +271,40 @@ def resolve_config(argv):
     if cfg["rule"] not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {cfg['rule']!r}")
     return cfg
+
+
+#: the JSON type each config-file key must have (None is allowed where the default is None)
+_CONFIG_TYPES = {
+    "rule": str, "dataset": str, "arch": str, "optimizer": str, "schedule": str,
+    "epochs": int, "batch": int, "seed": int, "limit": int, "threads": int,
+    "lr": float, "weight_decay": float, "clip": float, "val": float, "scheduler_timeout": float,
+    "opt": dict, "neuron": dict, "data": dict,
+    "save": str, "data_dir": str, "log": str, "checkpoint": str, "scheduler": str,
+    "progress": bool,
+}
+
+
+def _check_config_types(path, file_cfg):
+    """Config-file values must have their key's JSON type: an integer is an integer (not
+    1.9, "3" or true), a number a number, a flag true/false (not "no")."""
+    for key, val in file_cfg.items():
+        want = _CONFIG_TYPES.get(key)
+        if want is None or (val is None and (DEFAULTS.get(key) is None or key == "progress")):
+            continue
+        if want is float:
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool)
+        elif want is int:
+            ok = isinstance(val, int) and not isinstance(val, bool)
+        else:
+            ok = isinstance(val, want)
+        if not ok:
+            name = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+                    dict: "an object"}[want]
+            raise ValueError(f"config file {path}: {key} must be {name}, got {val!r}")
+        if key in ("opt", "neuron", "data"):
+            for k2, v2 in val.items():
+                if isinstance(v2, (dict, list)) and k2 not in ("input_times", "clamp", "target"):
+                    raise ValueError(f"config file {path}: {key}.{k2} must be a scalar, got {v2!r}")
 
 
 def _check_writable(key, path):

@@ -139,3 +139,29 @@ def test_simulate_writes_spikes_csv_and_raster(tmp_path, capsys, monkeypatch):
     # a model of another input size: a clear error, no traceback
     assert cli.main(["simulate", "m.npz", str(DATA / "dvs_gesture_slayer_clips" / "1.bs2")]) == 2
     assert "128 x 128" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, msg", [('{"seed": 1.9}', "seed must be an integer"),
+                                       ('{"seed": true}', "seed must be an integer"),
+                                       ('{"epochs": "3"}', "epochs must be an integer"),
+                                       ('{"progress": "no"}', "progress must be true or false"),
+                                       ('{"lr": "0.1"}', "lr must be a number"),
+                                       ('{"opt": [1]}', "opt must be an object")])
+def test_config_values_of_the_wrong_type_exit_2_naming_the_key(tmp_path, capsys, text, msg):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(text)
+    assert cli.main(["train", "--config", str(cfg), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+
+
+def test_event_clamp_option_is_a_pair_of_numbers():
+    import eventsnn as es
+    from eventsnn.event.learner import EventLearner
+    net = es.Sequential(es.Dense(4, 2), rng=0)
+    for bad in ("12", 12, [1, 2, 3], [True, 1], ["a", "b"]):
+        with pytest.raises(TypeError, match="clamp"):
+            EventLearner(net, clamp=bad)
+    with pytest.raises(ValueError, match="low <= high"):
+        EventLearner(net, clamp=[1.0, -1.0])
+    assert EventLearner(net, clamp=(-4, 0)).options["clamp"] == [-4.0, 0.0]

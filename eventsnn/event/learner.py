@@ -96,6 +96,16 @@ class EventLearner(Learner):
         v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
         o["input_times"] = [float(t) for t in v.float_array("input_times", o["input_times"], ndim=1)]
         o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
+        if o["clamp"] is not None:
+            c = o["clamp"]
+            if (isinstance(c, (str, bytes)) or not isinstance(c, (list, tuple, np.ndarray))
+                    or len(c) != 2 or any(isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer))
+                                          for x in c)):
+                raise TypeError(f"clamp must be null/None or a pair [low, high] of numbers, got {c!r}")
+            lo, hi = float(c[0]), float(c[1])
+            if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+                raise ValueError(f"clamp must be a finite pair with low <= high, got {c!r}")
+            o["clamp"] = [lo, hi]
         if o["input_gain"] > MAX_MAGNITUDE:  # pixel values in [0, 1] times the gain
             raise ValueError(f"input_gain must be <= {MAX_MAGNITUDE:g} (event values are capped "
                              f"there), got {o['input_gain']!r}")
