@@ -105,7 +105,8 @@ def parse_arch(arch, in_shape, n_classes=None):
             if n <= 0:
                 raise ValueError(f"arch token {tok!r}: a Dense layer needs > 0 neurons")
             if len(shape) != 1:
-                layers.append(Flatten())
+                if layers:  # a network's first layer takes the flat input itself
+                    layers.append(Flatten())
                 shape = (int(np.prod(shape)),)
             layers.append(Dense(shape[0], n))
             shape = (n,)

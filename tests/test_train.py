@@ -324,3 +324,14 @@ def test_fit_refuses_labels_that_are_not_classes_of_the_network():
     with pytest.raises(ValueError, match="y_val"):
         trainer.fit(X, [0, 1, 2], X_val=X, y_val=[0, 1])
     assert trainer.history == []
+
+
+def test_parse_arch_shape_token_then_dense_builds_a_network():
+    """'2x34x34-10' (an N-MNIST-shaped input straight into a Dense layer) used to start the
+    network with Flatten, which Sequential refuses."""
+    layers = parse_arch("2x34x34-10", (2312,), 10)
+    assert [type(layer).__name__ for layer in layers] == ["Dense"]
+    net = es.Sequential(*layers)
+    assert net.n_in == 2312 and net.n_out == 10
+    layers = parse_arch("4C3-100-10", (1, 8, 8), 10)      # Flatten stays between conv and Dense
+    assert [type(layer).__name__ for layer in layers] == ["Conv2d", "Flatten", "Dense", "Dense"]
