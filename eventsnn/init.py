@@ -89,6 +89,20 @@ def _mid(lo, hi):
     return mid
 
 
+def search_bracket(target, low, high, ratio):
+    """The checked (target, low, high, ratio) of a firing-rate search (shared by the event-
+    and the dense-mode initialisation)."""
+    target = v.positive_float("target", target)
+    low = v.positive_float("low", low)
+    high = v.positive_float("high", high)
+    if high <= low:
+        raise ValueError(f"high ({high}) must exceed low ({low})")
+    ratio = v.positive_float("ratio", ratio)
+    if ratio <= 1:
+        raise ValueError(f"ratio must be > 1, got {ratio}")
+    return target, low, high, ratio
+
+
 def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, ratio=1.01,
                      n_threads=None):
     """Rescale every weighted layer of ``net`` (in place) so that its neurons fire
@@ -121,14 +135,7 @@ def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, 
             raise TypeError(f"inputs[{k}] must be a SpikeTrains, got {type(st).__name__}")
         if st.n_neurons != net.n_in:
             raise ValueError(f"inputs[{k}] has {st.n_neurons} neurons, the network takes {net.n_in}")
-    target = v.positive_float("target", target)
-    low = v.positive_float("low", low)
-    high = v.positive_float("high", high)
-    if high <= low:
-        raise ValueError(f"high ({high}) must exceed low ({low})")
-    ratio = v.positive_float("ratio", ratio)
-    if ratio <= 1:
-        raise ValueError(f"ratio must be > 1, got {ratio}")
+    target, low, high, ratio = search_bracket(target, low, high, ratio)
     if t_end is not None:
         t_end = v.positive_float("t_end", t_end)
     t_stop = math.inf if t_end is None else t_end

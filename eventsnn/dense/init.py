@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from .. import _validate as v
+from ..init import search_bracket
 from . import ops
 from .forward import check_input, forward_layers
 from .neurons import resolve_neuron
@@ -77,14 +78,7 @@ def init_firing_rate(net, x, target=1.0, neuron=None, dt=1.0, pool_weight=1.0, l
     h = check_input(net, x)
     srm = net._single_srm("dense init_firing_rate") if (neuron is None or isinstance(neuron, str)) else None
     neuron = resolve_neuron(neuron, srm, v.positive_float("dt", dt))
-    target = v.positive_float("target", target)
-    low = v.positive_float("low", low)
-    high = v.positive_float("high", high)
-    if high <= low:
-        raise ValueError(f"high ({high}) must exceed low ({low})")
-    ratio = v.positive_float("ratio", ratio)
-    if ratio <= 1:
-        raise ValueError(f"ratio must be > 1, got {ratio}")
+    target, low, high, ratio = search_bracket(target, low, high, ratio)
     margin = v.positive_float("margin", margin)
     pool_weight = v.finite_float("pool_weight", pool_weight)
     net._check_weights()

@@ -46,27 +46,8 @@ import math
 import numpy as np
 from numba import njit
 
-#: kernel codes of h (same values as eventsnn.event._backward)
-KERNEL_EXP = 0
-KERNEL_DEPSILON = 1
-
-
-@njit(cache=True, nogil=True)
-def _group_by_neuron(out_i, n_out):
-    """(start, order): neuron i's spikes are order[start[i]:start[i+1]], in time order."""
-    n = out_i.size
-    start = np.zeros(n_out + 1, np.int64)
-    for k in range(n):
-        start[out_i[k] + 1] += 1
-    for i in range(n_out):
-        start[i + 1] += start[i]
-    fill = start[:-1].copy()
-    order = np.empty(n, np.int64)
-    for k in range(n):
-        i = out_i[k]
-        order[fill[i]] = k
-        fill[i] += 1
-    return start, order
+#: kernel codes of h are those of eventsnn.event._backward (KERNEL_EXP is re-exported)
+from ._backward import KERNEL_DEPSILON, KERNEL_EXP, _spikes_by_neuron  # noqa: F401
 
 
 @njit(cache=True, nogil=True)
@@ -113,7 +94,7 @@ def membrane_layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, 
     g_w = np.zeros(w_flat.size)
     if n_spk == 0:
         return g_in, g_w, Sh, D, 0, np.zeros(0)
-    start, order = _group_by_neuron(out_i, n_out)
+    start, order = _spikes_by_neuron(out_i, n_out)
     SR = np.zeros(n_spk)           # S(r_k): current trace at the restart after spike k
 
     # ---- 1. forward sweep: S(r_k), window sums D_k and Sh_k ---------------------------
@@ -236,7 +217,7 @@ def _spikes_coefficients(out_t, out_i, g_out, n_out, t_ref, c, tau_m, tau_s, SR,
     more input event at the restart r, moved by the previous spike: it adds
     S(r) exp(-(t_k - r)/tau_grad) to Sh_k and its whole share goes to the previous spike
     (the earlier inputs get no time share through S(r))."""
-    start, order = _group_by_neuron(out_i, n_out)
+    start, order = _spikes_by_neuron(out_i, n_out)
     n_spk = out_t.size
     coef_t = np.zeros(n_spk)
     coef_w = np.zeros(n_spk)

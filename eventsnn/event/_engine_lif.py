@@ -14,27 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, nogil=True)
-def _grow(times, idx, n):
-    if n < times.size:
-        return times, idx
-    t2 = np.empty(2 * times.size + 16, np.float64)
-    i2 = np.empty(2 * times.size + 16, np.int64)
-    t2[:n] = times[:n]
-    i2[:n] = idx[:n]
-    return t2, i2
-
-
-@njit(cache=True, nogil=True)
-def _by_time_then_neuron(times, idx, n):
-    t = times[:n].copy()
-    i = idx[:n].copy()
-    order = np.argsort(i, kind="mergesort")
-    t = t[order]
-    i = i[order]
-    order = np.argsort(t, kind="mergesort")
-    return t[order], i[order]
+from ._engine import _grow, _sorted_output
 
 
 @njit(cache=True, nogil=True)
@@ -70,7 +50,7 @@ def lif_dense_layer(in_t, in_i, in_v, WT, tau_m, theta, t_ref, t_end, max_spikes
                 V[i] = 0.0  # refractory: the input is lost
             elif V[i] >= theta:
                 if n_spk >= max_spikes:
-                    t_o, i_o = _by_time_then_neuron(out_t, out_i, n_spk)
+                    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
                     return t_o, i_o, True
                 out_t, out_i = _grow(out_t, out_i, n_spk)
                 out_t[n_spk] = t
@@ -124,7 +104,7 @@ def lif_sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, t
             i = touched[q]
             if V[i] >= theta:
                 if n_spk >= max_spikes:
-                    t_o, i_o = _by_time_then_neuron(out_t, out_i, n_spk)
+                    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
                     return t_o, i_o, True
                 out_t, out_i = _grow(out_t, out_i, n_spk)
                 out_t[n_spk] = t
@@ -132,7 +112,7 @@ def lif_sparse_layer(in_t, in_i, in_v, n_out, indptr, targets, weights, tau_m, t
                 n_spk += 1
                 V[i] = 0.0
                 r[i] = t + t_ref
-    t_o, i_o = _by_time_then_neuron(out_t, out_i, n_spk)
+    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
     return t_o, i_o, False
 
 
