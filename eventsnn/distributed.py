@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _validate as v
 from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
-                      sum_statistics)
+                      round_stats, sum_statistics)
 
 #: the command that installs this module's dependency
 INSTALL = 'pip install "eventsnn[distributed]"'
@@ -232,6 +232,25 @@ def _task_statistics(learner, data, idx, y, keys, blocks):
     return [learner.batch_statistics(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks]
 
 
+def _task_start(learner, data, idx, y, keys, blocks):
+    learner = _own(learner)
+    X, seeds = _own(data.take(idx)), SampleSeeds(keys)
+    return [learner.start_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks]
+
+
+def _task_round(learner, states, shared):
+    # copies: next_round must not see buffers of a transfer (a state moved between workers)
+    return [_own(learner).next_round(s, shared) for s in _own(states)]
+
+
+def _task_round_stats(states):
+    return [s.stats for s in states]
+
+
+def _task_round_sums(states):
+    return [s.sums for s in states]
+
+
 def _task_predict(learner, data, idx, keys):
     preds, stats = predict_with(_own(learner), _own(data.take(idx)), SampleSeeds(keys))
     spikes = stats.get("spikes", stats.get("spikes_per_sample", float("nan")) * len(preds))
@@ -242,21 +261,31 @@ def _task_simulate(net, items, loader, kwargs):
     return _own(net).simulate([_own(_to_sample(it, loader)) for it in items], **kwargs)
 
 
+def _retry(attempt, retries, what):
+    """``attempt(fresh)`` (fresh: a retry, scatter again); computed again from scratch when a
+    worker, a connection or scattered data was lost, at most ``retries`` times."""
+    lost = _lost_errors()
+    for k in range(retries + 1):
+        try:
+            return attempt(k > 0)
+        except lost as exc:
+            last = exc
+    raise RuntimeError(f"{what} failed {retries + 1} times because workers were lost "
+                       f"(last: {type(last).__name__}: {last})")
+
+
 def _run(client, submit, retries, what):
     """Gather the futures ``submit()`` makes; compute them again (a fresh ``submit()``) when a
     worker, a connection or scattered data was lost, at most ``retries`` times."""
-    lost = _lost_errors()
-    for attempt in range(retries + 1):
+    def attempt(fresh):
         futures = submit()
         try:
             return client.gather(futures)
-        except lost as exc:
-            last = exc
         finally:
             for f in futures:
                 f.release()
-    raise RuntimeError(f"{what} failed {retries + 1} times because workers were lost "
-                       f"(last: {type(last).__name__}: {last})")
+
+    return _retry(attempt, retries, what)
 
 
 class _Scattered:
@@ -353,8 +382,50 @@ class TrainSession:
             statistics = sum_statistics(b for share in parts for b in share)
         X = _Data(self.X).take(idx) if L.needs_batch_samples() else None
         L.before_batch(X, self.y[idx], seeds, statistics=statistics)
+        if L.sum_rounds():
+            return L.finish(self._rounds(idx, keys))
         sums = self._step_map(_task_sums, idx, keys, "a training step")
         return L.finish(GradSums.combine(b for share in sums for b in share))
+
+    def _rounds(self, idx, keys):
+        """GradSums of a rule that computes in rounds (:meth:`Learner.sum_rounds`), as
+        :func:`eventsnn.learner.sums_in_rounds` does in one process: every share's blocks
+        start on a worker and their state stays there (a future); per round the client
+        gathers only the blocks' statistics, reduces them in block order and sends the
+        reduced value with the next round's tasks."""
+        L, client = self.learner, self.client
+        learner = _Scattered(client, L)
+
+        def attempt(fresh):
+            held = []
+
+            def submit(func, *args):
+                f = client.submit(func, *args, pure=False)
+                held.append(f)
+                return f
+
+            try:
+                lf, data = learner.get(fresh), self.data.get(fresh)
+                states = [submit(_task_start, lf, data, idx[a:b], self.y[idx[a:b]], keys[a:b], blocks)
+                          for a, b, blocks in self._plan(len(idx))]
+                shared = None
+                while True:
+                    parts = client.gather([submit(_task_round_stats, s) for s in states])
+                    stats = round_stats([b for share in parts for b in share])
+                    if stats is None:
+                        break
+                    shared = L.reduce_round(sum_statistics(stats), shared)
+                    states = [submit(_task_round, lf, s, shared) for s in states]
+                sums = client.gather([submit(_task_round_sums, s) for s in states])
+                return GradSums.combine(b for share in sums for b in share)
+            finally:
+                for f in held:
+                    f.release()
+
+        try:
+            return _retry(attempt, self.retries, "a training step")
+        finally:
+            learner.release()
 
     def close(self):
         self.data.release()

@@ -187,6 +187,43 @@ def sum_statistics(parts):
     return total
 
 
+def _block_rng(rng, a, b, n):
+    """The rng of samples a:b of a batch of n: SampleSeeds are cut, anything else (a
+    Generator, a seed, None) is only passed on for the whole batch."""
+    if isinstance(rng, SampleSeeds):
+        return rng[a:b]
+    if rng is not None and (a, b) != (0, n):
+        raise ValueError("a batch computed in several blocks needs SampleSeeds (one key per sample)")
+    return rng
+
+
+def sums_in_rounds(learner, X, y, rng, blocks):
+    """:class:`GradSums` of the batch (X, y) of a rule whose gradient needs batch-wide
+    reductions between rounds (:meth:`Learner.sum_rounds`), computed in ``blocks`` [(a, b),
+    ...] (one process): every block starts (:meth:`Learner.start_sums`); while the blocks
+    have statistics, these are added in block order, reduced by
+    :meth:`Learner.reduce_round`, and every block goes on (:meth:`Learner.next_round`); the
+    blocks' GradSums are combined in block order. A cluster does the same with the blocks
+    of each worker's share held on the workers (``eventsnn.distributed``)."""
+    n = len(y)
+    states = [learner.start_sums(X[a:b], y[a:b], _block_rng(rng, a, b, n)) for a, b in blocks]
+    shared = None
+    while (stats := round_stats([s.stats for s in states])) is not None:
+        shared = learner.reduce_round(sum_statistics(stats), shared)
+        states = [learner.next_round(s, shared) for s in states]
+    return GradSums.combine(s.sums for s in states)
+
+
+def round_stats(stats):
+    """The blocks' statistics of a round (a list in block order), or None when every block
+    is done (the blocks of one batch run the same layers, so they finish together)."""
+    if all(x is None for x in stats):
+        return None
+    if any(x is None for x in stats):
+        raise RuntimeError("the blocks of a batch finished their rounds at different times")
+    return stats
+
+
 def overrides_sums(learner):
     """Whether the learner computes :meth:`Learner.loss_and_grad_sums` itself (not the
     base's means-times-n fallback)."""
@@ -251,6 +288,34 @@ class Learner:
         n = len(preds)
         return GradSums(n, loss * n, [None if g is None else np.asarray(g) * n for g in grads],
                         np.asarray(preds), stats.get("spikes_per_sample", float("nan")) * n)
+
+    def sum_rounds(self):
+        """Whether this rule's gradient of a batch needs batch-wide reductions in the middle
+        of the computation (NA's rescaling by the batch's mean |delta| of every layer during
+        the backward pass): then the trainer runs :func:`sums_in_rounds` instead of
+        :meth:`loss_and_grad_sums` per block, and a cluster does the rounds with the blocks'
+        state held on the workers. Such a rule implements :meth:`start_sums`,
+        :meth:`reduce_round` and :meth:`next_round`. Default False."""
+        return False
+
+    def start_sums(self, X, y, rng=None):
+        """First round of the samples (X, y) (one block of a batch): a picklable state with
+        ``stats`` (a list of floats to be summed over the blocks of the batch, or None when
+        done) and ``sums`` (the block's :class:`GradSums` once done). Must not change the
+        learner."""
+        raise NotImplementedError(f"the {self.name} rule does not compute in rounds")
+
+    def reduce_round(self, totals, shared=None):
+        """What every block needs for its next round, from ``totals`` (the element-wise sum of
+        the blocks' ``stats``, in block order) and the previous round's value (None after the
+        first round). Runs where the learner lives (the client)."""
+        raise NotImplementedError(f"the {self.name} rule does not compute in rounds")
+
+    def next_round(self, state, shared):
+        """The state after the next round of one block, given :meth:`reduce_round`'s value.
+        Must change neither the learner nor ``state`` (a round lost with a worker is computed
+        again from it)."""
+        raise NotImplementedError(f"the {self.name} rule does not compute in rounds")
 
     def needs_batch_statistics(self):
         """Whether :meth:`before_batch` of the current batch needs :meth:`batch_statistics`

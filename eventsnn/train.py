@@ -29,7 +29,7 @@ from . import _validate as v
 from . import checkpoint as _ckpt
 from ._progress import note_compilation, progress_bar
 from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
-                      sum_statistics)
+                      sum_statistics, sums_in_rounds)
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -103,7 +103,9 @@ class Trainer:
         inside their kernels (the dense rules) are run block by block and the blocks' sums
         added in order, with or without a client, so that a cluster run has the bits of the
         single-process run; None: one block per batch (no data parallelism inside a batch).
-        The event rule ignores it (it sums every sample's gradient in order anyway).
+        The event rule ignores it (it sums every sample's gradient in order anyway). NA with
+        ``rescale=True`` takes its batch-wide means from the blocks' partial sums, added in
+        block order (:func:`eventsnn.learner.sums_in_rounds`).
     """
 
     def __init__(self, learner: Learner, optimizer: Union[str, Optimizer] = "adam", lr: float = 1e-3,
@@ -300,6 +302,8 @@ class Trainer:
         if L.needs_batch_statistics():
             statistics = sum_statistics(L.batch_statistics(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks)
         L.before_batch(X, y, seeds, statistics=statistics)
+        if L.sum_rounds():
+            return L.finish(sums_in_rounds(L, X, y, seeds, blocks))
         return L.finish(GradSums.combine(L.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks))
 
     def lr_at(self, epoch: int) -> float:

@@ -12,19 +12,21 @@ of the Sequential is not used) and its own neuron model. Construct with
 
 Gradients are those of the batch-mean loss.
 """
+import copy
+
 import numpy as np
 
 from .. import _validate as _v
 from ..layers import AvgPool2d, MaxPool2d
-from ..learner import GradSums, Learner, SampleSeeds, batch_random
+from ..learner import GradSums, Learner, SampleSeeds, batch_random, sums_in_rounds
 from ..network import Sequential
-from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, asf_backward, asf_forward,
+from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, PscBackwardPass, asf_backward, asf_forward,
                           asf_scale_ratios, count_loss, desired_spikes, psc_backward, psc_forward,
                           spike_train_loss)
 from .rules.na import B_CODE, LOSS_CHANGES
 from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import MIN_FLOW, RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
-from .rules.na import B_PAPER, POWER_PAPER, code_rescale, na_delta
+from .rules.na import B_PAPER, POWER_PAPER, abs_sum, na_delta, rescale_factor, rescale_mean
 from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
 
 
@@ -121,13 +123,16 @@ class _PscLearner(Learner):
     def _forward(self, X):
         return psc_forward(self.net, self.encode(X), self.neuron, self.pool_sum_weight)
 
+    def _loss(self, rec, y):
+        """(per-sample losses (B,), dL/da of the output PSC (T, B, K))."""
+        if self.loss == "spike_train":
+            return spike_train_loss(rec.output, y, self.neuron.tau_s, self.target,
+                                    self.options["target_filters"])
+        return count_loss(rec.output, y, self.desired_count, self.undesired_count)
+
     def loss_and_grad_sums(self, X, y, rng=None):
         rec = self._forward(X)
-        if self.loss == "spike_train":
-            losses, g = spike_train_loss(rec.output, y, self.neuron.tau_s, self.target,
-                                         self.options["target_filters"])
-        else:
-            losses, g = count_loss(rec.output, y, self.desired_count, self.undesired_count)
+        losses, g = self._loss(rec, y)
         B = g.shape[1]
         grads = psc_backward(self.net, rec, g, self._delta, self.pool_sum_weight)
         preds = np.argmax(rec.output.sum(axis=0), axis=1)
@@ -209,24 +214,78 @@ class NaLearner(_PscLearner):
         _v.choice("loss_change", opts["loss_change"], LOSS_CHANGES)
 
     def loss_and_grad_sums(self, X, y, rng=None):
-        self._m_out = None  # the output layer's stored mean, set by its _delta (first call)
+        if self.sum_rounds():
+            return sums_in_rounds(self, X, y, rng, [(0, len(X))])
         return super().loss_and_grad_sums(X, y, rng)
-
-    def check_shares(self):
-        if self.options["rescale"]:
-            raise ValueError("NA with rescale=True rescales by means over the whole batch inside "
-                             "the backward pass, which shares of a batch cannot sum; use "
-                             "rescale=False (preset='paper') for data-parallel training")
 
     def _delta(self, l, g, st):
         o = self.options
-        delta = na_delta(g, st["c"], st["v"], st["s"], self.neuron, b=o["b"], power=o["power"],
-                         loss_change=o["loss_change"])
-        if o["rescale"]:
-            delta, stored = code_rescale(delta, self._m_out)
-            if self._m_out is None:
-                self._m_out = stored
-        return delta
+        return na_delta(g, st["c"], st["v"], st["s"], self.neuron, b=o["b"], power=o["power"],
+                        loss_change=o["loss_change"])
+
+    # ---- rescale=True: the backward pass in rounds, one per neuron layer ------------------
+    # The rescaling of a layer needs mean|delta| over the whole batch before the layer below
+    # can be computed. Every block of the batch (one process: the trainer's blocks; a
+    # cluster: the blocks of each worker's share) returns (sum |delta|, count) of its layer;
+    # the sums of all blocks, added in block order, give the batch's mean (reduce_round), and
+    # every block goes on with the factor. The output layer's rescaled mean (the reference
+    # m_out of the layers below) is reduced the same way, one round later.
+    def sum_rounds(self):
+        return bool(self.options["rescale"])
+
+    def start_sums(self, X, y, rng=None):
+        rec = self._forward(X)
+        losses, g = self._loss(rec, y)
+        state = _NaRounds(PscBackwardPass(self.net, rec, g, self.pool_sum_weight), g.shape[1],
+                          float(np.sum(losses)), np.argmax(rec.output.sum(axis=0), axis=1),
+                          float(np.sum(rec.spike_count())))
+        return self._next_layer(state, [])
+
+    def _next_layer(self, state, stats):
+        p = state.backward
+        l = p.next_neuron_layer()
+        if l is None:
+            state.raw, state.stats = None, None
+            state.sums = GradSums(state.n, state.loss, list(p.result()), state.preds, state.spikes)
+        else:
+            state.raw = self._delta(l, p.g, p.rec.states[l])
+            state.stats = stats + list(abs_sum(state.raw))
+        return state
+
+    def reduce_round(self, totals, shared=None):
+        """The batch's factor of the current layer (and, one round after the output layer,
+        the output layer's stored mean m_out) from the summed block statistics."""
+        totals = [float(x) for x in totals]
+        if shared is None:  # the output layer: its own rounded mean is the reference
+            mean = rescale_mean(*totals)
+            return {"factor": rescale_factor(mean, round(mean, 3)), "m_out": None}
+        m_out = shared["m_out"]
+        if m_out is None:
+            m_out, totals = round(rescale_mean(*totals[:2]), 3), totals[2:]
+        return {"factor": rescale_factor(rescale_mean(*totals), m_out), "m_out": m_out}
+
+    def next_round(self, state, shared):
+        state = state.copy()
+        out = state.raw * shared["factor"]
+        # after the output layer: the parts of its rescaled mean (the layers' reference)
+        stats = list(abs_sum(out)) if shared["m_out"] is None else []
+        state.backward.apply(out)
+        return self._next_layer(state, stats)
+
+
+class _NaRounds:
+    """One block's backward pass of NA with rescaling, between two rounds (picklable; on a
+    cluster it stays on the worker that computed it). ``stats``: the additive statistics this
+    round returns (None when done); ``sums``: the block's GradSums when done."""
+
+    def __init__(self, backward, n, loss, preds, spikes):
+        self.backward, self.n, self.loss, self.preds, self.spikes = backward, n, loss, preds, spikes
+        self.raw, self.stats, self.sums = None, None, None
+
+    def copy(self):
+        other = copy.copy(self)
+        other.backward = self.backward.copy()
+        return other
 
 
 class AsfLearner(Learner):

@@ -14,6 +14,7 @@ followed by IF neurons of threshold ``pool_theta`` (the code) or pass the pooled
 
 Layer operations come from :mod:`eventsnn.dense.ops`.
 """
+import copy
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -110,31 +111,66 @@ class PscGrads:
     deltas: list
 
 
+class PscBackwardPass:
+    """:func:`psc_backward` one neuron layer at a time, for rules that need something from
+    outside between two neuron layers (NA's batch-wide rescaling, whose means a data-parallel
+    run reduces over the workers between layers). Plain picklable data.
+
+    :meth:`next_neuron_layer` passes the gradient down through the layers without neurons
+    and returns the index l of the next neuron layer (None when the pass is done); ``g`` is
+    then that layer's dL/da; :meth:`apply` takes the rule's delta (dL/dc) of layer l, forms
+    its weight gradient and the dL/da of the layer below."""
+
+    def __init__(self, net, rec, g_out, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
+        L = len(net.layers)
+        self.net, self.rec, self.pool_sum_weight = net, rec, pool_sum_weight
+        self.weights, self.psc_grads, self.deltas = [None] * L, [None] * L, [None] * L
+        self.g = g_out
+        self.l = L - 1
+
+    def next_neuron_layer(self):
+        while self.l >= 0:
+            layer = self.net.layers[self.l]
+            self.psc_grads[self.l] = self.g
+            if layer.has_neurons:
+                return self.l
+            self.g = ops.backward_input(layer, self.g, x=self.rec.inputs[self.l],
+                                        pool_weight=_pool_weight(layer, self.pool_sum_weight))
+            self.l -= 1
+        return None
+
+    def apply(self, delta):
+        l = self.l
+        layer = self.net.layers[l]
+        self.deltas[l] = delta
+        self.weights[l] = ops.grad_weight(layer, self.rec.inputs[l], delta)
+        if l > 0:
+            self.g = ops.backward_input(layer, delta)
+        self.l -= 1
+
+    def copy(self):
+        """A copy that :meth:`apply` can advance without changing this one (arrays shared:
+        they are never written in place)."""
+        other = copy.copy(self)
+        other.weights, other.psc_grads, other.deltas = list(self.weights), list(self.psc_grads), list(self.deltas)
+        return other
+
+    def result(self, full=False):
+        if full:
+            return PscGrads(weights=self.weights, psc_grads=self.psc_grads, deltas=self.deltas)
+        return self.weights
+
+
 def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE, full=False):
     """Backpropagate ``g_out = dL/da`` of the output PSC through a PscRecord.
 
     ``delta_fn(l, g, state)`` is the rule: it maps dL/da of neuron layer l to dL/dc.
     Returns the weight gradients (None for layers without weight), summed over T and B;
     with ``full=True`` a :class:`PscGrads` that also holds every layer's dL/da and delta."""
-    L = len(net.layers)
-    grads, psc_grads, deltas = [None] * L, [None] * L, [None] * L
-    g = g_out
-    for l in range(L - 1, -1, -1):
-        layer = net.layers[l]
-        st = rec.states[l]
-        psc_grads[l] = g
-        if layer.has_neurons:
-            delta = delta_fn(l, g, st)
-            deltas[l] = delta
-            grads[l] = ops.grad_weight(layer, rec.inputs[l], delta)
-            if l > 0:
-                g = ops.backward_input(layer, delta)
-        else:
-            g = ops.backward_input(layer, g, x=rec.inputs[l],
-                                   pool_weight=_pool_weight(layer, pool_sum_weight))
-    if full:
-        return PscGrads(weights=grads, psc_grads=psc_grads, deltas=deltas)
-    return grads
+    p = PscBackwardPass(net, rec, g_out, pool_sum_weight)
+    while (l := p.next_neuron_layer()) is not None:
+        p.apply(delta_fn(l, p.g, rec.states[l]))
+    return p.result(full)
 
 
 def desired_spikes(n_steps):

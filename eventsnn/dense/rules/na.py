@@ -162,6 +162,25 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="dire
     return delta.reshape(shape)
 
 
+def abs_sum(delta):
+    """(sum |delta|, number of entries): the additive parts of mean|delta| that
+    :func:`code_rescale` needs. A batch cut into blocks adds its blocks' parts in block order
+    (what one process and a cluster both do, see :class:`~eventsnn.dense.learners_psc.NaLearner`);
+    for one block, sum / count is numpy's ``mean`` to the bit."""
+    delta = np.asarray(delta, dtype=np.float64)
+    return (float(np.sum(np.abs(delta))) if delta.size else 0.0), float(delta.size)
+
+
+def rescale_mean(total, count):
+    """mean |delta| from summed :func:`abs_sum` parts (0 for an empty array)."""
+    return total / count if count else 0.0
+
+
+def rescale_factor(mean, m_ref):
+    """The factor ``1.2 * ln(m_ref / (mean + 1e-5) + 1.02)`` of :func:`code_rescale`."""
+    return RESCALE_GAIN * np.log(m_ref / (mean + RESCALE_EPS) + RESCALE_OFFSET)
+
+
 def code_rescale(delta, m_out=None):
     """The authors' layer-wise rescaling of NA gradients (``functions/na.py``, not in the paper).
 
@@ -175,7 +194,7 @@ def code_rescale(delta, m_out=None):
     |delta| after rescaling, rounded) is the ``m_out`` of the layers below it.
     """
     delta = np.asarray(delta, dtype=np.float64)
-    mean = float(np.mean(np.abs(delta))) if delta.size else 0.0
+    mean = rescale_mean(*abs_sum(delta))
     m_ref = round(mean, 3) if m_out is None else _v.finite_float("m_out", m_out)
-    out = delta * (RESCALE_GAIN * np.log(m_ref / (mean + RESCALE_EPS) + RESCALE_OFFSET))
-    return out, round(float(np.mean(np.abs(out))) if out.size else 0.0, 3)
+    out = delta * rescale_factor(mean, m_ref)
+    return out, round(rescale_mean(*abs_sum(out)), 3)
