@@ -135,18 +135,42 @@ def test_share_bounds_and_addresses():
             ed.parse_address(bad)
 
 
-def test_na_rescale_refuses_shares():
-    with pytest.raises(ValueError, match="rescale"):
-        _learner("na", rescale=True).check_shares()
-    L = _learner("na", rescale=True)
-    assert not L.splittable()
+def _na_conv(**extra):
+    """NA, default preset (rescale=True), through pooling and flatten layers."""
+    net = es.Sequential(es.Conv2d((1, 4, 4), 2, 2, padding=1), es.AvgPool2d(2), es.Flatten(),
+                        es.Dense(8, 6), es.Dense(6, 4), rng=2)
+    for layer in net.layers:
+        if layer.has_weight:
+            layer.weight = layer.weight * 3.0
+    return get_learner_class("na")(net, rng=1, n_steps=5, **extra)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4, None])
+def test_na_rescale_in_blocks_is_the_whole_batch_rescaling(block_size):
+    """NA's batch-wide rescaling in rounds: the blocks' partial sums of |delta| give the
+    batch's mean of every layer, so the blocks' gradients equal the whole batch's (which
+    tests/test_fidelity.py checks against the authors' code) to rounding, and one block
+    (block_size=None) is the whole-batch computation to the bit."""
     X, y = _data(10)
+    X = X.reshape(10, 1, 4, 4)
     seeds = SampleSeeds(np.arange(10))
-    # one process: the whole batch (batch-wide rescaling), not blocks
-    want = _learner("na", rescale=True).loss_and_grads(X, y, rng=seeds)
-    got = Trainer(L, block_size=3)._local_step(X, y, seeds)
+    L = _na_conv()
+    assert L.options["rescale"] and L.sum_rounds() and L.splittable()
+    want = _na_conv().loss_and_grads(X, y, rng=seeds)
+    got = Trainer(L, block_size=block_size)._local_step(X, y, seeds)
+    assert got[0] == pytest.approx(want[0], rel=1e-14)
+    np.testing.assert_array_equal(got[2], want[2])
+    assert sum(np.abs(g).sum() for g in want[1] if g is not None) > 0
     for a, b in zip(want[1], got[1]):
-        np.testing.assert_array_equal(a, b)
+        if a is None:
+            assert b is None
+        elif block_size is None:
+            np.testing.assert_array_equal(b, a)
+        else:
+            np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-14)
+    # a rescaled run differs from the plain one (the rounds do something)
+    plain = _na_conv(rescale=False).loss_and_grads(X, y, rng=seeds)
+    assert not np.allclose(plain[1][0], want[1][0])
 
 
 def test_missing_dask_gives_the_install_command(monkeypatch):
@@ -200,9 +224,12 @@ def _recordings(folder, n, seed=0):
 
 
 # ---- on a LocalCluster of two processes -------------------------------------------------------
-@pytest.mark.parametrize("rule", ["event", "tssl", "antlr"])
+@pytest.mark.parametrize("rule", ["event", "tssl", "antlr", "na-code"])
 def test_training_on_the_cluster_equals_one_process(client, rule):
-    _assert_same_run(_fit(rule, None), _fit(rule, client))
+    extra = {}
+    if rule == "na-code":  # NA's default preset: rescaling in rounds between the workers
+        rule, extra = "na", dict(preset="code")
+    _assert_same_run(_fit(rule, None, **extra), _fit(rule, client, **extra))
 
 
 @pytest.mark.parametrize("rule", ["timing", "activation", "na", "asf"])
@@ -355,3 +382,52 @@ def test_a_step_lost_on_the_way_is_computed_again(client, tmp_path):
     assert out[0][0] == out[1][0]
     for a, b in zip(out[0][1], out[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+class _KillInRound:
+    """Kills the worker process that computes the first round after the output layer, once
+    (a marker file says it happened)."""
+
+    def next_round(self, state, shared):
+        try:
+            worker = distributed.get_worker()
+        except ValueError:
+            worker = None
+        if worker is not None and shared["m_out"] is not None and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().next_round(state, shared)
+
+
+def test_a_worker_killed_between_rounds_changes_nothing(client, tmp_path):
+    """NA's default preset on the cluster: the blocks' states between rounds live on the
+    workers; a worker that dies in a round is replaced and its blocks recomputed (Dask's
+    lineage of the held futures, else the whole step again): the single-process bits."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    Killing = type("Killing", (_KillInRound, get_learner_class("na")), {})
+    X, y = _data(12)
+    X = X.reshape(12, 1, 4, 4)
+    seeds = SampleSeeds.draw(np.random.default_rng(7), 12)
+    idx = np.arange(12)
+
+    def make():
+        L = _na_conv()
+        K = Killing(L.net, rng=1, n_steps=5)
+        K.marker = str(tmp_path / "killed")
+        return K
+
+    want = Trainer(make(), block_size=3)._local_step(X, y, seeds)
+    assert not os.path.exists(tmp_path / "killed")
+    session = ed.TrainSession(client, make(), X, y, shares=2, block_size=3)
+    try:
+        got = session.loss_and_grads(idx, seeds)
+    finally:
+        session.close()
+    assert os.path.exists(tmp_path / "killed")
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[2], want[2])
+    for a, b in zip(want[1], got[1]):
+        if a is not None:
+            np.testing.assert_array_equal(b, a)
