@@ -19,7 +19,8 @@ See docs/distributed.md.
   share sums (about 1e-16 relative per step).
 - :func:`simulate` and :func:`predict`: many samples scattered over the cluster, the network
   broadcast once, samples that are files (paths, :class:`eventsnn.datasets.event_data.EventFiles`)
-  read by the workers.
+  read by the workers; :func:`map_items`: any function of (shared value, item) over items
+  (``eventsnn simulate --scheduler``: the workers read and simulate the event files).
 - Faults: a step whose shares fail because a worker or its data is lost is computed again
   (same learner, same samples, same keys: the same result); Dask itself moves the tasks of
   a lost worker to the others.
@@ -251,6 +252,11 @@ def _task_round_sums(states):
     return [s.sums for s in states]
 
 
+def _task_map(func, shared, items):
+    shared = _own(shared)
+    return [func(shared, item) for item in items]
+
+
 def _task_predict(learner, data, idx, keys):
     preds, stats = predict_with(_own(learner), _own(data.take(idx)), SampleSeeds(keys))
     spikes = stats.get("spikes", stats.get("spikes_per_sample", float("nan")) * len(preds))
@@ -297,7 +303,8 @@ class _Scattered:
     def get(self, fresh=False):
         if self.future is None or fresh or self.future.status != "finished":
             self.release()
-            self.future = self.client.scatter(self.value, broadcast=True, hash=False)
+            # a one-element list: scatter would cut a tuple, list or dict value into its items
+            self.future = self.client.scatter([self.value], broadcast=True, hash=False)[0]
         return self.future
 
     def release(self):
@@ -526,3 +533,34 @@ def simulate(net, inputs, client, t_end=None, chunk_size=16, loader=None, retrie
     finally:
         model.release()
     return [rec for part in parts for rec in part]
+
+
+def map_items(client, func, shared, items, chunk_size=16, retries=DEFAULT_RETRIES, what="the work"):
+    """``[func(shared, item) for item in items]`` over the cluster, in the order of ``items``:
+    ``shared`` (e.g. a network and its settings) is sent to every worker once, ``items``
+    (e.g. file paths, read by ``func`` on the worker) go in chunks of at most ``chunk_size``,
+    at least one chunk per worker. ``func`` must be importable on the workers (a module
+    function) or picklable by value. A chunk lost with a worker is computed again."""
+    client = _check_client(client)
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {type(func).__name__}")
+    items = list(items)
+    n = len(items)
+    if n == 0:
+        return []
+    chunk_size = v.positive_int("chunk_size", chunk_size)
+    n_chunks = max(math.ceil(n / chunk_size), n_workers(client))
+    value = _Scattered(client, shared)
+    attempt = [0]
+
+    def submit():
+        fresh = attempt[0] > 0
+        attempt[0] += 1
+        f = value.get(fresh)
+        return [client.submit(_task_map, func, f, items[a:b], pure=False) for a, b in _chunks(n, n_chunks)]
+
+    try:
+        parts = _run(client, submit, v.positive_int("retries", retries, allow_zero=True), what)
+    finally:
+        value.release()
+    return [r for part in parts for r in part]

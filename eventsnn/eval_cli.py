@@ -2,7 +2,8 @@
 
 The learning rule, its options, the dataset and its loader options come from the model
 file (``eventsnn train --save`` keeps them); flags override them. Prints one JSON line:
-accuracy, spikes_per_sample, n_samples, seconds.
+accuracy, spikes_per_sample, n_samples, seconds. ``--scheduler`` evaluates on a Dask
+cluster (``eventsnn.distributed``) with the same result.
 """
 import argparse
 import json
@@ -40,10 +41,26 @@ def build_parser():
                    help="samples per prediction batch (default: 128)")
     p.add_argument("--threads", type=at.positive_int,
                    help="total threads (default: numba's thread count for samples, 1 BLAS thread)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="evaluate on a Dask cluster: a scheduler address (tcp://HOST:PORT) or "
+                        "local:N; the model is sent once, file samples are read by the workers; "
+                        "same result as without it (docs/distributed.md; needs eventsnn[distributed])")
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.positive_float,
+                   metavar="SECONDS", help="give up reaching the scheduler after this long (default 10)")
     return p
 
 
 def evaluate(args):
+    """The JSON result of ``eventsnn eval`` (on the cluster of ``args.scheduler`` if given)."""
+    if args.scheduler:
+        from .distributed import connect
+
+        with connect(args.scheduler, timeout=args.scheduler_timeout or 10.0) as client:
+            return _evaluate(args, client)
+    return _evaluate(args, None)
+
+
+def _evaluate(args, client):
     from .train import Trainer
     from .train_cli import DEFAULTS, _pairs, load_dataset
 
@@ -62,12 +79,12 @@ def evaluate(args):
     opt.update(_pairs(args.opt, "--opt"))
     if rule == "event":
         opt["init"] = False           # the weights are trained: no firing-rate initialisation
-    X_tr, y_tr, X_te, y_te = load_dataset(dataset, data_dir, data)
+    X_tr, y_tr, X_te, y_te = load_dataset(dataset, data_dir, data, lazy=client is not None)
     X, y = (X_te, y_te) if args.split == "test" else (X_tr, y_tr)
     if args.limit:
         X, y = X[:args.limit], y[:args.limit]
     learner = get_learner_class(rule)(net, rng=int(saved.get("seed") or 0), **opt)
-    trainer = Trainer(learner, batch_size=args.batch, epochs=0, n_threads=args.threads)
+    trainer = Trainer(learner, batch_size=args.batch, epochs=0, n_threads=args.threads, client=client)
     t0 = time.perf_counter()
     res = trainer.evaluate(X, y)
     return {"model": args.model, "rule": rule, "dataset": dataset, "split": args.split,

@@ -1,9 +1,11 @@
-"""``eventsnn simulate MODEL EVENTS``: run a saved model on an event file.
+"""``eventsnn simulate MODEL EVENTS [EVENTS ...]``: run a saved model on event files.
 
 Reads the events with :func:`eventsnn.io.read` (N-MNIST .bin/.bs2, DVS128 Gesture clips,
-AEDAT4), simulates them exactly, writes the output spikes to an ``.npz`` (times ms,
-neurons, n_neurons, counts), optionally a CSV (one ``time_ms,neuron`` row per spike) and a
-raster PNG, and prints one JSON line summarising the run.
+AEDAT4), simulates them exactly, writes the output spikes to an ``.npz`` per file (times
+ms, neurons, n_neurons, counts), for a single file optionally a CSV (one ``time_ms,neuron``
+row per spike) and a raster PNG, and prints one JSON line summarising each file. With
+``--scheduler`` the files are read and simulated on the workers of a Dask cluster (the
+network sent once), with the same output.
 """
 import argparse
 import json
@@ -21,10 +23,11 @@ from .io.detect import FORMATS
 def build_parser():
     p = argparse.ArgumentParser(
         prog="eventsnn simulate",
-        description="Simulate a saved model on an event file and write its output spikes.")
+        description="Simulate a saved model on event files and write their output spikes.")
     p.add_argument("model", metavar="MODEL", help="model file (.npz) written by eventsnn train --save")
-    p.add_argument("events", metavar="EVENTS",
-                   help="event file: N-MNIST .bin/.bs2, DVS128 Gesture .bs2, AEDAT4 (.aedat4)")
+    p.add_argument("events", metavar="EVENTS", nargs="+",
+                   help="event file(s): N-MNIST .bin/.bs2, DVS128 Gesture .bs2, AEDAT4 (.aedat4); "
+                        "several files give one output file and one JSON line each")
     p.add_argument("--format", choices=FORMATS, default="auto",
                    help="event file format (default: auto, from the file's content)")
     p.add_argument("--t-max", dest="t_max", type=at.positive_float,
@@ -37,10 +40,21 @@ def build_parser():
     p.add_argument("--t-end", dest="t_end", type=at.positive_float,
                    help="end of the simulation in ms (default: until no event is pending)")
     p.add_argument("--out", metavar="FILE",
-                   help="output spikes .npz (default: <EVENTS name>_spikes.npz in the current folder)")
-    p.add_argument("--csv", metavar="FILE", help="also write the output spikes as CSV (default: no CSV)")
+                   help="output spikes .npz of a single EVENTS file (default: <EVENTS name>_spikes.npz "
+                        "in --out-dir)")
+    p.add_argument("--out-dir", dest="out_dir", metavar="DIR",
+                   help="folder of the <EVENTS name>_spikes.npz files (default: the current folder)")
+    p.add_argument("--csv", metavar="FILE",
+                   help="also write the output spikes as CSV (a single EVENTS file; default: no CSV)")
     p.add_argument("--raster", metavar="FILE",
-                   help="also draw a raster of every level to this PNG (needs matplotlib; default: none)")
+                   help="also draw a raster of every level to this PNG (a single EVENTS file; needs "
+                        "matplotlib; default: none)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="simulate the files on a Dask cluster: a scheduler address (tcp://HOST:PORT) "
+                        "or local:N; the workers read the files (same paths on every worker); same "
+                        "output as without it (docs/distributed.md; needs eventsnn[distributed])")
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.positive_float,
+                   metavar="SECONDS", help="give up reaching the scheduler after this long (default 10)")
     return p
 
 
@@ -51,60 +65,116 @@ def _check_folder(flag, path):
             raise ValueError(f"{flag} {path}: folder {folder} does not exist")
 
 
-def simulate(args):
+def simulate_file(net, path, settings, keep_record=False):
+    """Read one event file, check it against ``net``'s input and simulate it (what every
+    EVENTS file goes through, in this process or on a Dask worker).
+
+    ``settings``: dict of format, t_max, time_scale, merge_polarity (ms, as the flags) and
+    t_end (ms). Returns (summary dict, output SpikeTrains, the whole Record when
+    ``keep_record`` else None)."""
     from .io import read
+
+    rec_file = read(path, format=settings["format"])
+    x = rec_file.to_spike_trains(t_max=settings["t_max"], time_scale=settings["time_scale"],
+                                 merge_polarity=settings["merge_polarity"])
+    if x.n_neurons != net.n_in:
+        C, H, W = rec_file.shape
+        raise ValueError(f"{path}: {rec_file.format} events of a {W} x {H} sensor with "
+                         f"{1 if settings['merge_polarity'] else C} channel(s) give {x.n_neurons} "
+                         f"inputs, but the model takes {net.n_in} (input shape {net.in_shape})")
+    rec = net.simulate(x, t_end=settings["t_end"])
+    counts = rec.output.counts()
+    summary = {"events_file": path, "format": rec_file.format, "file_events": len(rec_file),
+               "input_events": len(x), "after_t_max": settings["t_max"],
+               "dropped_by_reader": rec_file.dropped, "notes": rec_file.notes,
+               "events_per_level": [len(s) for s in rec.spikes],
+               "output_counts": counts.tolist(),
+               "prediction": int(np.argmax(counts)) if counts.any() else None}
+    return summary, rec.output, (rec if keep_record else None)
+
+
+def _simulate_shared(shared, path):
+    net, settings, keep = shared
+    return simulate_file(net, path, settings, keep)
+
+
+def _outputs(args):
+    """The .npz path of every EVENTS file."""
+    n = len(args.events)
+    if n > 1:
+        for flag, value in (("--out", args.out), ("--csv", args.csv), ("--raster", args.raster)):
+            if value is not None:
+                raise ValueError(f"{flag} takes a single EVENTS file ({n} given); several files "
+                                 f"write <EVENTS name>_spikes.npz into --out-dir")
+    folder = args.out_dir if args.out_dir is not None else ""
+    if args.out_dir is not None and not os.path.isdir(args.out_dir):
+        raise ValueError(f"--out-dir {args.out_dir}: no such folder")
+    if args.out is not None:
+        return [args.out]
+    outs = [os.path.join(folder, f"{Path(e).stem}_spikes.npz") for e in args.events]
+    seen = {}
+    for e, o in zip(args.events, outs):
+        if o in seen:
+            raise ValueError(f"EVENTS {seen[o]} and {e} would both write {o}")
+        seen[o] = e
+    return outs
+
+
+def simulate(args):
+    """The JSON summaries (one per EVENTS file) of the run ``args`` asks for."""
     from .network import Sequential
 
-    out = args.out or f"{Path(args.events).stem}_spikes.npz"
-    for flag, path in (("--out", out), ("--csv", args.csv), ("--raster", args.raster)):
+    outs = _outputs(args)
+    for flag, path in [("--out", o) for o in outs] + [("--csv", args.csv), ("--raster", args.raster)]:
         _check_folder(flag, path)
     if args.raster:
         from .plot import _plt
         _plt()                      # fail now, not after the simulation, without matplotlib
     net = Sequential.load(args.model)
     data = (net.training or {}).get("data") or {}
-    rec_file = read(args.events, format=args.format)
-    t_max = args.t_max if args.t_max is not None else data.get("t_max")
-    scale = args.time_scale if args.time_scale is not None else data.get("time_scale", 1.0)
-    merge = args.merge_polarity if args.merge_polarity is not None else bool(data.get("merge_polarity", False))
-    x = rec_file.to_spike_trains(t_max=t_max, time_scale=scale, merge_polarity=merge)
-    if x.n_neurons != net.n_in:
-        C, H, W = rec_file.shape
-        raise ValueError(f"{args.events}: {rec_file.format} events of a {W} x {H} sensor with "
-                         f"{1 if merge else C} channel(s) give {x.n_neurons} inputs, but the model "
-                         f"takes {net.n_in} (input shape {net.in_shape})")
-    rec = net.simulate(x, t_end=args.t_end)
-    spk = rec.output
-    np.savez(out, times=spk.times, neurons=spk.neurons, n_neurons=spk.n_neurons,
-             counts=spk.counts())
-    if args.csv:
-        with open(args.csv, "w") as fh:
-            fh.write("time_ms,neuron\n")
-            for t, i in zip(spk.times, spk.neurons):
-                fh.write(f"{float(t)!r},{int(i)}\n")
-    if args.raster:
-        from .plot import raster
-        axes = raster(rec, level=None)
-        axes[0].figure.savefig(args.raster, dpi=120)
-    counts = spk.counts()
-    return {"events_file": args.events, "format": rec_file.format, "file_events": len(rec_file),
-            "input_events": len(x), "after_t_max": t_max, "dropped_by_reader": rec_file.dropped,
-            "notes": rec_file.notes,
-            "events_per_level": [len(s) for s in rec.spikes],
-            "output_counts": counts.tolist(),
-            "prediction": int(np.argmax(counts)) if counts.any() else None,
-            "out": out, "csv": args.csv, "raster": args.raster}
+    settings = {
+        "format": args.format,
+        "t_max": args.t_max if args.t_max is not None else data.get("t_max"),
+        "time_scale": args.time_scale if args.time_scale is not None else data.get("time_scale", 1.0),
+        "merge_polarity": (args.merge_polarity if args.merge_polarity is not None
+                           else bool(data.get("merge_polarity", False))),
+        "t_end": args.t_end}
+    keep = bool(args.raster)
+    if args.scheduler:
+        from .distributed import connect, map_items
+
+        with connect(args.scheduler, timeout=args.scheduler_timeout or 10.0) as client:
+            results = map_items(client, _simulate_shared, (net, settings, keep), list(args.events),
+                                chunk_size=1, what="the simulation")
+    else:
+        results = [simulate_file(net, e, settings, keep) for e in args.events]
+    summaries = []
+    for out, (summary, spk, rec) in zip(outs, results):
+        np.savez(out, times=spk.times, neurons=spk.neurons, n_neurons=spk.n_neurons,
+                 counts=spk.counts())
+        if args.csv:
+            with open(args.csv, "w") as fh:
+                fh.write("time_ms,neuron\n")
+                for t, i in zip(spk.times, spk.neurons):
+                    fh.write(f"{float(t)!r},{int(i)}\n")
+        if args.raster:
+            from .plot import raster
+            axes = raster(rec, level=None)
+            axes[0].figure.savefig(args.raster, dpi=120)
+        summaries.append({**summary, "out": out, "csv": args.csv, "raster": args.raster})
+    return summaries
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        summary = simulate(args)
+        summaries = simulate(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"eventsnn simulate: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:
         print("eventsnn simulate: error: out of memory (try --t-max)", file=sys.stderr)
         return 2
-    print(json.dumps(summary))
+    for summary in summaries:
+        print(json.dumps(summary))
     return 0

@@ -431,3 +431,81 @@ def test_a_worker_killed_between_rounds_changes_nothing(client, tmp_path):
     for a, b in zip(want[1], got[1]):
         if a is not None:
             np.testing.assert_array_equal(b, a)
+
+
+def _nmnist_folder(root):
+    """A tiny N-MNIST folder of random recordings: Train/ and Test/ with 3 classes."""
+    for split, n in (("Train", 3), ("Test", 6)):
+        for k in range(n):
+            folder = root / split / str(k % 3)
+            folder.mkdir(parents=True, exist_ok=True)
+            (path,) = _recordings(folder, 1, seed=10 * k + len(split))
+            os.rename(path, folder / f"{split}{k}.bin")
+    return root
+
+
+def _strip_seconds(lines):
+    out = [json.loads(line) for line in lines.strip().splitlines()]
+    for m in out:
+        m.pop("seconds", None)
+    return out
+
+
+def test_eval_and_simulate_cli_with_a_scheduler_give_the_same_output(client, tmp_path, capsys,
+                                                                     monkeypatch):
+    from eventsnn import eval_cli, simulate_cli
+
+    data = _nmnist_folder(tmp_path / "nm")
+    monkeypatch.chdir(tmp_path)
+    net = es.Sequential(es.Conv2d((2, 34, 34), 2, 5, stride=3), es.Flatten(), es.Dense(2 * 10 * 10, 3), rng=0)
+    for layer in net.layers:
+        if layer.has_weight:
+            layer.weight = layer.weight * 8.0
+    net.save("m.npz", training={"rule": "event", "dataset": "nmnist", "data_dir": str(data),
+                                "data": {"t_max": 50.0, "time_scale": 0.5}, "opt": {"t_window": 60.0},
+                                "seed": 0})
+    address = client.scheduler.address
+    # eval: the model sent once, the workers read the test recordings
+    assert eval_cli.main(["m.npz", "--batch", "2"]) == 0
+    one = _strip_seconds(capsys.readouterr().out)
+    assert eval_cli.main(["m.npz", "--batch", "2", "--scheduler", address]) == 0
+    assert _strip_seconds(capsys.readouterr().out) == one
+    assert one[0]["n_samples"] == 6 and one[0]["spikes_per_sample"] > 0
+    # simulate: several files, one .npz and one JSON line each, read and run on the workers
+    files = sorted(str(p) for p in (data / "Test").rglob("*.bin"))[:3]
+    os.mkdir("a")
+    os.mkdir("b")
+    assert simulate_cli.main(["m.npz", *files, "--out-dir", "a"]) == 0
+    local = _strip_seconds(capsys.readouterr().out)
+    assert simulate_cli.main(["m.npz", *files, "--out-dir", "b", "--scheduler", address]) == 0
+    remote = _strip_seconds(capsys.readouterr().out)
+    assert len(local) == 3 and [m["events_file"] for m in local] == files
+    for m in local + remote:
+        m.pop("out")
+    assert local == remote
+    assert sum(sum(m["output_counts"]) for m in local) > 0
+    for f in files:
+        name = f"{os.path.splitext(os.path.basename(f))[0]}_spikes.npz"
+        a, b = np.load(os.path.join("a", name)), np.load(os.path.join("b", name))
+        for key in ("times", "neurons", "n_neurons", "counts"):
+            np.testing.assert_array_equal(a[key], b[key])
+    # oracle of one file: the library's simulation of the same recording
+    want = net.simulate(EventFiles([files[1]], t_max=50.0, time_scale=0.5)[0]).output
+    got = np.load(os.path.join("a", f"{os.path.splitext(os.path.basename(files[1]))[0]}_spikes.npz"))
+    np.testing.assert_array_equal(got["times"], want.times)
+    # several files refuse the single-file outputs
+    assert simulate_cli.main(["m.npz", *files, "--out", "x.npz"]) == 2
+    assert "single EVENTS" in capsys.readouterr().err
+
+
+def test_eval_and_simulate_cli_with_an_unreachable_scheduler_exit_2(tmp_path, capsys, monkeypatch):
+    from eventsnn import eval_cli, simulate_cli
+
+    monkeypatch.chdir(tmp_path)
+    es.Sequential(es.Dense(16, 4), rng=0).save("m.npz", training={"rule": "tssl", "dataset": "digits"})
+    (path,) = _recordings(tmp_path, 1)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    for main, args in ((eval_cli.main, ["m.npz"]), (simulate_cli.main, ["m.npz", path])):
+        assert main(args + ["--scheduler", address, "--scheduler-timeout", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert address in err and len(err.splitlines()) == 1, err
