@@ -50,6 +50,11 @@ class SchedulerUnreachable(ConnectionError):
     """The Dask scheduler at an address could not be reached."""
 
 
+class ClusterLost(ConnectionError):
+    """A computation kept failing because workers, connections or the scheduler were lost
+    (after its retries)."""
+
+
 def _require():
     try:
         import distributed  # noqa: F401
@@ -165,6 +170,10 @@ def _check_client(client):
 
     if not isinstance(client, Client):
         raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+    try:
+        client._eventsnn_address = client.scheduler.address
+    except AttributeError:
+        pass
     return client
 
 
@@ -267,17 +276,42 @@ def _task_simulate(net, items, loader, kwargs):
     return _own(net).simulate([_own(_to_sample(it, loader)) for it in items], **kwargs)
 
 
-def _retry(attempt, retries, what):
+def _scheduler_address(client):
+    """The scheduler's address, remembered by :func:`_check_client` (a closed client no
+    longer knows it)."""
+    try:
+        return client.scheduler.address
+    except AttributeError:
+        return getattr(client, "_eventsnn_address", "(unknown address)")
+
+
+def _closed(client):
+    return getattr(client, "status", "running") in ("closing", "closed")
+
+
+def _retry(client, attempt, retries, what):
     """``attempt(fresh)`` (fresh: a retry, scatter again); computed again from scratch when a
-    worker, a connection or scattered data was lost, at most ``retries`` times."""
+    worker, a connection or scattered data was lost, at most ``retries`` times. A client
+    that lost its scheduler for good (Dask closes it after failing to reconnect) raises
+    ClusterLost naming the address, whatever Dask's own error was."""
     lost = _lost_errors()
+    address = _scheduler_address(client)
     for k in range(retries + 1):
+        if _closed(client):
+            raise ClusterLost(f"{what}: the client of the Dask scheduler at {address} is closed "
+                              "(scheduler lost)")
         try:
             return attempt(k > 0)
         except lost as exc:
             last = exc
-    raise RuntimeError(f"{what} failed {retries + 1} times because workers were lost "
-                       f"(last: {type(last).__name__}: {last})")
+        except Exception as exc:
+            if not _closed(client):
+                raise
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ClusterLost(f"{what}: lost the Dask scheduler at {address} ({reason})") from None
+    reason = " ".join(str(last).split()) or "no message"
+    raise ClusterLost(f"{what} failed {retries + 1} times because workers or the scheduler were "
+                      f"lost (last: {type(last).__name__}: {reason})")
 
 
 def _run(client, submit, retries, what):
@@ -291,7 +325,7 @@ def _run(client, submit, retries, what):
             for f in futures:
                 f.release()
 
-    return _retry(attempt, retries, what)
+    return _retry(client, attempt, retries, what)
 
 
 class _Scattered:
@@ -430,7 +464,7 @@ class TrainSession:
                     f.release()
 
         try:
-            return _retry(attempt, self.retries, "a training step")
+            return _retry(client, attempt, self.retries, "a training step")
         finally:
             learner.release()
 
