@@ -546,6 +546,18 @@ def simulate(net, inputs, client, t_end=None, chunk_size=16, loader=None, retrie
     for k, it in enumerate(items):
         if not isinstance(it, (SpikeTrains, str, os.PathLike)):
             raise TypeError(f"inputs[{k}] must be a SpikeTrains or a file path, got {type(it).__name__}")
+        if isinstance(it, SpikeTrains):
+            net._check_input(it, f"inputs[{k}]")
+    # the arguments checked here, not in every task on the workers
+    t_end = v.end_time("t_end", t_end)
+    if "max_spikes" in kwargs:
+        from ._constants import MAX_SPIKES_CAP
+
+        kwargs["max_spikes"] = v.positive_int("max_spikes", kwargs["max_spikes"])
+        if kwargs["max_spikes"] > MAX_SPIKES_CAP:
+            raise ValueError(f"max_spikes must be <= {MAX_SPIKES_CAP} (2**40), got {kwargs['max_spikes']}")
+    if kwargs.get("n_threads") is not None:
+        kwargs["n_threads"] = v.positive_int("n_threads", kwargs["n_threads"])
     n = len(items)
     if n == 0:
         return []

@@ -282,6 +282,13 @@ def test_simulate_and_evaluate_on_the_cluster(client, tmp_path):
     one = Trainer(L, seed=0).evaluate(EventFiles(paths), y)
     many = Trainer(L, seed=0, client=client).evaluate(EventFiles(paths), y)
     assert one == many
+    # bad arguments are refused on the client, as without a cluster
+    with pytest.raises(ValueError, match="t_end"):
+        net.simulate(samples, t_end=-1.0, client=client)
+    with pytest.raises(ValueError, match=r"inputs\[1\] has n_neurons"):
+        net.simulate([samples[0], es.SpikeTrains([1.0], [0], 5)], client=client)
+    with pytest.raises(ValueError, match="max_spikes"):
+        net.simulate(samples, max_spikes=0, client=client)
 
 
 # fault injection: the learner kills the worker process that computes share 1 of the second
