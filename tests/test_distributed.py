@@ -516,3 +516,34 @@ def test_eval_and_simulate_cli_with_an_unreachable_scheduler_exit_2(tmp_path, ca
         assert main(args + ["--scheduler", address, "--scheduler-timeout", "1"]) == 2
         err = capsys.readouterr().err.strip()
         assert address in err and len(err.splitlines()) == 1, err
+
+
+class _LoseAlways:
+    def loss_and_grad_sums(self, X, y, rng=None):
+        from distributed.comm.core import CommClosedError
+
+        raise CommClosedError("simulated: connection to the worker lost")
+
+
+def test_workers_lost_on_every_retry_end_the_run_with_cluster_lost(client):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    Losing = type("Losing", (_LoseAlways, get_learner_class("tssl")), {})
+    X, y = _data()
+    net = es.Sequential(es.Dense(16, 12), es.Dense(12, 4), rng=1)
+    session = ed.TrainSession(client, Losing(net, rng=1, **RULES["tssl"]), X, y, shares=2, retries=1)
+    try:
+        with pytest.raises(ed.ClusterLost, match="failed 2 times"):
+            session.loss_and_grads(np.arange(10), SampleSeeds(np.arange(10)))
+    finally:
+        session.close()
+    assert issubclass(ed.ClusterLost, OSError)  # the CLIs print one line and exit 2
+
+
+def test_a_closed_client_raises_cluster_lost_naming_the_address():
+    class Closed:
+        status, scheduler, _eventsnn_address = "closed", None, "tcp://10.0.0.5:8786"
+
+    with pytest.raises(ed.ClusterLost, match="tcp://10.0.0.5:8786"):
+        ed._retry(Closed(), lambda fresh: 1, 3, "a training step")

@@ -188,6 +188,11 @@ class NaLearner(_PscLearner):
     ``preset="paper"``: b = 10 (Appendix A.1), no rescaling, the TSSL-style desired train
     filtered once (Eq. 5). Explicit options override the preset. ``power=1`` with ``b=10``
     and ``loss_change="direct"`` is the code at 2f5eb14 / cb735e0.
+
+    With ``rescale=True`` the backward pass runs in rounds, one per neuron layer
+    (:meth:`start_sums`, :meth:`reduce_round`, :meth:`next_round`): the batch's mean |delta|
+    of a layer is the sum of its blocks' partial sums, so the trainer's blocks and a Dask
+    cluster's shares give the batch-wide rescaling (docs/distributed.md).
     """
 
     name = "na"
