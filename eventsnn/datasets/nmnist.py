@@ -39,12 +39,11 @@ def read_events(path):
 
     Refuses (ValueError) files that are not 40-bit event files, e.g. AEDAT files (read
     those with :func:`eventsnn.io.read`). Events are returned as stored, whatever the
-    sensor; the conversions below refuse events outside N-MNIST's 34 x 34 sensor."""
-    from ..io.binary import decode_bin
+    sensor; the conversions below refuse events outside N-MNIST's 34 x 34 sensor.
+    Decoded in chunks: memory is the returned array plus a few MiB."""
+    from ..io.binary import read_events_file
 
-    path = os.fspath(path)
-    ev, _ = decode_bin(np.fromfile(path, dtype=np.uint8), path)
-    return ev
+    return read_events_file(os.fspath(path))[0]
 
 
 def write_events(path, events):

@@ -2,7 +2,7 @@
 decoder with wheels): ``pip install eventsnn[aedat]``.
 
 Polarity events of the first event stream become a :class:`Recording` with t relative to
-the first event (``t_offset_us`` keeps the absolute Unix time), x, y, p (1 = ON) and the
+the earliest event (``t_offset_us`` keeps the absolute Unix time), x, y, p (1 = ON) and the
 stream's (W, H, 2) sensor size. Other streams (IMU, triggers, frames) hold no polarity
 events; the reader lists how many packets of each it skipped in ``notes``.
 """
@@ -46,25 +46,37 @@ def read_aedat4(path: Union[str, "os.PathLike[str]"]) -> Recording:
     for pkt in dec:
         sid = pkt["stream_id"]
         if sid == main and "events" in pkt:
-            chunks.append(pkt["events"])
+            if pkt["events"].size:
+                chunks.append(pkt["events"])
         else:
             kind = streams.get(sid, {}).get("type", f"stream {sid}")
             if sid in event_ids:
                 kind = f"events of stream {sid}"
             skipped[kind] = skipped.get(kind, 0) + 1
-    raw = np.concatenate(chunks) if chunks else np.zeros(0, dtype=[("t", "<u8"), ("x", "<u2"),
-                                                                     ("y", "<u2"), ("on", "?")])
-    ev = np.empty(raw.size, dtype=EVENT_DTYPE)
-    t = raw["t"].astype(np.int64)
-    t0 = int(t[0]) if t.size else 0
-    ev["t"] = t - t0
-    ev["x"] = raw["x"]
-    ev["y"] = raw["y"]
-    ev["p"] = raw["on"].astype(np.int8)
+    # one output array sized from the packets; each packet is copied in and released, so
+    # the peak is the output plus the decoder's packets (no concatenated copy, no
+    # whole-recording temporaries)
+    ev = np.empty(sum(int(c.size) for c in chunks), dtype=EVENT_DTYPE)
+    t0 = min(int(c["t"].min()) for c in chunks) if ev.size else 0
+    t1 = max(int(c["t"].max()) for c in chunks) if ev.size else 0
+    if t1 - t0 >= 2 ** 63:
+        raise ValueError(f"{path}: event timestamps span {t1 - t0} us, beyond int64 "
+                         "(a corrupt file)")
+    pos = 0
+    chunks.reverse()
+    while chunks:
+        c = chunks.pop()
+        dst = ev[pos:pos + c.size]
+        dst["t"] = c["t"] - np.uint64(t0)
+        dst["x"] = c["x"]
+        dst["y"] = c["y"]
+        dst["p"] = c["on"]
+        pos += c.size
+        del c
     sensor = (W, H, 2)
     check_in_sensor(ev, sensor, path)
     notes = [f"skipped {n} {kind} packets (no polarity events)" for kind, n in skipped.items()]
-    if ev.size > 1 and np.any(np.diff(ev["t"]) < 0):
+    if ev.size > 1 and np.any(ev["t"][1:] < ev["t"][:-1]):
         ev = ev[np.argsort(ev["t"], kind="stable")]
         notes.append("events were not in time order: sorted (stable)")
     return Recording(ev, sensor, "aedat4", path, {}, notes, t0)

@@ -24,29 +24,101 @@ DVS128_SENSOR = (128, 128, 2)
 _MAGIC_AEDAT = b"#!AER-DAT"
 
 
-def decode_bin(raw: np.ndarray, path: str) -> Tuple[np.ndarray, int]:
-    """(events, number of overflow markers) of the bytes of a 40-bit file."""
-    if raw[:len(_MAGIC_AEDAT)].tobytes() == _MAGIC_AEDAT:
-        version = bytes(raw[9:12]).decode("ascii", "replace")
+#: events decoded per chunk: the temporaries of a chunk (about 40 bytes per event) stay a
+#: few MiB whatever the file size, so reading costs the output array plus O(1)
+CHUNK_EVENTS = 1 << 16
+
+
+def _decode_chunk(b, out, pos, markers_before):
+    """Decode the (m, 5) uint8 rows ``b`` into ``out[pos:]`` (markers dropped); returns
+    (events written, markers in b, first t, last t) with t shifted by the markers before."""
+    y = b[:, 1]
+    marker = y == OVERFLOW_Y
+    t = (b[:, 2].astype(np.int64) & 0x7F) << 16
+    t |= b[:, 3].astype(np.int64) << 8
+    t |= b[:, 4]
+    n_mark = int(np.count_nonzero(marker))
+    if n_mark:
+        t += OVERFLOW_US * (markers_before + np.cumsum(marker) - marker)
+        keep = ~marker
+        t, b, y = t[keep], b[keep], y[keep]
+    elif markers_before:
+        t += OVERFLOW_US * markers_before
+    m = t.size
+    dst = out[pos:pos + m]
+    dst["t"] = t
+    dst["x"] = b[:, 0]
+    dst["y"] = y
+    dst["p"] = b[:, 2] >> 7
+    in_order = bool(m < 2 or np.all(t[1:] >= t[:-1]))
+    return m, n_mark, (int(t[0]) if m else None), (int(t[-1]) if m else None), in_order
+
+
+def _check_magic(head, path):
+    if head[:len(_MAGIC_AEDAT)] == _MAGIC_AEDAT:
+        version = bytes(head[9:12]).decode("ascii", "replace")
         raise ValueError(f"{path} is an AEDAT {version} file, not a 40-bit N-MNIST/.bs2 file: "
                          "read it with eventsnn.io.read (AEDAT 4.0) instead")
+
+
+def _decode_stream(read_into, n_rows, path):
+    """(events, markers, in time order) of ``n_rows`` 5-byte rows delivered by
+    ``read_into(buffer) -> bytes read``: one output array sized from the row count, filled
+    chunk by chunk, shrunk in place when markers were dropped."""
+    ev = np.empty(n_rows, dtype=EVENT_DTYPE)
+    buf = np.empty((min(CHUNK_EVENTS, max(n_rows, 1)), 5), dtype=np.uint8)
+    pos = markers = 0
+    last = None
+    in_order = True
+    done = 0
+    while done < n_rows:
+        m = min(CHUNK_EVENTS, n_rows - done)
+        got = read_into(memoryview(buf[:m]).cast("B"))
+        if got != 5 * m:
+            raise ValueError(f"{path}: the file changed size while it was read")
+        k, n_mark, first, end, ordered = _decode_chunk(buf[:m], ev, pos, markers)
+        if k:
+            in_order = in_order and ordered and (last is None or first >= last)
+            last = end
+        pos += k
+        markers += n_mark
+        done += m
+    if pos < n_rows:
+        ev.resize((pos,), refcheck=False)
+    return ev, markers, in_order
+
+
+def decode_bin(raw: np.ndarray, path: str) -> Tuple[np.ndarray, int]:
+    """(events, number of overflow markers) of the bytes of a 40-bit file (in memory)."""
+    raw = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1)
+    _check_magic(raw[:16].tobytes(), path)
     if raw.size % 5:
         raise ValueError(f"{path}: length {raw.size} is not a multiple of 5 bytes "
                          "(not a 40-bit event file)")
-    b = raw.reshape(-1, 5)
-    y = b[:, 1]
-    marker = y == OVERFLOW_Y
-    t = ((b[:, 2].astype(np.int64) & 0x7F) << 16) | (b[:, 3].astype(np.int64) << 8) | b[:, 4]
-    n_markers = int(marker.sum())
-    if n_markers:
-        t = t + OVERFLOW_US * (np.cumsum(marker) - marker)
-    keep = ~marker
-    ev = np.empty(int(keep.sum()), dtype=EVENT_DTYPE)
-    ev["t"] = t[keep]
-    ev["x"] = b[keep, 0]
-    ev["y"] = y[keep]
-    ev["p"] = b[keep, 2] >> 7
-    return ev, n_markers
+    offset = [0]
+
+    def read_into(dst):
+        n = len(dst)
+        dst[:] = raw[offset[0]:offset[0] + n].tobytes()
+        offset[0] += n
+        return n
+
+    ev, markers, _ = _decode_stream(read_into, raw.size // 5, path)
+    return ev, markers
+
+
+def read_events_file(path: str) -> Tuple[np.ndarray, int, bool]:
+    """(events, overflow markers, whether the events are in time order) of a 40-bit file,
+    decoded in chunks: peak memory is the output array (13 bytes per event, 2.6x the file
+    size) plus a few MiB, never a copy of the file or whole-file temporaries."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        _check_magic(fh.read(16), path)
+        if size % 5:
+            raise ValueError(f"{path}: length {size} is not a multiple of 5 bytes "
+                             "(not a 40-bit event file)")
+        fh.seek(0)
+        return _decode_stream(fh.readinto, size // 5, path)
 
 
 def read_bin(path: PathLike, sensor_size: Optional[Tuple[int, int, int]] = None,
@@ -62,8 +134,7 @@ def read_bin(path: PathLike, sensor_size: Optional[Tuple[int, int, int]] = None,
         sensor_size raises ValueError: nothing is dropped silently.
     """
     path = os.fspath(path)
-    raw = np.fromfile(path, dtype=np.uint8)
-    ev, n_markers = decode_bin(raw, path)
+    ev, n_markers, in_order = read_events_file(path)
     notes = []
     if n_markers:
         notes.append(f"{n_markers} timestamp-overflow markers (y == 240) applied (+2**13 us each)")
@@ -81,7 +152,7 @@ def read_bin(path: PathLike, sensor_size: Optional[Tuple[int, int, int]] = None,
             raise ValueError(f"sensor_size must be (W, H, P) of positive ints, got {sensor_size}")
         sensor_size = (size[0], size[1], size[2])
         check_in_sensor(ev, sensor_size, path)
-    if ev.size > 1 and np.any(np.diff(ev["t"]) < 0):
+    if not in_order:
         order = np.argsort(ev["t"], kind="stable")
         ev = ev[order]
         notes.append("events were not in time order: sorted (stable)")
