@@ -58,8 +58,30 @@ def positive_int(name, value, allow_zero=False):
 
 
 def choice(name, value, options):
-    if value not in options:
-        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    try:
+        ok = value in options
+    except TypeError:  # an unhashable value against a set or dict
+        ok = False
+    if not ok:
+        opts = sorted(options, key=repr)
+        if value is not None and not isinstance(value, (str, numbers.Number)):
+            raise TypeError(f"{name} must be one of {opts}, got {type(value).__name__} {value!r:.80}")
+        raise ValueError(f"{name} must be one of {opts}, got {value!r:.80}")
+    return value
+
+
+def boolean(name, value):
+    """A bool (Python or numpy); no truthy strings, numbers or None."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be true or false, got {value!r:.80}")
+    return bool(value)
+
+
+def real_in(name, value, low, high):
+    """A finite real number in [low, high]."""
+    value = finite_float(name, value)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value!r}")
     return value
 
 

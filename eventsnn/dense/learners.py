@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as v
+from .._constants import MAX_MAGNITUDE
 from ..learner import GradSums, Learner, SampleSeeds, batch_random
 from ..network import Sequential
 from . import losses
@@ -59,8 +60,8 @@ class _DenseLearner(Learner):
         o["n_steps"] = v.n_steps("n_steps", o["n_steps"])
         v.choice("encoder", o["encoder"], ("current", "poisson"))
         o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
-        o["n_true"] = v.finite_float("n_true", o["n_true"])
-        o["n_false"] = v.finite_float("n_false", o["n_false"])
+        o["n_true"] = v.real_in("n_true", o["n_true"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        o["n_false"] = v.real_in("n_false", o["n_false"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
         v.choice("loss", o["loss"], self.LOSSES)
         srm = net._single_srm(f"rule {self.name!r}") if o["neuron"] in (None, "zhu", "antlr") \
             else None
@@ -229,6 +230,7 @@ class ActivationLearner(_DenseLearner):
         activation.surrogate_params(o["surrogate"], o["surrogate_scale"])
         if not isinstance(o["reset_path"], (bool, np.bool_)):
             raise TypeError(f"reset_path must be a bool, got {o['reset_path']!r}")
+        _check_spike_train_options(o)
         if o["reset"] is not None:
             v.choice("reset", o["reset"], RESETS)
             if getattr(self.neuron, "reset", "full") != o["reset"]:
@@ -306,6 +308,7 @@ class AntlrLearner(_DenseLearner):
             if (o[key] == "preset") if key == "grad_clip" else (o[key] is None):
                 o[key] = value
         activation.surrogate_params(o["surrogate"], o["surrogate_scale"])
+        _check_spike_train_options(o)
         o["lambda_act"] = v.finite_float("lambda_act", o["lambda_act"])
         o["lambda_tim"] = v.finite_float("lambda_tim", o["lambda_tim"])
         o["v_prime_min"] = v.positive_float("v_prime_min", o["v_prime_min"])
@@ -377,6 +380,16 @@ def truncate_record(rec, n_steps):
     return dataclasses.replace(rec, inputs=cut(rec.inputs), currents=cut(rec.currents),
                                membranes=cut(rec.membranes), increments=cut(rec.increments),
                                outputs=cut(rec.outputs))
+
+
+def _check_spike_train_options(o):
+    """The spike_train loss's options, checked whatever the loss (a typo must not wait for
+    the day the loss is switched): alpha in (0, 1), target rates in [0, 1] per step."""
+    o["alpha"] = v.finite_float("alpha", o["alpha"])
+    if not 0.0 < o["alpha"] < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {o['alpha']!r}")
+    for key in ("target_rate_true", "target_rate_false"):
+        o[key] = v.real_in(key, o[key], 0.0, 1.0)
 
 
 def _regular_targets(rec, y, o):

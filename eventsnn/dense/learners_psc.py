@@ -17,6 +17,7 @@ import copy
 import numpy as np
 
 from .. import _validate as _v
+from .._constants import MAX_MAGNITUDE
 from ..layers import AvgPool2d, MaxPool2d
 from ..learner import GradSums, Learner, SampleSeeds, batch_random, sums_in_rounds
 from ..network import Sequential
@@ -71,14 +72,16 @@ class _PscLearner(Learner):
         self.n_steps = _v.n_steps("n_steps", opts["n_steps"])
         self.neuron = PscLIF(opts["tau_m"], opts["tau_s"], opts["theta"], opts["reset"])
         self.loss = _v.choice("loss", opts["loss"], PSC_LOSSES)
-        self.input_scale = _v.finite_float("input_scale", opts["input_scale"])
+        self.input_scale = _v.real_in("input_scale", opts["input_scale"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        _v.boolean("sequence_input", opts["sequence_input"])
         psw = opts["pool_sum_weight"]
         self.pool_sum_weight = None if psw is None else _v.positive_float("pool_sum_weight", psw)
         desired = opts["desired_count"]
         if desired is None:  # PSC sum of the desired train of the spike-train loss
             desired = float(psc_filter(desired_spikes(self.n_steps)[:, None], self.neuron.tau_s).sum())
-        self.desired_count = _v.finite_float("desired_count", desired)
-        self.undesired_count = _v.finite_float("undesired_count", opts["undesired_count"])
+        self.desired_count = _v.real_in("desired_count", desired, -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        self.undesired_count = _v.real_in("undesired_count", opts["undesired_count"],
+                                          -MAX_MAGNITUDE, MAX_MAGNITUDE)
         self.options = opts
         self._check_rule_options(opts)
         self.target = self._target(opts["target"])
@@ -167,6 +170,14 @@ class TsslLearner(_PscLearner):
             if options.get(key) is None:
                 options[key] = value
         super().__init__(net, rng, **options)
+
+    def _check_rule_options(self, opts):
+        _v.boolean("low_psc_surrogate", opts["low_psc_surrogate"])
+        _v.boolean("silent_timing", opts["silent_timing"])
+        if opts["psc_threshold"] is not None:
+            _v.finite_float("psc_threshold", opts["psc_threshold"])
+        _v.positive_float("max_inv", opts["max_inv"])
+        _v.positive_float("surrogate_width", opts["surrogate_width"])
 
     def _delta(self, l, g, st):
         o = self.options
@@ -326,7 +337,7 @@ class AsfLearner(Learner):
         if not 0.0 <= self.scale_momentum <= 1.0:
             raise ValueError(f"scale_momentum must be in [0, 1], got {self.scale_momentum}")
         self.ratio_entries = _v.choice("ratio_entries", o["ratio_entries"], RATIO_ENTRIES)
-        self.gate = bool(o["gate"])
+        self.gate = _v.boolean("gate", o["gate"])
         _v.choice("encoder", o["encoder"], ("poisson", "spikes"))
         self.options = o
         self.scales = [1.0 if self._spiking(layer, l) else None for l, layer in enumerate(net.layers)]

@@ -98,6 +98,9 @@ class ZhuNeuron:
         if not isinstance(srm, SRM):
             raise TypeError(f"srm must be an eventsnn.SRM, got {type(srm).__name__}")
         dt = v.positive_float("dt", dt)
+        if dt > min(srm.tau_m, srm.tau_s):
+            raise ValueError(f"dt ({dt} ms) must not exceed tau_m ({srm.tau_m} ms) and tau_s "
+                             f"({srm.tau_s} ms): each must be >= 1 step")
         return cls(tau_m=srm.tau_m / dt, tau_s=srm.tau_s / dt, theta=srm.theta)
 
     @property

@@ -52,6 +52,9 @@ DEFAULTS = {
     "reset": None,                        # null: the network's; "full" | "membrane" replace it
 }
 
+#: largest init_target (mean spikes per neuron and sample) the initialisation can aim at
+MAX_INIT_TARGET = 1e6
+
 LOSSES = ("count", "first_spike", "latency", "time_mse")
 #: losses whose prediction is the earliest first spike
 _LATENCY_LOSSES = ("first_spike", "latency", "time_mse")
@@ -94,6 +97,10 @@ class EventLearner(Learner):
         self.net = net
         self.rng = v.rng_from(rng)
         v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
+        if isinstance(o["input_times"], (bool, np.bool_)) or (
+                isinstance(o["input_times"], (list, tuple, np.ndarray))
+                and any(isinstance(t, (bool, np.bool_)) for t in np.ravel(np.asarray(o["input_times"], dtype=object)))):
+            raise TypeError(f"input_times must be a list of times in ms, got {o['input_times']!r}")
         o["input_times"] = [float(t) for t in v.float_array("input_times", o["input_times"], ndim=1)]
         o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
         if o["clamp"] is not None:
@@ -113,8 +120,8 @@ class EventLearner(Learner):
         o["poisson_rate"] = v.positive_float("poisson_rate", o["poisson_rate"])
         o["t_window"] = v.positive_float("t_window", o["t_window"])
         v.choice("loss", o["loss"], LOSSES)
-        o["desired"] = v.finite_float("desired", o["desired"])
-        o["undesired"] = v.finite_float("undesired", o["undesired"])
+        o["desired"] = v.real_in("desired", o["desired"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        o["undesired"] = v.real_in("undesired", o["undesired"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
         o["first_spike_tau"] = v.positive_float("first_spike_tau", o["first_spike_tau"])
         o["target_time_true"] = v.positive_float("target_time_true", o["target_time_true"], allow_zero=True)
         if o["target_time_false"] is not None:
@@ -124,6 +131,9 @@ class EventLearner(Learner):
         o["tau_grad"] = v.positive_float("tau_grad", o["tau_grad"])
         o["factor"] = v.finite_float("factor", o["factor"])
         o["init_target"] = v.positive_float("init_target", o["init_target"])
+        if o["init_target"] > MAX_INIT_TARGET:
+            raise ValueError(f"init_target must be <= {MAX_INIT_TARGET:g} spikes per neuron "
+                             f"(the simulation caps a layer's spikes), got {o['init_target']!r}")
         o["init_samples"] = v.positive_int("init_samples", o["init_samples"])
         for name in ("supervisory", "drop_nonpositive", "init"):
             if not isinstance(o[name], (bool, np.bool_)):

@@ -54,12 +54,12 @@ SURROGATES = {"exp": (0, 3.0), "fast_sigmoid": (1, 25.0), "triangle": (2, 1.0), 
 
 def surrogate_params(surrogate, scale):
     """(kind code, scale) for the kernels; validates both."""
-    if surrogate not in SURROGATES:
-        raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, got {surrogate!r}")
+    v.choice("surrogate", surrogate, SURROGATES)
     kind, default = SURROGATES[surrogate]
     if scale is None:
         scale = default
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not np.isfinite(scale) or scale <= 0:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(float(scale)) \
+            or scale <= 0:
         raise ValueError(f"surrogate_scale must be a finite number > 0, got {scale!r}")
     return kind, float(scale)
 

@@ -22,6 +22,7 @@ t_last < t' <= t_k (t_last: the neuron's previous spike). With c_i[t'] = sum_j W
   average pooling with ``layer.adjusted`` (default) sends g / n to each of the n coincident
   source events of the window (sum conserved), plain average g / k^2 to each source event.
 """
+import math
 import numbers
 
 import numpy as np
@@ -88,7 +89,7 @@ def backward_kernel(neuron, n_steps, kernel="exp", tau_grad=2.5):
         eps = neuron.eps(n_steps)
         return eps - np.concatenate([[0.0], eps[:-1]])
     if isinstance(tau_grad, bool) or not isinstance(tau_grad, numbers.Real) or not tau_grad > 1.0 \
-            or not np.isfinite(tau_grad):
+            or not math.isfinite(float(tau_grad)):
         raise ValueError(f"tau_grad must be a finite number > 1 (steps), got {tau_grad!r}")
     return (1.0 - 1.0 / tau_grad) ** (np.arange(n_steps) + 1.0)
 
