@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _validate as v
 from . import checkpoint as _ckpt
+from ._constants import MAX_EPOCHS
 from ._progress import note_compilation, progress_bar
 from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
                       sum_statistics, sums_in_rounds)
@@ -52,6 +53,9 @@ def split_validation(X, y, fraction, rng):
         raise ValueError(f"val_fraction must lie in (0, 1), got {fraction}")
     n = len(y)
     n_val = max(1, int(round(fraction * n)))
+    if n_val >= n:
+        raise ValueError(f"val_fraction={fraction} of {n} training sample(s) holds out {n_val}, "
+                         "leaving none to train on: use more samples or a smaller fraction")
     perm = v.rng_from(rng).permutation(n)
     val, tr = perm[:n_val], perm[n_val:]
     return _take(X, tr), y[tr], _take(X, val), y[val]
@@ -126,6 +130,8 @@ class Trainer:
             self.optimizer = make_optimizer(optimizer, lr=lr, **(optimizer_options or {}))
         self.batch_size = v.positive_int("batch_size", batch_size)
         self.epochs = v.positive_int("epochs", epochs, allow_zero=True)
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be <= {MAX_EPOCHS}, got {epochs}")
         self.clip_norm = None if clip_norm is None else v.positive_float("clip_norm", clip_norm)
         self.val_fraction = v.positive_float("val_fraction", val_fraction, allow_zero=True)
         if self.val_fraction >= 1:
@@ -199,6 +205,8 @@ class Trainer:
         elif self.log is not None:
             open(self.log, "w").close()  # a fresh run starts a fresh log
         n = len(y)
+        if n == 0 and self.epochs > 0:
+            raise ValueError("fit needs at least one training sample, got none")
         n_batches = -(-n // self.batch_size)
         mods = [importlib.import_module(m) for m in getattr(self.learner, "kernel_modules", ())]
         if mods:

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import argtypes as at
 from . import _validate as v
+from ._constants import MAX_EPOCHS
 from .datasets import DATASETS, get_loader, load
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from .learner import RULES, get_learner_class
@@ -71,9 +72,10 @@ DEFAULTS = {
     "scheduler_timeout": 10.0,
 }
 
-_CONV = re.compile(r"^(\d+)C(\d+)(?:s(\d+))?(?:p(\d+))?$")
-_POOL = re.compile(r"^(MP|AP|P)(\d+)$")
-_SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
+_CONV = re.compile(r"^([0-9]+)C([0-9]+)(?:s([0-9]+))?(?:p([0-9]+))?$")
+_POOL = re.compile(r"^(MP|AP|P)([0-9]+)$")
+_SHAPE = re.compile(r"^([0-9]+)x([0-9]+)x([0-9]+)$")
+_INT = re.compile(r"^[0-9]+$")
 
 
 def parse_arch(arch, in_shape, n_classes=None):
@@ -91,7 +93,7 @@ def parse_arch(arch, in_shape, n_classes=None):
             raise ValueError(f"arch starts with input shape {tokens[0]} ({int(np.prod(shape))} "
                              f"features) but the dataset has {n_features} features per sample")
         tokens = tokens[1:]
-    elif tokens[0].isdigit():
+    elif _INT.match(tokens[0]):
         if int(tokens[0]) != n_features:
             raise ValueError(f"arch starts with input size {tokens[0]} but the dataset has "
                              f"{n_features} features per sample")
@@ -100,7 +102,7 @@ def parse_arch(arch, in_shape, n_classes=None):
     if not tokens:
         raise ValueError(f"arch {arch!r} has no layer")
     for tok in tokens:
-        if tok.isdigit():
+        if _INT.match(tok):
             n = int(tok)
             if n <= 0:
                 raise ValueError(f"arch token {tok!r}: a Dense layer needs > 0 neurons")
@@ -143,12 +145,35 @@ def parse_arch(arch, in_shape, n_classes=None):
     return layers
 
 
-def _value(text):
+#: options whose value is a list (a pair or a sequence); every other option is a scalar
+LIST_OPTIONS = ("input_times", "clamp", "target")
+
+
+def _value(text, what="--opt"):
     """A --opt value: JSON if it parses (numbers, true/false/null, lists), else a string."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+    except RecursionError:
+        raise ValueError(f"{what}: value nested too deeply") from None
+
+
+def check_option_values(what, options):
+    """Option values are JSON scalars, or flat lists of numbers for LIST_OPTIONS: no
+    objects, no nested lists (ValueError naming ``what``.key)."""
+    for key, val in options.items():
+        if isinstance(val, dict):
+            raise ValueError(f"{what} {key}: must be a scalar (number, string, true/false, null), "
+                             f"not an object: {json.dumps(val)[:80]}")
+        if isinstance(val, list):
+            if key not in LIST_OPTIONS:
+                raise ValueError(f"{what} {key}: must be a scalar, not a list: {json.dumps(val)[:80]} "
+                                 f"(only {', '.join(LIST_OPTIONS)} take lists)")
+            if any(isinstance(x, (list, dict)) for x in val):
+                raise ValueError(f"{what} {key}: must be a flat list of numbers, got "
+                                 f"{json.dumps(val)[:80]}")
+    return options
 
 
 def _pairs(items, flag):
@@ -157,8 +182,11 @@ def _pairs(items, flag):
         if "=" not in item:
             raise ValueError(f"{flag} expects key=value, got {item!r}")
         key, val = item.split("=", 1)
-        out[key.strip()] = _value(val.strip())
-    return out
+        key = key.strip()
+        if not key:
+            raise ValueError(f"{flag} expects key=value with a non-empty key, got {item!r}")
+        out[key] = _value(val.strip(), f"{flag} {key}")
+    return check_option_values(flag, out)
 
 
 def build_parser():
@@ -186,7 +214,7 @@ def build_parser():
                    help="dataset loader option (repeatable), value parsed as JSON, e.g. "
                         "--data t_max=300 --data merge_polarity=true (nmnist)")
     p.add_argument("--arch", help=f"architecture string (default: {D['arch']})")
-    p.add_argument("--epochs", type=at.nonneg_int, help=f"training epochs (default: {D['epochs']})")
+    p.add_argument("--epochs", type=at.int_range(0, MAX_EPOCHS), help=f"training epochs (default: {D['epochs']})")
     p.add_argument("--batch", type=at.positive_int, help=f"mini-batch size (default: {D['batch']})")
     p.add_argument("--lr", type=at.positive_float, help=f"learning rate (default: {D['lr']})")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
@@ -226,7 +254,7 @@ def build_parser():
                    help="train data-parallel on a Dask cluster: a scheduler address "
                         "(tcp://HOST:PORT) or local:N (N local worker processes); same result "
                         "as without it (docs/distributed.md; needs eventsnn[distributed])")
-    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=float, metavar="SECONDS",
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.positive_float, metavar="SECONDS",
                    help="give up reaching the scheduler after this long (default 10)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -239,17 +267,18 @@ def build_parser():
 
 def resolve_config(argv):
     """The effective configuration dict from defaults, an optional config file and flags."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     cfg = json.loads(json.dumps(DEFAULTS))
     if args.config:
-        with open(args.config) as fh:
-            file_cfg = json.load(fh)
+        file_cfg = _read_config(args.config)
         if not isinstance(file_cfg, dict):
             raise ValueError(f"config file {args.config} must hold a JSON object")
         unknown = sorted(set(file_cfg) - set(DEFAULTS) - {"progress"})
         if unknown:
             raise ValueError(f"config file has unknown keys {unknown}; known: {sorted(DEFAULTS)}")
         _check_config_types(args.config, file_cfg)
+        _check_config_ranges(parser, args.config, file_cfg)
         cfg.update(file_cfg)
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
                 "schedule", "clip", "seed", "val", "limit", "save", "data_dir", "log",
@@ -273,6 +302,28 @@ def resolve_config(argv):
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {cfg['rule']!r}")
     return cfg
 
+
+def _read_config(path):
+    """The JSON object of a config file; ValueError naming the file for anything else."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(MAX_CONFIG_BYTES + 1)
+    except IsADirectoryError:
+        raise ValueError(f"--config {path}: is a folder, not a JSON file") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ValueError(f"config file {path}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config file {path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"config file {path}: JSON nested too deeply") from None
+
+
+#: largest config file read (a config is a few hundred bytes)
+MAX_CONFIG_BYTES = 1 << 20
 
 #: the JSON type each config-file key must have (None is allowed where the default is None)
 _CONFIG_TYPES = {
@@ -303,18 +354,41 @@ def _check_config_types(path, file_cfg):
                     dict: "an object"}[want]
             raise ValueError(f"config file {path}: {key} must be {name}, got {val!r}")
         if key in ("opt", "neuron", "data"):
-            for k2, v2 in val.items():
-                if isinstance(v2, (dict, list)) and k2 not in ("input_times", "clamp", "target"):
-                    raise ValueError(f"config file {path}: {key}.{k2} must be a scalar, got {v2!r}")
+            check_option_values(f"config file {path}: {key}", val)
+
+
+def _check_config_ranges(parser, path, file_cfg):
+    """Config-file numbers within the range of their flag (the flag's own converter)."""
+    types = {a.dest: a.type for a in parser._actions if callable(a.type)}
+    for key, val in file_cfg.items():
+        conv = types.get(key)
+        if conv is None or val is None or isinstance(val, (bool, str, list, dict)):
+            continue
+        try:
+            conv(repr(val) if isinstance(val, float) else str(val))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"config file {path}: {key} {exc}") from None
+        except ValueError:  # an integer too long for int(str): far beyond any range
+            raise ValueError(f"config file {path}: {key} is out of range ({str(val)[:20]}...)") from None
 
 
 def _check_writable(key, path):
-    """Refuse an output path whose folder does not exist, before any training."""
+    """Refuse an output path whose folder does not exist or cannot be written, or that
+    names a folder, before any training."""
     if path is None:
         return
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"--{key} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"--{key} {path}: is a folder, not a file name")
+    try:  # os.access says yes to root on read-only mounts: try a file
+        import tempfile
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".eventsnn-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--{key} {path}: cannot write in folder {folder} ({exc.strerror})") from None
 
 
 #: options of a run that a saved model keeps (``eventsnn eval`` reads them back)
@@ -430,16 +504,19 @@ def _run(cfg, client):
     return metrics
 
 
+def one_line(exc):
+    """An exception's message on one line (at most 500 characters)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cfg = resolve_config(argv)
         metrics = run(cfg)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"eventsnn train: error: {exc}", file=sys.stderr)
-        return 2
-    except ImportError as exc:
-        print(f"eventsnn train: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
+        print(f"eventsnn train: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
         print("eventsnn train: error: out of memory (try a smaller --batch, --limit or --arch)",
