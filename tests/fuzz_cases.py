@@ -282,6 +282,176 @@ def group_files():
             attempt(es.Sequential.load, p, allowed=(ValueError, TypeError, OSError))
 
 
+# ---- the command line and config files ----------------------------------------------------
+def _cli(argv):
+    """(status, stderr) of ``eventsnn ARGV`` run in this process."""
+    import contextlib
+    import io
+
+    from eventsnn.cli import main
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        status = main(list(argv))
+    return status, err.getvalue()
+
+
+def expect_cli_error(argv, *names):
+    """``eventsnn ARGV`` must exit 2 with a last stderr line "eventsnn ...: error: ..."
+    naming every string of ``names``, and no traceback."""
+    status, err = _cli(argv)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    if "--config" in argv and os.path.isfile(argv[argv.index("--config") + 1]):
+        with open(argv[argv.index("--config") + 1], "rb") as fh:
+            argv = argv + [f"(config: {fh.read(100)!r})"]
+    argv = repr(argv)[:400]
+    assert status == 2, f"{argv}: exit {status}, stderr {err[-2000:]!r}"
+    assert "Traceback" not in err, f"{argv}: traceback\n{err[-3000:]}"
+    last = lines[-1] if lines else ""
+    assert " error: " in last, f"{argv}: last stderr line is not an error: {err[-2000:]!r}"
+    assert len([ln for ln in lines if not ln.startswith(("usage:", " "))]) == 1, \
+        f"{argv}: more than one message line: {err[-2000:]!r}"
+    for name in names:
+        assert name in last, f"{argv}: message does not name {name!r}: {last!r}"
+
+
+def group_cli():
+    import json
+    import tempfile
+
+    fast = ["--epochs", "1", "--limit", "8", "--no-progress"]
+    with tempfile.TemporaryDirectory() as d:
+        count = [0]
+
+        def cfg(obj, name=None, raw=None):
+            count[0] += 1
+            path = os.path.join(d, name or f"config{count[0]}.json")
+            with open(path, "w") as fh:
+                fh.write(raw if raw is not None else json.dumps(obj))
+            return path
+
+        model = os.path.join(d, "m.npz")
+        assert _cli(["train", "--epochs", "1", "--limit", "16", "--no-progress", "--save", model])[0] == 0
+        raw = open(model, "rb").read()
+        trunc = os.path.join(d, "trunc.npz")
+        with open(trunc, "wb") as fh:
+            fh.write(raw[:len(raw) // 2])
+        a_file = cfg({}, "plain.txt")
+        events = os.path.join(d, "ev.bin")
+        with open(events, "wb") as fh:
+            fh.write(bytes([1, 2, 0, 0, 10] * 20))
+        deep = "[" * 100000 + "]" * 100000
+        cases = [
+            # numeric flags: NaN, inf, negative, huge, not a number, unicode digits
+            (["train", "--lr", "nan"], "--lr"), (["train", "--lr", "inf"], "--lr"),
+            (["train", "--lr", "-1"], "--lr"), (["train", "--epochs", "1e3"], "--epochs"),
+            (["train", "--batch", "0"], "--batch"), (["train", "--batch", "²"], "--batch"),
+            (["train", "--seed", "-1"], "--seed"), (["train", "--val", "1"], "--val"),
+            (["train", "--limit", "0"], "--limit"), (["train", "--threads", "0"], "--threads"),
+            (["train", "--clip", "0"], "--clip"), (["train", "--weight-decay", "-0.5"], "--weight-decay"),
+            (["train", "--scheduler-timeout", "nan"], "--scheduler-timeout"),
+            (["train", "--scheduler-timeout", "-1"], "--scheduler-timeout"),
+            (["train", "--rule", "nope"], "--rule"), (["train", "--dataset", "nope"], "--dataset"),
+            (["train", "--arch", "64-²-10"], "arch"), (["train", "--arch", "64-10000000-10"], "10000000"),
+            (["train", "--arch", "64-0-10"], "arch"), (["train", "--arch", ""], "arch"),
+            (["train", "--arch", "8x8x1-1C99-10"], "kernel"), (["train", "--arch", "64-100-7"], "classes"),
+            (["train", "--arch", "1x8x8-2C3p100000-10"], "padding"),
+            (["train", "--limit", "1", "--val", "0.5"], "val"),
+            # --opt / --neuron / --data: malformed pairs, wrong types, nested values, deep JSON
+            (["train", "--opt", "noequals"], "--opt"), (["train", "--opt", "bogus=1"], "bogus"),
+            (["train", "--opt", "clamp=12"], "clamp"), (["train", "--opt", "clamp=[1]"], "clamp"),
+            (["train", "--opt", "clamp={\"a\": 1}"], "clamp"), (["train", "--opt", "t_window=NaN"], "t_window"),
+            (["train", "--opt", "t_window=1e400"], "t_window"), (["train", "--opt", "desired=[1, 2]"], "desired"),
+            (["train", "--opt", "input_times={\"a\": [1]}"], "input_times"),
+            (["train", "--opt", "input_times=" + deep], "--opt"),
+            (["train", "--opt", "supervisory=\"no\""], "supervisory"),
+            (["train", "--rule", "activation", "--opt", "surrogate={\"a\": 1}"], "surrogate"),
+            (["train", "--rule", "activation", "--opt", "alpha=[0.5, 0.5]"], "alpha"),
+            (["train", "--rule", "antlr", "--opt", "target_rate_true=\"x\""], "target_rate_true"),
+            (["train", "--rule", "timing", "--opt", "tau_grad=1"], "tau_grad"),
+            (["train", "--rule", "timing", "--opt", "dt=1e308"], "dt"),
+            (["train", "--rule", "tssl", "--opt", "silent_timing=\"no\""], "silent_timing"),
+            (["train", "--rule", "asf", "--opt", "gate=\"no\""], "gate"),
+            (["train", "--rule", "event", "--opt", "init_target=1e308"], "init_target"),
+            (["train", "--neuron", "tau_m=[1]"], "tau_m"), (["train", "--neuron", "tau_m=1e300"], "tau_m"),
+            (["train", "--neuron", "bogus=1"], "bogus"), (["train", "--neuron", "reset=7"], "reset"),
+            (["train", "--data", "bogus=1"], "bogus"),
+            (["train", "--dataset", "nmnist"], "--data-dir"),
+            (["train", "--dataset", "nmnist", "--data-dir", os.path.join(d, "nope")], "--data-dir"),
+            (["train", "--dataset", "nmnist", "--data-dir", a_file], "--data-dir"),
+            # config files: missing, not JSON, not an object, wrong types, deep, huge, NaN
+            (["train", "--config", os.path.join(d, "missing.json")], "missing.json"),
+            (["train", "--config", d], d),
+            (["train", "--config", cfg(None, raw="{not json")], "<cfg>"),
+            (["train", "--config", cfg(None, raw="\xff\xfe")], "<cfg>"),
+            (["train", "--config", cfg([1, 2])], "<cfg>"),
+            (["train", "--config", cfg(None, raw=deep)], "<cfg>"),
+            (["train", "--config", cfg(None, raw='{"opt": ' + "{\"a\": " * 50000 + "1" + "}" * 50001)], "<cfg>"),
+            (["train", "--config", cfg({"seed": 1.9})], "seed"), (["train", "--config", cfg({"epochs": "3"})], "epochs"),
+            (["train", "--config", cfg({"epochs": 10 ** 400})], "epochs"),
+            (["train", "--config", cfg({"batch": 10 ** 400, "epochs": -1})], "epochs"),
+            (["train", "--config", cfg({"scheduler_timeout": -1})], "scheduler_timeout"),
+            (["train", "--config", cfg({"limit": 10 ** 400, "epochs": 0, "arch": "64-7"})], "10 classes"),
+            (["train", "--config", cfg(None, raw='{"lr": NaN}')], "lr"),
+            (["train", "--config", cfg(None, raw='{"lr": 1e400}')], "lr"),
+            (["train", "--config", cfg({"lr": -1})], "lr"), (["train", "--config", cfg({"batch": 0})], "batch"),
+            (["train", "--config", cfg({"limit": 0})], "limit"), (["train", "--config", cfg({"val": 2})], "val"),
+            (["train", "--config", cfg({"progress": "no"})], "progress"),
+            (["train", "--config", cfg({"bogus": 1})], "bogus"),
+            (["train", "--config", cfg({"opt": {"clamp": "12"}})], "clamp"),
+            (["train", "--config", cfg({"opt": {"t_window": {"a": 1}}})], "t_window"),
+            (["train", "--config", cfg({"opt": [1]})], "opt"),
+            (["train", "--config", cfg({"arch": 64})], "arch"),
+            (["train", "--config", cfg({"rule": ["event"]})], "rule"),
+            (["train", "--config", cfg({"optimizer": "nope"})], "optimizer"),
+            (["train", "--config", cfg({"schedule": "nope"})], "schedule"),
+            (["train", "--config", cfg({"dataset": "nope"})], "dataset"),
+            # output paths: missing folder, a file as folder, a folder as file, before training
+            (["train", "--save", os.path.join(d, "no", "m.npz")], "--save"),
+            (["train", "--save", os.path.join(a_file, "m.npz")], "--save"),
+            (["train", "--save", d], "--save"),
+            (["train", "--log", os.path.join(d, "no", "l.jsonl")], "--log"),
+            (["train", "--checkpoint", os.path.join(d, "no", "c.npz")], "--checkpoint"),
+            (["train", "--resume"], "--resume"),
+            (["train", "--resume", "--checkpoint", trunc], "trunc.npz"),
+            (["train", "--resume", "--checkpoint", model], "m.npz"),
+            # eval / simulate: missing, truncated, non-model files; bad events
+            (["eval", os.path.join(d, "missing.npz")], "missing.npz"), (["eval", trunc], "trunc.npz"),
+            (["eval", a_file], "plain.txt"), (["eval", d], d),
+            (["eval", model, "--limit", "0"], "--limit"), (["eval", model, "--opt", "bogus=1"], "bogus"),
+            (["eval", model, "--data", "bogus=1"], "bogus"),
+            (["simulate", trunc, events], "trunc.npz"), (["simulate", model, a_file], "plain.txt"),
+            (["simulate", model, os.path.join(d, "missing.bin")], "missing.bin"),
+            (["simulate", model, d], d), (["simulate", model, events, "--t-end", "nan"], "--t-end"),
+            (["simulate", model, events, "--out", os.path.join(d, "no", "o.npz")], "--out"),
+            (["simulate", model, events, "--format", "nope"], "--format"),
+            (["simulate", model, events], "inputs"),
+            (["demo", "--duration", "1e300"], "--duration"), (["demo", "--duration", "0"], "--duration"),
+            (["demo", "--seed", "1.5"], "--seed"),
+            (["nope"], "nope"), (["train", "--nope"], "--nope"),
+        ]
+        failures = []
+        for argv, *names in cases:
+            if argv[0] == "train":
+                flags = fast
+                if "--config" in argv:  # flags override the file: keep the file's keys
+                    try:
+                        keys = set(json.load(open(argv[argv.index("--config") + 1])))
+                    except Exception:
+                        keys = set()
+                    flags = [f for k, f in enumerate(fast) if not (
+                        (f.startswith("--") and f[2:] in keys) or (k and fast[k - 1][2:] in keys))]
+                argv = ["train"] + flags + argv[1:]
+            if "--config" in argv:
+                names = [os.path.basename(argv[argv.index("--config") + 1]) if n == "<cfg>" else n
+                         for n in names]
+            try:
+                expect_cli_error(argv, *names)
+            except Exception as exc:  # collect them all: one report per run
+                failures.append(f"{type(exc).__name__}: {str(exc)[:400]}")
+        assert not failures, f"{len(failures)} of {len(cases)} CLI cases failed:\n" + "\n".join(failures)
+
+
 GROUPS = {name[len("group_"):]: fn for name, fn in globals().items() if name.startswith("group_")}
 
 if __name__ == "__main__":
