@@ -57,7 +57,15 @@ def write_events(path, events):
 
 def check_sensor(ev, what="events"):
     """ValueError when an event lies outside N-MNIST's 34 x 34 sensor (e.g. a DVS128
-    Gesture clip: read it with :func:`eventsnn.io.read_dvs_gesture`)."""
+    Gesture clip: read it with :func:`eventsnn.io.read_dvs_gesture`) or before t = 0;
+    TypeError when ``ev`` is not a 1-D structured array with integer fields t, x, y, p."""
+    names = getattr(getattr(ev, "dtype", None), "names", None) or ()
+    if not isinstance(ev, np.ndarray) or ev.ndim != 1 or not {"t", "x", "y", "p"} <= set(names) \
+            or any(ev.dtype[f].kind not in "iu" for f in ("t", "x", "y", "p")):
+        raise TypeError(f"{what} must be a 1-D structured array with integer fields t, x, y, p "
+                        f"(eventsnn.datasets.nmnist.EVENT_DTYPE), got {getattr(ev, 'dtype', type(ev).__name__)}")
+    if ev.size and ev["t"].min() < 0:
+        raise ValueError(f"{what}: times must be >= 0 us, found {int(ev['t'].min())}")
     bad = (ev["x"] < 0) | (ev["x"] >= WIDTH) | (ev["y"] < 0) | (ev["y"] >= HEIGHT)
     bad |= (ev["p"] < 0) | (ev["p"] > 1)
     if np.any(bad):
@@ -161,14 +169,17 @@ def to_frames(events, n_steps, t_max_us=None, binary=True):
     Returns an array (n_samples, n_steps, 2 * 34 * 34): event counts per step (or 0/1 when
     ``binary``), neuron index p * 34 * 34 + y * 34 + x."""
     n_steps = _v.n_steps("n_steps", n_steps)
-    if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
+    if isinstance(events, np.ndarray) and events.dtype.names:
         events = [events]
+    if not isinstance(events, (list, tuple)):
+        raise TypeError(f"events must be a structured event array or a list of them, got "
+                        f"{type(events).__name__}")
     n_in = SHAPE[0] * HEIGHT * WIDTH
     out = np.zeros((len(events), n_steps, n_in))
     for k, ev in enumerate(events):
+        check_sensor(ev, f"events[{k}]")
         if ev.size == 0:
             continue
-        check_sensor(ev, f"events[{k}]")
         span = float(ev["t"].max() + 1) if t_max_us is None else _v.positive_float("t_max_us", t_max_us)
         keep = ev["t"] < span
         e = ev[keep]
@@ -184,8 +195,11 @@ def to_spike_trains(events):
     """One :class:`eventsnn.SpikeTrains` per recording (times in ms, 2 * 34 * 34 neurons)."""
     from ..spikes import SpikeTrains
 
-    if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
+    if isinstance(events, np.ndarray) and events.dtype.names:
         events = [events]
+    if not isinstance(events, (list, tuple)):
+        raise TypeError(f"events must be a structured event array or a list of them, got "
+                        f"{type(events).__name__}")
     out = []
     for k, ev in enumerate(events):
         check_sensor(ev, f"events[{k}]")

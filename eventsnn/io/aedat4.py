@@ -24,8 +24,18 @@ def _decoder(path: str) -> Any:
                           "pip install 'eventsnn[aedat]'  (or: pip install aedat)") from None
     try:
         return aedat.Decoder(path)
-    except Exception as exc:  # the decoder raises its own error types
-        raise ValueError(f"{path}: not a readable AEDAT 4.0 file ({exc})") from None
+    except Exception as exc:  # the decoder raises its own error types (panics: see below)
+        raise ValueError(f"{path}: not a readable AEDAT 4.0 file ({_reason(exc)})") from None
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """pyo3's PanicException, what the Rust decoder raises on some malformed files: a
+    BaseException, which ``except Exception`` misses."""
+    return type(exc).__name__ == "PanicException"
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def read_aedat4(path: Union[str, "os.PathLike[str]"]) -> Recording:
@@ -34,6 +44,20 @@ def read_aedat4(path: Union[str, "os.PathLike[str]"]) -> Recording:
     with open(path, "rb") as fh:
         if fh.read(14) != b"#!AER-DAT4.0\r\n":
             raise ValueError(f"{path} is not an AEDAT 4.0 file (no '#!AER-DAT4.0' header)")
+    try:
+        return _read(path)
+    except (ValueError, OSError, MemoryError, ImportError):
+        raise
+    except BaseException as exc:
+        # a truncated or corrupt file makes the Rust decoder panic, raise its own errors, or
+        # describe streams without the fields read here (KeyError)
+        if _is_panic(exc) or isinstance(exc, Exception):
+            raise ValueError(f"{path}: corrupt or truncated AEDAT 4.0 file "
+                             f"({type(exc).__name__}: {_reason(exc)})") from None
+        raise
+
+
+def _read(path: str) -> Recording:
     dec = _decoder(path)
     streams = dec.id_to_stream()
     event_ids = sorted(i for i, s in streams.items() if s.get("type") == "events")

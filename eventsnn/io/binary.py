@@ -10,11 +10,12 @@ timestamps of all following events (the reference readers' convention) and is re
 from __future__ import annotations
 
 import os
+import stat
 from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from .recording import EVENT_DTYPE, Recording, check_in_sensor
+from .recording import EVENT_DTYPE, Recording, check_in_sensor, sensor_size3
 
 PathLike = Union[str, "os.PathLike[str]"]
 OVERFLOW_Y = 240
@@ -112,7 +113,10 @@ def read_events_file(path: str) -> Tuple[np.ndarray, int, bool]:
     decoded in chunks: peak memory is the output array (13 bytes per event, 2.6x the file
     size) plus a few MiB, never a copy of the file or whole-file temporaries."""
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):  # a device or FIFO reports size 0: not "no events"
+            raise ValueError(f"{path}: not a regular file")
+        size = st.st_size
         _check_magic(fh.read(16), path)
         if size % 5:
             raise ValueError(f"{path}: length {size} is not a multiple of 5 bytes "
@@ -147,10 +151,7 @@ def read_bin(path: PathLike, sensor_size: Optional[Tuple[int, int, int]] = None,
             sensor_size = (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1, 2)
             notes.append(f"sensor size {sensor_size} inferred from the events' bounding box")
     else:
-        size = tuple(int(s) for s in sensor_size)
-        if len(size) != 3 or min(size) <= 0:
-            raise ValueError(f"sensor_size must be (W, H, P) of positive ints, got {sensor_size}")
-        sensor_size = (size[0], size[1], size[2])
+        sensor_size = sensor_size3(sensor_size)
         check_in_sensor(ev, sensor_size, path)
     if not in_order:
         order = np.argsort(ev["t"], kind="stable")

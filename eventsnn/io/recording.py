@@ -86,6 +86,30 @@ class Recording:
         return SpikeTrains(t * time_scale, idx, n)
 
 
+def sensor_size3(sensor_size) -> Tuple[int, int, int]:
+    """A (W, H, P) triple of positive ints (Python or numpy; no floats, bools or strings),
+    at most MAX_LAYER_SIZE neurons in all."""
+    import numbers
+
+    from .._constants import MAX_LAYER_SIZE
+
+    try:
+        dims = tuple(sensor_size)
+    except TypeError:
+        dims = ()
+    if isinstance(sensor_size, (str, bytes)) or len(dims) != 3 or any(
+            isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral) for d in dims):
+        raise TypeError(f"sensor_size must be (W, H, P), three ints (tonic's convention), "
+                        f"got {sensor_size!r:.80}")
+    W, H, P = (int(d) for d in dims)
+    if min(W, H, P) <= 0:
+        raise ValueError(f"sensor_size must be three positive ints (W, H, P), got {sensor_size!r}")
+    if W * H * P > MAX_LAYER_SIZE:
+        raise ValueError(f"sensor_size {sensor_size!r} holds {W * H * P} neurons, more than "
+                         f"{MAX_LAYER_SIZE}")
+    return W, H, P
+
+
 def check_in_sensor(events: np.ndarray, sensor_size: Tuple[int, int, int], what: str) -> None:
     """ValueError naming ``what`` when an event lies outside the sensor."""
     W, H, P = sensor_size

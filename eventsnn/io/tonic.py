@@ -20,13 +20,9 @@ _INT64_MAX_US = float(2 ** 63 - 1024)
 
 
 def _sensor(sensor_size: Sequence[int]) -> Tuple[int, int, int]:
-    try:
-        W, H, P = (int(s) for s in sensor_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"sensor_size must be (W, H, P), tonic's convention, got {sensor_size!r}") from None
-    if min(W, H, P) <= 0 or any(isinstance(s, bool) for s in sensor_size):
-        raise ValueError(f"sensor_size must be three positive ints (W, H, P), got {sensor_size!r}")
-    return W, H, P
+    from .recording import sensor_size3
+
+    return sensor_size3(sensor_size)
 
 
 def from_tonic(events: np.ndarray, sensor_size: Sequence[int]) -> SpikeTrains:
