@@ -27,6 +27,10 @@ MAX_SPIKES_CAP = 2 ** 40
 #: (2 GiB of float64 weights). A declared size beyond it is refused when the layer is
 #: made, before anything is allocated (e.g. Dense(64, 10**7) or Conv2d(padding=10**5)).
 MAX_LAYER_SIZE = 2 ** 28
+#: Largest magnitude of a gradient factor or loss weight (``factor``, ``lambda_act``,
+#: ``lambda_tim``): it multiplies the gradient once per layer, so 1e308 turns finite
+#: gradients into inf/NaN; the reference values are 0.85 and 1.
+MAX_FACTOR = 1e3
 #: Most training epochs (a run of 10**400 epochs from a config file never ends).
 MAX_EPOCHS = 10 ** 6
 #: Most time steps of a dense-mode run, raster or frame binning (a run of 10**8 steps would

@@ -89,7 +89,7 @@ def load(path: str) -> tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
-    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, RecursionError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"{path} is not a readable eventsnn checkpoint ({exc})") from None
@@ -97,6 +97,9 @@ def load(path: str) -> tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         raise ValueError(f"{path} is not a readable eventsnn checkpoint ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an eventsnn checkpoint")
+    for name, arr in arrays.items():  # np.load hands back a member without an npy header as bytes
+        if not isinstance(arr, np.ndarray) or arr.dtype == object:
+            raise ValueError(f"{path}: member {name!r} is not an array (a corrupt checkpoint)")
     return meta, arrays
 
 

@@ -76,6 +76,11 @@ def _lost_errors():
             CommClosedError, ConnectionError, TimeoutError)
 
 
+#: most worker processes ``local:N`` starts (local:99999999999 would fork until the machine
+#: falls over)
+MAX_LOCAL_WORKERS = 1024
+
+
 def parse_address(address):
     """("local", n_workers) for ``local:N``, else ("remote", address)."""
     if not isinstance(address, str) or not address.strip():
@@ -83,8 +88,11 @@ def parse_address(address):
     address = address.strip()
     if address.startswith("local:"):
         n = address[len("local:"):]
-        if not n.isdigit() or int(n) < 1:
+        if not (n.isascii() and n.isdigit()) or int(n) < 1:
             raise ValueError(f"scheduler address {address!r}: 'local:N' needs a worker count N >= 1")
+        if int(n) > MAX_LOCAL_WORKERS:
+            raise ValueError(f"scheduler address {address!r}: at most {MAX_LOCAL_WORKERS} local "
+                             "worker processes (one per core is the useful maximum)")
         return "local", int(n)
     if address == "local":
         raise ValueError("scheduler address 'local' needs a worker count: 'local:N', e.g. local:2")
@@ -184,7 +192,7 @@ def share_bounds(n, shares):
     shares = v.positive_int("shares", shares)
     out, start = [], 0
     base, extra = divmod(n, shares)
-    for k in range(shares):
+    for k in range(min(shares, n)):  # shares beyond n are empty (and 10**20 of them never end)
         stop = start + base + (1 if k < extra else 0)
         if stop > start:
             out.append((start, stop))

@@ -24,6 +24,10 @@ def _samples(X):
     X = v.float_array("X", X)
     if X.ndim < 2:
         raise ValueError(f"X must be (n_samples, *shape), got shape {X.shape}")
+    if int(np.prod(X.shape[1:])) == 0:
+        raise ValueError(f"X must have at least one feature per sample, got shape {X.shape}")
+    if X.shape[0] == 0:
+        return np.zeros((0, int(np.prod(X.shape[1:]))))
     if X.size and (X.min() < 0 or X.max() > 1):
         raise ValueError(f"X must lie in [0, 1], got range [{X.min()}, {X.max()}]")
     return X.reshape(X.shape[0], -1)

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from . import _validate as v
+from ._constants import MAX_LAYER_SIZE
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from .network import Sequential
 from .neurons import LIF, SRM
@@ -227,15 +228,16 @@ def _chain(nir, graph):
 def _shape(x, name):
     if x is None:
         raise ValueError(f"node {name!r} has no shape (input_type)")
-    arr = np.asarray(x).ravel()
-    if arr.size == 0 or not np.all(arr >= 1):
+    arr = _real(x, name, "shape").ravel()
+    if arr.size == 0 or not np.all(arr >= 1) or not np.all(arr == np.round(arr)) \
+            or np.any(arr > MAX_LAYER_SIZE):
         raise ValueError(f"node {name!r} has an invalid shape {x}")
     return tuple(int(d) for d in arr)
 
 
 def _pair(x, name, what):
     """An int or a pair of equal ints (eventsnn's square kernels, strides, paddings)."""
-    arr = np.asarray(x).ravel()
+    arr = _real(x, name, what).ravel()
     if arr.size == 1:
         arr = np.repeat(arr, 2)
     if arr.size != 2 or arr[0] != arr[1] or arr[0] != int(arr[0]):
@@ -244,9 +246,18 @@ def _pair(x, name, what):
     return int(arr[0])
 
 
+def _real(x, name, field):
+    """A node parameter as a float64 array: real numbers only (a complex array would lose its
+    imaginary part, a string array fail with numpy's message)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"node {name!r}: {field} must hold real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
 def _uniform(node, field, name, size):
     """The value of a per-neuron parameter array that must be uniform within the layer."""
-    arr = np.asarray(getattr(node, field), dtype=np.float64)
+    arr = _real(getattr(node, field), name, field)
     if arr.size not in (1, size):
         raise ValueError(f"node {name!r}: {field} has {arr.size} entries, the layer has {size} "
                          "neurons")
@@ -304,7 +315,7 @@ def _neuron(nir, node, name, size):
 
 
 def _weight(node, field, name):
-    w = np.asarray(getattr(node, field), dtype=np.float64)
+    w = _real(getattr(node, field), name, field)
     if not np.all(np.isfinite(w)):
         raise ValueError(f"node {name!r}: {field} holds NaN or inf")
     return w
@@ -312,7 +323,7 @@ def _weight(node, field, name):
 
 def _zero_bias(node, name):
     b = getattr(node, "bias", None)
-    if b is not None and np.any(np.asarray(b, dtype=np.float64) != 0):
+    if b is not None and np.any(_real(b, name, "bias") != 0):
         raise ValueError(f"node {name!r} ({type(node).__name__}) has a non-zero bias; a bias is a "
                          "constant input current, which eventsnn's event engine does not have")
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _validate as v
+from ._constants import MAX_LAYER_SIZE
 from .spikes import SpikeTrains
 
 
@@ -121,7 +122,8 @@ def membrane(record: Any, level: int = 1, neurons: Optional[Iterable[int]] = Non
         counts = st.counts()
         order = np.argsort(-counts, kind="stable")
         neurons = [int(i) for i in order[:5]] if counts.max(initial=0) > 0 else list(range(min(5, trace.shape[1])))
-    neurons = [int(i) for i in neurons]
+    neurons = [int(i) for i in v.int_array("neurons", list(neurons) if not isinstance(neurons, np.ndarray)
+                                           else neurons, ndim=1, low=0, high=trace.shape[1])]
     for i in neurons:
         if not 0 <= i < trace.shape[1]:
             raise ValueError(f"neuron {i} is outside layer {level} ({trace.shape[1]} neurons)")
@@ -151,9 +153,15 @@ def read_log(path: Union[str, os.PathLike]) -> List[dict]:
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}, line {k}: not JSON ({exc})") from None
+            except RecursionError:
+                raise ValueError(f"{path}, line {k}: JSON nested too deeply") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {k}: a log row must be a JSON object, got "
+                                 f"{type(row).__name__}")
+            rows.append(row)
     return rows
 
 
@@ -164,6 +172,9 @@ def training_curves(history: Any, axes: Any = None,
     ``history``: the list of dicts of ``Trainer.fit`` / the metrics' "history", or the
     path of an ``eventsnn train --log`` file. Keys absent from the history are skipped.
     Returns the two axes; each line holds (epoch, value)."""
+    if not isinstance(history, (str, os.PathLike, list, tuple)):
+        raise TypeError(f"history must be a list of per-epoch dicts or a log file path, got "
+                        f"{type(history).__name__}")
     rows = read_log(history) if isinstance(history, (str, os.PathLike)) else list(history)
     if not rows or not all(isinstance(r, dict) and "epoch" in r for r in rows):
         raise ValueError("history must be a non-empty list of per-epoch dicts with an 'epoch' key")
@@ -212,12 +223,15 @@ def frames(events: Any, n_frames: int = 4, shape: Optional[Tuple[int, int, int]]
     [0, t_end] (default: the last event time) as an array (n_frames, C, H, W) of event
     counts (values summed), and the bin edges in ms."""
     st, shape = _events_of(events, shape)
-    n_frames = v.positive_int("n_frames", n_frames)
+    n_frames = v.n_steps("n_frames", n_frames)
+    if n_frames * int(np.prod(shape)) > MAX_LAYER_SIZE:
+        raise ValueError(f"n_frames={n_frames} frames of shape {tuple(shape)} need more than "
+                         f"{MAX_LAYER_SIZE} entries")
     end = (float(st.times[-1]) if len(st) else 1.0) if t_end is None else v.positive_float("t_end", t_end)
     if end <= 0:
         end = 1.0
     edges = np.linspace(0.0, end, n_frames + 1)
-    keep = st.times <= end
+    keep = (st.times >= 0.0) & (st.times <= end)  # the frames span [0, end]
     k = np.minimum((st.times[keep] / end * n_frames).astype(np.int64), n_frames - 1)
     out = np.zeros((n_frames, int(np.prod(shape))))
     np.add.at(out, (k, st.neurons[keep]), st.values[keep])

@@ -7,6 +7,7 @@ the order they were given in.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Sequence
 
 import numpy as np
@@ -94,6 +95,8 @@ class SpikeTrains:
     def __init__(self, times: ArrayLike, neurons: ArrayLike, n_neurons: int,
                  values: Optional[ArrayLike] = None) -> None:
         n_neurons = v.positive_int("n_neurons", n_neurons)
+        if n_neurons > MAX_LAYER_SIZE:  # counts(), first_times(), to_dense() allocate per neuron
+            raise ValueError(f"n_neurons must be <= {MAX_LAYER_SIZE} (the largest layer), got {n_neurons}")
         t: np.ndarray = v.float_array("times", times, ndim=1, finite=False)
         if np.any(np.isnan(t)):
             raise ValueError("times must not contain NaN")
@@ -158,6 +161,8 @@ class SpikeTrains:
 
     def first_times(self, fill: float = np.inf) -> np.ndarray:
         """Time of each neuron's first event (``fill`` where it has none)."""
+        if isinstance(fill, (bool, np.bool_)) or not isinstance(fill, numbers.Real) or np.isnan(fill):
+            raise TypeError(f"fill must be a real number (inf allowed, not NaN), got {fill!r}")
         out = np.full(self.n_neurons, float(fill))
         if len(self):
             # events are time-sorted, so the first occurrence of a neuron is its first event

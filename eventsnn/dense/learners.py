@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as v
-from .._constants import MAX_MAGNITUDE
+from .._constants import MAX_FACTOR, MAX_MAGNITUDE
 from ..learner import GradSums, Learner, SampleSeeds, batch_random
 from ..network import Sequential
 from . import losses
@@ -59,7 +59,7 @@ class _DenseLearner(Learner):
         o["dt"] = v.positive_float("dt", o["dt"])
         o["n_steps"] = v.n_steps("n_steps", o["n_steps"])
         v.choice("encoder", o["encoder"], ("current", "poisson"))
-        o["input_gain"] = v.positive_float("input_gain", o["input_gain"])
+        o["input_gain"] = v.bounded_float("input_gain", o["input_gain"], 5e-324, MAX_MAGNITUDE)
         o["n_true"] = v.real_in("n_true", o["n_true"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
         o["n_false"] = v.real_in("n_false", o["n_false"], -MAX_MAGNITUDE, MAX_MAGNITUDE)
         v.choice("loss", o["loss"], self.LOSSES)
@@ -184,7 +184,7 @@ class TimingLearner(_DenseLearner):
         if o["h_window"] is None:
             o["h_window"] = preset["h_window"]
         timing.backward_kernel(self.neuron, o["n_steps"], o["kernel"], o["tau_grad"])
-        o["factor"] = v.finite_float("factor", o["factor"])
+        o["factor"] = v.real_in("factor", o["factor"], -MAX_FACTOR, MAX_FACTOR)
         o["max_inv_slope"] = v.positive_float("max_inv_slope", o["max_inv_slope"])
         if o["max_inv_h"] is not None:
             o["max_inv_h"] = v.positive_float("max_inv_h", o["max_inv_h"])
@@ -309,8 +309,8 @@ class AntlrLearner(_DenseLearner):
                 o[key] = value
         activation.surrogate_params(o["surrogate"], o["surrogate_scale"])
         _check_spike_train_options(o)
-        o["lambda_act"] = v.finite_float("lambda_act", o["lambda_act"])
-        o["lambda_tim"] = v.finite_float("lambda_tim", o["lambda_tim"])
+        o["lambda_act"] = v.real_in("lambda_act", o["lambda_act"], -MAX_FACTOR, MAX_FACTOR)
+        o["lambda_tim"] = v.real_in("lambda_tim", o["lambda_tim"], -MAX_FACTOR, MAX_FACTOR)
         o["v_prime_min"] = v.positive_float("v_prime_min", o["v_prime_min"])
         if o["clip"] is not None:
             o["clip"] = v.positive_float("clip", o["clip"])

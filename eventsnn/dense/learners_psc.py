@@ -24,7 +24,7 @@ from ..network import Sequential
 from .psc_network import (POOL_SUM_WEIGHT_CODE, PSC_LOSSES, PscBackwardPass, asf_backward, asf_forward,
                           asf_scale_ratios, count_loss, desired_spikes, psc_backward, psc_forward,
                           spike_train_loss)
-from .rules.na import B_CODE, LOSS_CHANGES
+from .rules.na import B_CODE, LOSS_CHANGES, NA_POWERS
 from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import MIN_FLOW, RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
 from .rules.na import B_PAPER, POWER_PAPER, abs_sum, na_delta, rescale_factor, rescale_mean
@@ -99,7 +99,7 @@ class _PscLearner(Learner):
             if target != "ones":
                 raise ValueError(f"target must be None, 'tssl', 'ones' or an array of {T} steps, got {target!r}")
             return np.ones(T)
-        arr = _v.float_array("target", target, ndim=1)
+        arr = _v.magnitude("target", _v.float_array("target", target, ndim=1))
         if arr.shape != (T,):
             raise ValueError(f"target must have n_steps = {T} entries, got shape {arr.shape}")
         return arr
@@ -177,7 +177,7 @@ class TsslLearner(_PscLearner):
         if opts["psc_threshold"] is not None:
             _v.finite_float("psc_threshold", opts["psc_threshold"])
         _v.positive_float("max_inv", opts["max_inv"])
-        _v.positive_float("surrogate_width", opts["surrogate_width"])
+        _v.bounded_float("surrogate_width", opts["surrogate_width"], 1e-6, 1e6)
 
     def _delta(self, l, g, st):
         o = self.options
@@ -224,6 +224,9 @@ class NaLearner(_PscLearner):
         super().__init__(net, rng, **options)
 
     def _check_rule_options(self, opts):
+        if isinstance(opts["power"], (bool, np.bool_)) or not isinstance(opts["power"], (int, float)) \
+                or opts["power"] not in NA_POWERS:
+            raise ValueError(f"power must be one of {NA_POWERS}, got {opts['power']!r:.80}")
         if not isinstance(opts["rescale"], (bool, np.bool_)):
             raise TypeError(f"rescale must be True or False, got {opts['rescale']!r}")
         _v.positive_float("b", opts["b"])

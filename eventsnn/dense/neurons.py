@@ -101,6 +101,8 @@ class ZhuNeuron:
         if dt > min(srm.tau_m, srm.tau_s):
             raise ValueError(f"dt ({dt} ms) must not exceed tau_m ({srm.tau_m} ms) and tau_s "
                              f"({srm.tau_s} ms): each must be >= 1 step")
+        if not np.isfinite(max(srm.tau_m, srm.tau_s) / dt):
+            raise ValueError(f"dt ({dt!r} ms) is too small: tau_m / dt overflows")
         return cls(tau_m=srm.tau_m / dt, tau_s=srm.tau_s / dt, theta=srm.theta)
 
     @property

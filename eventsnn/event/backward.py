@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _validate as v
+from .._constants import MAX_FACTOR
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import GRAD_KERNELS
 from . import _adjoint, _backward
@@ -72,7 +73,7 @@ def _options(options):
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
             raise ValueError(f"clamp must be a finite pair with low <= high, got {clamp}")
         opts["clamp"] = (lo, hi)
-    opts["factor"] = v.finite_float("factor", opts["factor"])
+    opts["factor"] = v.real_in("factor", opts["factor"], -MAX_FACTOR, MAX_FACTOR)
     return opts
 
 

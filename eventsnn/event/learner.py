@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as v
-from .._constants import MAX_MAGNITUDE
+from .._constants import MAX_FACTOR, MAX_MAGNITUDE
 from .. import encode as _encode
 from .. import losses as _losses
 from ..init import init_firing_rate
@@ -97,7 +97,7 @@ class EventLearner(Learner):
         self.net = net
         self.rng = v.rng_from(rng)
         v.choice("encoder", o["encoder"], tuple(_encode.ENCODERS))
-        if isinstance(o["input_times"], (bool, np.bool_)) or (
+        if not isinstance(o["input_times"], (list, tuple, np.ndarray)) or (
                 isinstance(o["input_times"], (list, tuple, np.ndarray))
                 and any(isinstance(t, (bool, np.bool_)) for t in np.ravel(np.asarray(o["input_times"], dtype=object)))):
             raise TypeError(f"input_times must be a list of times in ms, got {o['input_times']!r}")
@@ -129,7 +129,7 @@ class EventLearner(Learner):
                                                       allow_zero=True)
         v.choice("kernel", o["kernel"], GRAD_KERNELS)
         o["tau_grad"] = v.positive_float("tau_grad", o["tau_grad"])
-        o["factor"] = v.finite_float("factor", o["factor"])
+        o["factor"] = v.real_in("factor", o["factor"], -MAX_FACTOR, MAX_FACTOR)
         o["init_target"] = v.positive_float("init_target", o["init_target"])
         if o["init_target"] > MAX_INIT_TARGET:
             raise ValueError(f"init_target must be <= {MAX_INIT_TARGET:g} spikes per neuron "
