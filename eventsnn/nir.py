@@ -166,7 +166,13 @@ def from_nir(graph, dt=None):
         path = os.fspath(graph)
         if not os.path.exists(path):
             raise ValueError(f"graph: no NIR file at {path!r}")
-        graph = nir.read(path, type_check=False)
+        try:
+            graph = nir.read(path, type_check=False)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # h5py raises OSError, KeyError, ... on a corrupt file
+            raise ValueError(f"graph: {path} is not a readable NIR file "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"graph must be a nir.NIRGraph or a path to a NIR file, got "
                         f"{type(graph).__name__}")

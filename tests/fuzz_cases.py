@@ -282,6 +282,327 @@ def group_files():
             attempt(es.Sequential.load, p, allowed=(ValueError, TypeError, OSError))
 
 
+# ---- files and entry points added after the first fuzz pass (the attacker's pass) --------
+FILE_ERRORS = (ValueError, TypeError, OSError)
+
+
+def _corruptions(raw, rng, n=20):
+    """Empty, truncated, reversed and byte-flipped copies of ``raw``."""
+    out = [b"", raw[:10], raw[:len(raw) // 2], raw[:-7], raw[::-1]]
+    for k in range(n):
+        b = bytearray(raw)
+        for pos in rng.integers(0, len(b), 1 + k % 5):
+            b[pos] = int(rng.integers(0, 256))
+        out.append(bytes(b))
+    return out
+
+
+def group_files_events():
+    """Event files: AEDAT4 truncated/flipped (the Rust decoder panics), 40-bit files with
+    impossible coordinates and markers, devices, tonic arrays with wrong dtypes/fields."""
+    import tempfile
+
+    from eventsnn import io as eio
+    from eventsnn.datasets import event_data, nmnist
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        sample = os.path.join(os.path.dirname(__file__), "data", "sample.aedat4")
+        shared = "/work/shared/data/tonic_test_samples/sample.aedat4"
+        src = sample if os.path.exists(sample) else shared
+        try:
+            import aedat  # noqa: F401
+            raw = open(src, "rb").read() if os.path.exists(src) else None
+        except ImportError:
+            raw = None
+        if raw is not None:
+            head = raw[:14]
+            for k, data in enumerate(_corruptions(raw, rng) + [head + bytes(1000), head + bytes(rng.integers(0, 256, 5000, dtype=np.uint8))]):
+                path = os.path.join(d, f"a{k}.aedat4")
+                with open(path, "wb") as fh:
+                    fh.write(data)
+                rec = attempt(eio.read, path, allowed=FILE_ERRORS)
+                if rec is not None:
+                    W, H, P = rec.sensor_size
+                    ev = rec.events
+                    assert np.all((ev["x"] >= 0) & (ev["x"] < W) & (ev["y"] >= 0) & (ev["y"] < H)), "event outside"
+                    assert np.all(np.diff(ev["t"]) >= 0), "unsorted"
+
+        def bin_file(rows):
+            path = os.path.join(d, "x.bin")
+            with open(path, "wb") as fh:
+                fh.write(bytes(b for r in rows for b in r))
+            return path
+
+        odd = bin_file([(200, 5, 0x80, 0, 1), (3, 3, 0, 0, 2), (3, 240, 0, 0, 0), (1, 1, 0x7F, 0xFF, 0xFF), (1, 1, 0, 0, 0)])
+        for fn in (eio.read_nmnist, lambda p: nmnist.to_spike_trains(nmnist.read_events(p)),
+                   lambda p: nmnist.to_frames(nmnist.read_events(p), 4)):
+            assert attempt(fn, odd) is None, "x=200 accepted as N-MNIST"
+        rec = eio.read_bin(odd)
+        assert len(rec) == 4 and rec.sensor_size == (201, 6, 2) and np.all(np.diff(rec.events["t"]) >= 0)
+        for bad in ("/dev/null", "/dev/zero", d):
+            for fn in (eio.read, eio.read_nmnist, nmnist.read_events):
+                attempt(fn, bad, allowed=FILE_ERRORS)
+        for ss in ((0, 1, 1), (1.5, 2, 2), ("a", 1, 1), (10 ** 20, 1, 1), 5, (True, 2, 2), (34, 34), "abc"):
+            attempt(eio.read_bin, bin_file([(1, 1, 0, 0, 1)]), sensor_size=ss)
+        ev = np.zeros(2, dtype=nmnist.EVENT_DTYPE)
+        ev["t"] = [-5, 3]
+        for fn in (lambda e: nmnist.to_frames(e, 4), nmnist.to_spike_trains,
+                   lambda e: event_data.events_to_spike_trains([e])):
+            assert attempt(fn, ev) is None, "negative time accepted"
+            for bad in (np.zeros(3), [np.zeros(3)], None, 5, np.zeros(3, dtype=[("t", "f8"), ("x", "f8"), ("y", "f8"), ("p", "f8")])):
+                attempt(fn, bad)
+        fields = ([("t", "f8"), ("x", "f8"), ("y", "f8"), ("p", "f8")], [("t", "U3"), ("x", "i8"), ("y", "i8"), ("p", "i8")],
+                  [("t", "i8"), ("x", "u8"), ("y", "i8"), ("p", "i8")], [("t", "i8"), ("x", "i8"), ("y", "i8"), ("p", "c16")],
+                  [("t", "i8"), ("x", "O"), ("y", "i8"), ("p", "i8")], [("t", "i8"), ("y", "i8"), ("p", "i8")],
+                  [("t", "i8"), ("x", "i8", (2,)), ("y", "i8"), ("p", "i8")], [("t", "u8"), ("x", "i8"), ("y", "i8"), ("p", "i8")])
+        for dt in fields:
+            e = np.zeros(3, dtype=dt)
+            for ss in ((4, 4, 2), (2 ** 40, 2 ** 40, 2), (4, 4, 2 ** 62), (4, 4, 0)):
+                for fn in (eio.from_tonic, lambda ev, s: es.SpikeTrains.from_tonic(ev, sensor_size=s)):
+                    st = attempt(fn, e, ss)
+                    if st is not None:
+                        check_trains(st)
+
+
+def group_entry_points():
+    """NIR graphs and files, distributed addresses, plots, checkpoints, encoders, SpikeTrains
+    sizes: the entry points added after the first pass."""
+    import copy
+    import tempfile
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from eventsnn import distributed as dd
+    from eventsnn import plot
+    from eventsnn.event.learner import EventLearner
+    from eventsnn.train import Trainer
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        # NIR: every array parameter of every node replaced by hostile arrays
+        try:
+            import nir
+        except ImportError:
+            nir = None
+        if nir is not None:
+            g = es.to_nir(es.Sequential(es.Dense(4, 3), es.Dense(3, 2), rng=0, neuron=es.SRM(reset="membrane")))
+            for bad in (None, 1, "x", {}, [], os.path.join(d, "missing.nir")):
+                attempt(es.from_nir, bad)
+            for dt in (0, -1, float("nan"), float("inf"), "x", True):
+                attempt(es.from_nir, g, dt=dt)
+            for name, node in g.nodes.items():
+                for attr in [a for a in vars(node) if isinstance(getattr(node, a), np.ndarray)]:
+                    shape = getattr(node, attr).shape
+                    for val in (np.array([]), np.full(shape, np.nan), np.full(shape, 1e308), np.full(shape, -1.0),
+                                np.ones((2, 2, 2)), getattr(node, attr).astype(complex) * (1 + 1j),
+                                np.array(["a"] * max(1, int(np.prod(shape))))):
+                        g2 = copy.deepcopy(g)
+                        setattr(g2.nodes[name], attr, val)
+                        net = attempt(es.from_nir, g2)
+                        if net is not None:
+                            rec = attempt(net.simulate, es.SpikeTrains([1.0, 2.0], [0, 1], net.n_in))
+                            if rec is not None:
+                                for level in rec.spikes:
+                                    check_trains(level)
+            for edges in ([], [("input", "input")], [("nope", "output")], [(1, 2)], None):
+                g2 = copy.deepcopy(g)
+                g2.edges = edges
+                attempt(es.from_nir, g2)
+            path = os.path.join(d, "g.nir")
+            nir.write(path, g)
+            for k, data in enumerate(_corruptions(open(path, "rb").read(), rng, 8)):
+                bad = os.path.join(d, f"b{k}.nir")
+                with open(bad, "wb") as fh:
+                    fh.write(data)
+                attempt(es.from_nir, bad, allowed=FILE_ERRORS)
+        # distributed: addresses and share counts (local:99999999999, 10**20 shares)
+        for a in (None, 1, "", "local", "local:0", "local:-1", "local:1e9", "local:99999999999", "local:²"):
+            attempt(dd.parse_address, a)
+        for n, k in ((10, 0), (10, -1), (-1, 2), (10, 1.5), (10, True), (10, 10 ** 20), (0, 3), (5, 10)):
+            out = attempt(dd.share_bounds, n, k)
+            if out is not None:
+                assert sum(b - a for a, b in out) == n
+        for c in ("x", 1, object(), True, [1]):
+            attempt(Trainer, EventLearner(es.Sequential(es.Dense(4, 2), rng=0)), client=c)
+        # plots
+        net = es.Sequential(es.Dense(4, 3), es.Dense(3, 2), rng=0)
+        st = es.SpikeTrains([0.0, 1.0, 2.0], [2, 0, 1], 4)
+        rec = net.simulate(st, record_times=np.linspace(0, 5, 6))
+        for bad in (-100, 100, 1.5, "x", True, 2 ** 64):
+            attempt(plot.raster, rec, level=bad)
+            attempt(plot.membrane, rec, level=bad)
+        for bad in ([-1], [10 ** 9], ["a"], [1.5], 5, [[0]]):
+            attempt(plot.membrane, rec, neurons=bad)
+        log = os.path.join(d, "log.jsonl")
+        for content in ("{", "[1]\n", "\xff\n", "[" * 100000 + "]" * 100000):
+            with open(log, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(content)
+            attempt(plot.read_log, log, allowed=FILE_ERRORS)
+        for bad in (None, [], [{}], "x", 5):
+            attempt(plot.training_curves, bad, allowed=FILE_ERRORS)
+        for nf in (0, -1, 1.5, 10 ** 9, True, "x"):
+            attempt(plot.frames, st, n_frames=nf, shape=(1, 2, 2))
+        plt = matplotlib.pyplot
+        plt.close("all")
+        # checkpoints: corrupt, edited members, another architecture or rule
+        X, y = rng.random((8, 4)), np.array([0, 1] * 4)
+        ck = os.path.join(d, "c.npz")
+        Trainer(EventLearner(es.Sequential(es.Dense(4, 2), rng=0)), epochs=1, batch_size=4, checkpoint=ck).fit(X, y)
+
+        def resume(path, net=None):
+            learner = EventLearner(net or es.Sequential(es.Dense(4, 2), rng=0))
+            return Trainer(learner, epochs=2, batch_size=4, checkpoint=path).fit(X, y, resume=True)
+
+        import zipfile
+        with zipfile.ZipFile(ck) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        cases = _corruptions(open(ck, "rb").read(), rng, 10)
+        for k, data in enumerate(cases):
+            bad = os.path.join(d, f"c{k}.npz")
+            with open(bad, "wb") as fh:
+                fh.write(data)
+            attempt(resume, bad, allowed=FILE_ERRORS)
+        for name in members:
+            for repl in (b"", b"garbage", members[name][:20]):
+                bad = os.path.join(d, "edited.npz")
+                with zipfile.ZipFile(bad, "w") as z:
+                    for m, data in members.items():
+                        z.writestr(m, repl if m == name else data)
+                attempt(resume, bad, allowed=FILE_ERRORS)
+        attempt(resume, ck, es.Sequential(es.Dense(4, 3), es.Dense(3, 2), rng=0))
+        model = os.path.join(d, "m.npz")
+        es.Sequential(es.Dense(4, 2), rng=0).save(model)
+        attempt(resume, model, allowed=FILE_ERRORS)
+        attempt(es.Sequential.load, ck, allowed=FILE_ERRORS)
+    # encoders and SpikeTrains sizes
+    for X in (np.ones((0, 3)), np.ones((2, 0)), np.ones(3), np.full((2, 3), np.nan), np.ones((2, 3)) * 1e308):
+        for fn in (encode.current, encode.latency, lambda x: encode.poisson(x, rng=0)):
+            out = attempt(fn, X)
+            for s in out or []:
+                check_trains(s)
+    for bad in (-1, "x", 1.5):
+        attempt(encode.poisson, np.ones((2, 3)), rng=bad)
+    for n in (2 ** 28 + 1, 2 ** 40, 2 ** 62):
+        attempt(es.SpikeTrains, [1.0], [0], n)
+        attempt(es.SpikeTrains.empty, n)
+    for fill in ("x", float("nan"), None, True):
+        attempt(es.SpikeTrains([1.0], [0], 2).first_times, fill=fill)
+
+
+def group_extremes():
+    """Dense rules (ANTLR, TSSL, NA, ASF-BP) and the event membrane adjoint at extreme but
+    finite parameters: a finite result or a clear error, never inf/NaN."""
+    from eventsnn.dense import learners as dl
+    from eventsnn.dense.learners_psc import AsfLearner, NaLearner, TsslLearner
+
+    X, y = np.random.default_rng(0).random((3, 4)), np.array([0, 1, 0])
+    extremes = (dict(n_steps=1), dict(dt=1e-9), dict(dt=1e9), dict(tau_m=1.0, tau_s=1.0), dict(tau_m=1e9, tau_s=1.0),
+                dict(theta=1e-300), dict(theta=1e300), dict(theta=-1.0), dict(leak=0.0), dict(leak=1e300),
+                dict(pool_theta=-1e300), dict(input_rate=1e300), dict(b=1e-300), dict(b=1e300), dict(max_inv=1e300),
+                dict(surrogate_width=1e-300), dict(surrogate_width=1e300), dict(psc_threshold=1e300),
+                dict(pool_sum_weight=1e300), dict(v_prime_min=1e-300), dict(timing_penalty=1e300), dict(beta=1e-300),
+                dict(no_spike=1e300), dict(grad_clip=1e-300), dict(clip=1e-300), dict(surrogate_scale=1e300),
+                dict(surrogate_scale=1e-300), dict(preset="paper", loss="latency"), dict(target=[1e300] * 5),
+                dict(reset="membrane", neuron="antlr"), dict(neuron="antlr", bias=True, reset="membrane"),
+                dict(lambda_act=1e3, lambda_tim=-1e3), dict(input_gain=1e100), dict(input_scale=1e100))
+    for cls in (dl.AntlrLearner, dl.ActivationLearner, TsslLearner, NaLearner, AsfLearner):
+        for kw in extremes:
+            learner = attempt(cls, es.Sequential(es.Dense(4, 3), es.Dense(3, 2), rng=0), rng=0, **kw)
+            if learner is None:
+                continue
+            out = attempt(learner.loss_and_grads, X, y, rng=0)
+            if out is not None:
+                finite(out[0], *[g for g in out[1] if g is not None])
+    for kw in (dict(tau_m=1e-9, tau_s=5e-10), dict(tau_m=1e9, tau_s=1.0), dict(tau_m=5.0, tau_s=1e-4, t_ref=0.3),
+               dict(tau_m=5.0, tau_s=4.99999), dict(theta=1e-100), dict(theta=1e100), dict(tau_m=1e-9, tau_s=1e9),
+               dict(t_ref=1e9), dict(t_ref=1e-300)):
+        for w in (1.0, 1e3, 1e50, -1e50, 1e100):
+            neuron = attempt(es.SRM, reset="membrane", **kw)
+            if neuron is None:
+                continue
+            net = es.Sequential(es.Dense(3, 2), es.Dense(2, 2), rng=0, neuron=neuron)
+            for layer in net.layers:
+                layer.weight = np.full(layer.weight_shape, w)
+            rec = attempt(net.simulate, es.SpikeTrains([0.5, 0.6, 0.7], [0, 1, 2], 3), max_spikes=10 ** 5)
+            if rec is None or not len(rec.output):
+                continue
+            for kernel in ("exp", "depsilon"):
+                for factor in (1.0, 1e3, 1e308):
+                    g = attempt(net.backward, rec, np.ones(len(rec.output)), kernel=kernel, factor=factor)
+                    if g is not None:
+                        finite(*g.weights, *g.times)
+
+
+# ---- rule options and dataset options ----------------------------------------------------
+#: values a JSON --opt/--data can carry, and a few Python ones
+OPTION_VALUES = [{"a": 1}, {"a": {"b": [1]}}, [1, 2], [[1, 2]], [1, 2, 3], ["a", "b"], [float("nan"), 1.0],
+                 "x", "", "no", None, True, False, 1e308, -1e308, -1, 0, 2 ** 64, 10 ** 30, 1.5,
+                 float("nan"), float("inf"), 5e-324]
+
+
+def _rule_defaults(rule, cls):
+    if rule == "event":
+        from eventsnn.event.learner import DEFAULTS
+        return dict(DEFAULTS)
+    if rule in ("tssl", "na"):
+        return {**cls.COMMON, **cls.RULE}
+    if rule == "asf":
+        return dict(cls.DEFAULTS)
+    from eventsnn.dense.learners import COMMON
+    return {**COMMON, **cls.DEFAULTS}
+
+
+def _kind(value):
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(value).__name__
+
+
+def group_options():
+    """Every option of every rule with values of every JSON type: refused with a message
+    naming the option, or accepted only with the documented type (that of its default;
+    options whose default is None are checked for a sane first batch only)."""
+    from eventsnn.learner import RULES, get_learner_class
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((3, 4)), np.array([0, 1, 0])
+    failures = []
+    for rule in sorted(RULES):
+        cls = get_learner_class(rule)
+        defaults = _rule_defaults(rule, cls)
+        for key in sorted(defaults):
+            for val in OPTION_VALUES:
+                net = es.Sequential(es.Dense(4, 3), es.Dense(3, 2), rng=0)
+                where = f"rule {rule!r} option {key}={val!r:.40}"
+                try:
+                    learner = cls(net, rng=0, **{key: val})
+                except (ValueError, TypeError) as exc:
+                    if key not in str(exc):
+                        failures.append(f"{where}: message does not name {key}: {str(exc)[:150]}")
+                    continue
+                except Exception as exc:
+                    failures.append(f"{where}: {type(exc).__name__}: {str(exc)[:150]}")
+                    continue
+                want = defaults[key]
+                if want is not None and val is not None and _kind(val) != _kind(want) \
+                        and not (isinstance(want, list) and isinstance(val, list)) \
+                        and not (isinstance(want, str) and key in ("grad_clip", "supervisory", "target")):
+                    failures.append(f"{where}: accepted a {_kind(val)} for a {_kind(want)} option")
+                    continue
+                try:
+                    loss, grads, preds, _ = learner.loss_and_grads(X, y, rng=0)
+                    finite(loss, *[g for g in grads if g is not None])
+                except (ValueError, TypeError) as exc:
+                    if not str(exc).strip():
+                        failures.append(f"{where}: first batch: {type(exc).__name__} without a message")
+                except Exception as exc:
+                    failures.append(f"{where}: first batch: {type(exc).__name__}: {str(exc)[:150]}")
+    assert not failures, f"{len(failures)} option cases failed:\n" + "\n".join(failures[:60])
+
+
 # ---- the command line and config files ----------------------------------------------------
 def _cli(argv):
     """(status, stderr) of ``eventsnn ARGV`` run in this process."""
