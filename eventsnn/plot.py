@@ -122,6 +122,8 @@ def membrane(record: Any, level: int = 1, neurons: Optional[Iterable[int]] = Non
         counts = st.counts()
         order = np.argsort(-counts, kind="stable")
         neurons = [int(i) for i in order[:5]] if counts.max(initial=0) > 0 else list(range(min(5, trace.shape[1])))
+    if isinstance(neurons, (str, bytes)) or not isinstance(neurons, (Iterable, np.ndarray)):
+        raise TypeError(f"neurons must be a list of neuron indices, got {neurons!r:.40}")
     neurons = [int(i) for i in v.int_array("neurons", list(neurons) if not isinstance(neurons, np.ndarray)
                                            else neurons, ndim=1, low=0, high=trace.shape[1])]
     for i in neurons:
