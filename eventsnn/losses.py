@@ -10,6 +10,8 @@ for :meth:`eventsnn.Sequential.backward`. Times in ms. (Dense-mode losses live i
 - :func:`time_mse_loss`: squared error between spike times and target times.
 - :func:`first_spike_loss`: softmax cross-entropy on first-spike times (latency code).
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -17,9 +19,15 @@ import numpy as np
 from . import _validate as v
 from .event.forward import Record
 from .spikes import SpikeTrains
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
+
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from .event.batch import Events
 
 
-def _check_out(out):
+def _check_out(out: object) -> SpikeTrains:
     if isinstance(out, Record):
         out = out.spikes[-1]
     if not isinstance(out, SpikeTrains):
@@ -35,7 +43,7 @@ def _check_label(label, n):
     return int(label)
 
 
-def _finite_result(loss, grad, what):
+def _finite_result(loss: float, grad: np.ndarray, what: str) -> Tuple[float, np.ndarray]:
     """Finite input can still overflow (e.g. a window of 1e-320 ms): say so instead of
     returning inf or NaN."""
     if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
@@ -43,7 +51,8 @@ def _finite_result(loss, grad, what):
     return loss, grad
 
 
-def count_loss(out, label, t_window, desired=5, undesired=1):
+def count_loss(out: Union[SpikeTrains, Record], label: int, t_window: float, desired: int = 5,
+               undesired: int = 1) -> Tuple[float, np.ndarray]:
     """Counting loss with one-sided targets, as spike-time gradients (Zhu et al. 2022).
 
     With N_o the spike count of output neuron o and n_o its target (``desired`` for the
@@ -84,7 +93,7 @@ def count_loss(out, label, t_window, desired=5, undesired=1):
                           f"t_window={T} ms with targets ({desired}, {undesired}) is out of range")
 
 
-def with_supervisory_spike(rec, label, t):
+def with_supervisory_spike(rec: Record, label: int, t: float) -> Record:
     """A copy of ``rec`` whose output holds one more spike of neuron ``label`` at time ``t``
     (ms): Zhu et al.'s supervisory signal, forcing the label neuron to fire at the end of
     the window so that its count gradient reaches the network even when it is silent.
@@ -110,7 +119,7 @@ def with_supervisory_spike(rec, label, t):
                   record_times=rec.record_times, membrane=rec.membrane, relays=rec.relays)
 
 
-def time_mse_loss(out, targets):
+def time_mse_loss(out: Union[SpikeTrains, Record], targets: ArrayLike) -> Tuple[float, np.ndarray]:
     """Squared error of spike times: L = 1/2 sum_k (t_k - c_{n_k, r_k})^2.
 
     ``targets`` is an array (n_neurons, m) of target times in ms: the r-th spike (in time
@@ -135,7 +144,8 @@ def time_mse_loss(out, targets):
     return _finite_result(loss, grad, "targets too far from the spike times")
 
 
-def first_spike_loss(out, label, tau=1.0, t_silent=None):
+def first_spike_loss(out: Union[SpikeTrains, Record], label: int, tau: float = 1.0,
+                     t_silent: Optional[float] = None) -> Tuple[float, np.ndarray]:
     """Softmax cross-entropy on first-spike times (latency code; earliest neuron wins).
 
     With t_o the first spike of neuron o (``t_silent`` ms if it is silent; default: the
@@ -171,7 +181,7 @@ def first_spike_loss(out, label, tau=1.0, t_silent=None):
     return _finite_result(loss, grad, f"tau={tau} ms is too small")
 
 
-def predict_counts(out):
+def predict_counts(out: Union[SpikeTrains, Sequence[SpikeTrains]]) -> Union[int, np.ndarray]:
     """Class with the most output spikes; ties go to the earliest first spike, then the
     lowest index. ``out`` is a SpikeTrains or a list of them (-> int array)."""
     if isinstance(out, (list, tuple)):
@@ -197,7 +207,8 @@ def _batch_labels(out, labels):
     return y.astype(np.int64)
 
 
-def count_loss_batch(out, labels, t_window, desired=5, undesired=1):
+def count_loss_batch(out: Events, labels: ArrayLike, t_window: float, desired: int = 5,
+                     undesired: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """:func:`count_loss` of every sample of a batch ``out`` (``eventsnn.event.batch.Events``).
 
     Returns (losses: array (n,), grad_out: dL/dt of every event of ``out``, aligned with
@@ -223,7 +234,8 @@ def count_loss_batch(out, labels, t_window, desired=5, undesired=1):
     return losses, grad
 
 
-def first_spike_loss_batch(out, labels, tau=1.0, t_silent=None):
+def first_spike_loss_batch(out: Events, labels: ArrayLike, tau: float = 1.0,
+                           t_silent: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
     """:func:`first_spike_loss` of every sample of a batch ``out``; ``t_silent`` (ms) is
     required here (the window end). Returns (losses (n,), grad_out aligned with out.times)."""
     y = _batch_labels(out, labels)
@@ -255,7 +267,7 @@ def first_spike_loss_batch(out, labels, tau=1.0, t_silent=None):
     return losses, grad
 
 
-def predict_counts_batch(out):
+def predict_counts_batch(out: Events) -> np.ndarray:
     """:func:`predict_counts` of every sample of a batch ``out`` (int array (n,))."""
     counts = out.counts()
     first = out.first_times(fill=np.inf)
@@ -263,7 +275,8 @@ def predict_counts_batch(out):
     return np.argmin(np.where(best, first, np.inf), axis=1).astype(np.int64)
 
 
-def time_mse_first_batch(out, labels, t_true, t_false):
+def time_mse_first_batch(out: Events, labels: ArrayLike, t_true: float,
+                         t_false: float) -> Tuple[np.ndarray, np.ndarray]:
     """:func:`time_mse_loss` of every sample of a batch with one target per neuron, for its
     first spike: ``t_true`` ms for the label neuron, ``t_false`` ms for the others (later
     spikes get no gradient). Returns (losses (n,), grad_out aligned with out.times)."""
