@@ -14,11 +14,14 @@ optimiser keeps its state per list position, so pass the lists in the same order
     params = [layer.weight for layer in net.layers]   # arrays (None for pooling)
     opt.step(params, grads)
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
 from . import _validate as v
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 def _pairs(params, grads):
@@ -54,14 +57,14 @@ def _scaled_norm(grads):
     return m, math.sqrt(sum(float(np.sum(np.square(a / m))) for a in arrays))
 
 
-def grad_norm(grads):
+def grad_norm(grads: Sequence[Optional[np.ndarray]]) -> float:
     """Global L2 norm over every non-None gradient array (computed without overflow of the
     squares; inf only if the norm itself exceeds float64)."""
     m, r = _scaled_norm(grads)
     return m * r
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads: Sequence[Optional[np.ndarray]], max_norm: float) -> float:
     """Scale the gradients (in place) so that their global L2 norm is at most ``max_norm``.
     Returns the norm before clipping."""
     max_norm = v.positive_float("max_norm", max_norm)
@@ -76,7 +79,7 @@ def clip_grad_norm(grads, max_norm):
     return m * r
 
 
-def clip_grad_value(grads, clip):
+def clip_grad_value(grads: Sequence[Optional[np.ndarray]], clip: float) -> float:
     """Clamp every gradient (in place) element-wise to [-clip, clip]. Returns the largest
     |entry| before clamping."""
     clip = v.positive_float("clip", clip)
@@ -87,7 +90,7 @@ def clip_grad_value(grads, clip):
     return top
 
 
-def clamp_weights(params, bound):
+def clamp_weights(params: Sequence[Optional[np.ndarray]], bound: float) -> None:
     """Clamp every parameter array (in place) element-wise to [-bound, bound] (the codes'
     ``weight_clipper``: ``w.clamp(-4, 4)``); None entries are skipped."""
     bound = v.positive_float("bound", bound)
@@ -103,13 +106,14 @@ class Optimizer:
     """Base class: ``step(params, grads)`` updates params in place, then clamps them to
     [-weight_clamp, weight_clamp] when ``weight_clamp`` is set."""
 
-    def __init__(self, lr, weight_clamp=None):
+    def __init__(self, lr: float, weight_clamp: Optional[float] = None) -> None:
         self.lr = v.positive_float("lr", lr)
         self.weight_clamp = None if weight_clamp is None else v.positive_float("weight_clamp", weight_clamp)
-        self.state = {}
+        self.state: Dict[int, Dict[str, np.ndarray]] = {}
         self.t = 0
 
-    def step(self, params, grads):
+    def step(self, params: Sequence[Optional[np.ndarray]],
+             grads: Sequence[Optional[np.ndarray]]) -> None:
         """Update ``params`` in place. If the step would make a parameter non-finite (finite
         input can still overflow, e.g. lr=1e308), nothing changes - neither the parameters
         nor the optimiser's state - and a ValueError says so."""
@@ -134,7 +138,7 @@ class Optimizer:
     def _update(self, k, p, g):
         raise NotImplementedError
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         return {"t": self.t, "state": {k: {n: a.copy() for n, a in s.items()}
                                       for k, s in self.state.items()}}
 
@@ -143,7 +147,8 @@ class SGD(Optimizer):
     """p -= lr * b with b = momentum * b + (g + weight_decay * p) (b = g without momentum);
     ``nesterov`` uses g + momentum * b instead of b."""
 
-    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False, weight_clamp=None):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False, weight_clamp: Optional[float] = None) -> None:
         super().__init__(lr, weight_clamp)
         self.momentum = v.positive_float("momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
@@ -173,7 +178,9 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, weight_clamp=None):
+    def __init__(self, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 weight_clamp: Optional[float] = None) -> None:
         super().__init__(lr, weight_clamp)
         try:
             b1, b2 = (float(b) for b in betas)
@@ -208,7 +215,9 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, weight_clamp=None):
+    def __init__(self, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01,
+                 weight_clamp: Optional[float] = None) -> None:
         super().__init__(lr, betas, eps, weight_decay, weight_clamp)
 
 
@@ -216,7 +225,7 @@ class AdamW(Adam):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
-def make_optimizer(name, **kwargs):
+def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
     """Optimiser by name ("sgd", "adam", "adamw") with its keyword arguments."""
     key = str(name).lower()
     if key not in OPTIMIZERS:
