@@ -8,7 +8,10 @@ search is geometric over [low, high] (reference: [0.05, 500]) and stops when
 high / low < ``ratio`` (reference 1.01); the upper end of the final bracket is used, so the
 layer fires at least at the target rate when that is reachable.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 
 from . import _validate as v
@@ -18,6 +21,9 @@ from .event.forward import kernel_weights
 from .layers import Dense
 from .neurons import LIF
 from .spikes import SpikeTrains
+
+if TYPE_CHECKING:
+    from .network import Sequential
 
 #: most bisection steps per layer (the bracket reaches adjacent floats long before)
 MAX_STEPS = 2000
@@ -89,7 +95,8 @@ def _mid(lo, hi):
     return mid
 
 
-def search_bracket(target, low, high, ratio):
+def search_bracket(target: float, low: float, high: float,
+                   ratio: float) -> Tuple[float, float, float, float]:
     """The checked (target, low, high, ratio) of a firing-rate search (shared by the event-
     and the dense-mode initialisation)."""
     target = v.positive_float("target", target)
@@ -103,8 +110,10 @@ def search_bracket(target, low, high, ratio):
     return target, low, high, ratio
 
 
-def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, ratio=1.01,
-                     n_threads=None):
+def init_firing_rate(net: Sequential, inputs: Sequence[SpikeTrains], target: float = 1.0,
+                     t_end: Optional[float] = None, low: float = 0.05, high: float = 500.0,
+                     ratio: float = 1.01, n_threads: Optional[int] = None
+                     ) -> Tuple[List[Optional[float]], List[Optional[float]]]:
     """Rescale every weighted layer of ``net`` (in place) so that its neurons fire
     ``target`` spikes per sample on average over ``inputs``.
 
@@ -145,7 +154,8 @@ def init_firing_rate(net, inputs, target=1.0, t_end=None, low=0.05, high=500.0, 
     n_threads = v.positive_int("n_threads", n_threads)
     net._check_weights()
     below = _batch.Events.from_trains(list(inputs))
-    scales, rates = [], []
+    scales: List[Optional[float]] = []
+    rates: List[Optional[float]] = []
     for li, (layer, nrn) in enumerate(zip(net.layers, net.layer_neurons), start=1):
         if layer.has_weight:
             w0 = layer.weight.copy()

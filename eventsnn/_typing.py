@@ -1,0 +1,16 @@
+"""Type aliases shared by the public signatures (for type checkers; no runtime role)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .spikes import SpikeTrains
+
+#: a numpy Generator, an int seed or None (a fresh seed)
+Seed = Union[int, np.integer, np.random.Generator, None]
+#: a batch of samples: an array (n, *in_shape) of values in [0, 1], or event samples
+Samples = Union[np.ndarray, Sequence["SpikeTrains"]]
+#: per-layer arrays (None for layers without weights, e.g. pooling)
+Arrays = Sequence[Optional[np.ndarray]]
