@@ -23,7 +23,7 @@ COMMANDS = {
 }
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eventsnn",
         description="Event-driven spiking neural networks with exact spike times.",

@@ -2,7 +2,7 @@
 simulated exactly in continuous time, with a summary of what happened."""
 import argparse
 import time
-from typing import List, Optional
+from typing import List, Optional, cast
 
 import numpy as np
 
@@ -11,16 +11,19 @@ from .layers import Conv2d, Dense, MaxPool2d
 from .network import Sequential
 from .neurons import SRM
 from .spikes import SpikeTrains
+from ._typing import Seed
 
 
-def moving_bar(size=16, duration=100.0, speed=0.2, rate=0.3, rng=0):
+def moving_bar(size: int = 16, duration: float = 100.0, speed: float = 0.2, rate: float = 0.3,
+               rng: Seed = 0) -> SpikeTrains:
     """Events of a vertical bar sweeping left to right across a (2, size, size) sensor.
 
     ON events (channel 0) at the bar's leading edge, OFF events (channel 1) at its trailing
     edge, each pixel firing as a Poisson process of ``rate`` events per ms while on the edge;
     ``speed`` in pixels per ms. Times in ms."""
     gen = np.random.default_rng(rng)
-    times, idx = [], []
+    times: List[float] = []
+    idx: List[int] = []
     t = 0.0
     while t < duration:
         t += gen.exponential(1.0 / (rate * size))
@@ -29,16 +32,16 @@ def moving_bar(size=16, duration=100.0, speed=0.2, rate=0.3, rng=0):
         y = gen.integers(0, size)
         times += [t, t + gen.uniform(0, 0.5)]
         idx += [0 * size * size + y * size + lead, 1 * size * size + y * size + trail]
-    times = np.array(times)
-    keep = times < duration
-    return SpikeTrains(times[keep], np.array(idx)[keep], 2 * size * size)
+    t_arr = np.array(times)
+    keep = t_arr < duration
+    return SpikeTrains(t_arr[keep], np.array(idx)[keep], 2 * size * size)
 
 
-def build_network(rng=0):
+def build_network(rng: Seed = 0) -> Sequential:
     net = Sequential(Conv2d((2, 16, 16), 4, 5, stride=1, padding=2), MaxPool2d(2),
                      Dense(4 * 8 * 8, 10), neuron=SRM(tau_m=5.0, tau_s=1.25, theta=1.0), rng=rng)
     gen = np.random.default_rng(rng)
-    conv, dense = net.layers[0], net.layers[2]
+    conv, dense = cast(Conv2d, net.layers[0]), cast(Dense, net.layers[2])
     # oriented edge detectors: each map prefers ON on one side and OFF on the other
     w = np.zeros(conv.weight_shape)
     for c in range(4):
@@ -73,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     wall = time.perf_counter() - t0
     names = ["input"] + [repr(layer) for layer in net.layers]
     fan = [l.weight.shape[0] if isinstance(l, Dense) else 0 for l in net.layers]
-    syn = len(rec.spikes[0]) * net.layers[0].out_channels * 25 + len(rec.spikes[2]) * fan[2]
+    syn = len(rec.spikes[0]) * cast(Conv2d, net.layers[0]).out_channels * 25 + len(rec.spikes[2]) * fan[2]
     print("\nevents per level (exact spike times, continuous time):")
     for name, s in zip(names, rec.spikes):
         active = np.unique(s.neurons).size

@@ -33,15 +33,17 @@ class Layer:
         self._bias = None
 
     @property
-    def n_in(self):
+    def n_in(self) -> int:
         return int(np.prod(self.in_shape))
 
     @property
-    def n_out(self):
+    def n_out(self) -> int:
         return int(np.prod(self.out_shape))
 
     @property
-    def weight(self):
+    def weight(self) -> np.ndarray:
+        """The weight array (``weight_shape``); None on layers without weights (pooling,
+        Flatten: ``has_weight`` is False)."""
         return self._weight
 
     @weight.setter
@@ -57,7 +59,7 @@ class Layer:
         self._weight = arr.copy()
 
     @property
-    def bias(self):
+    def bias(self) -> Optional[np.ndarray]:
         """Trainable bias (Dense: (n_out,), Conv2d: one per output channel (C_out,)), or None
         (the default: no bias). Enters the dense ANTLR neuron as ``b_bias * bias`` in V every
         step (``eventsnn.dense.AntlrNeuron``); every other neuron model rejects a biased layer.
@@ -79,7 +81,7 @@ class Layer:
         self._bias = arr.copy()
 
     @property
-    def has_bias(self):
+    def has_bias(self) -> bool:
         """True when the layer holds a bias (``bias`` is not None)."""
         return self._bias is not None
 
@@ -130,11 +132,11 @@ class Dense(Layer):
         self._init_bias(bias)
 
     @property
-    def weight_shape(self):
+    def weight_shape(self) -> Tuple[int, int]:
         return (self.n_out_decl, self.n_in_decl)
 
     @property
-    def bias_shape(self):
+    def bias_shape(self) -> Tuple[int]:
         return (self.n_out_decl,)
 
     def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
@@ -184,11 +186,11 @@ class Conv2d(Layer):
         self._init_bias(bias)
 
     @property
-    def weight_shape(self):
+    def weight_shape(self) -> Tuple[int, int, int, int]:
         return (self.out_channels, self.in_decl[0], self.kernel_size, self.kernel_size)
 
     @property
-    def bias_shape(self):
+    def bias_shape(self) -> Tuple[int]:
         return (self.out_channels,)
 
     def bind(self, in_shape: Sequence[int]) -> Tuple[int, ...]:
@@ -284,7 +286,7 @@ class Flatten(Layer):
         return "Flatten()"
 
 
-def reject_biases(layers, what):
+def reject_biases(layers: Sequence[Layer], what: str) -> None:
     """Raise ValueError if any of ``layers`` holds a bias: ``what`` (e.g. "event mode") has
     no bias term. Biases are supported by the dense ANTLR neuron only."""
     for k, layer in enumerate(layers):

@@ -107,14 +107,14 @@ class Sequential:
         return [None if nrn is None or nrn == self.neuron else nrn for nrn in neurons]
 
     @property
-    def layer_neurons(self):
+    def layer_neurons(self) -> List[Union[SRM, LIF, None]]:
         """The neuron model of each layer (the network's ``neuron`` unless the layer has its
         own), None for layers without neurons."""
         return [(own if own is not None else self.neuron) if layer.has_neurons else None
                 for layer, own in zip(self.layers, self._own_neurons)]
 
     @property
-    def has_layer_neurons(self):
+    def has_layer_neurons(self) -> bool:
         """True when some layer has a neuron model other than ``neuron``."""
         return any(own is not None for own in self._own_neurons)
 
@@ -335,7 +335,7 @@ class Sequential:
             version = 3
         meta = {"format": "eventsnn.Sequential", "version": version,
                 "neuron": _neuron_spec(self.neuron), "layers": layers}
-        arrays = {f"weight_{k}": layer.weight for k, layer in enumerate(self.layers) if layer.has_weight}
+        arrays: Dict[str, Any] = {f"weight_{k}": layer.weight for k, layer in enumerate(self.layers) if layer.has_weight}
         arrays.update({f"bias_{k}": layer.bias for k, layer in enumerate(self.layers) if layer.has_bias})
         if training is not None:
             try:

@@ -8,18 +8,23 @@ Times are in milliseconds. The event engine uses the continuous spike response m
 which is also the membrane response of a current-based LIF neuron (membrane time constant
 tau_m, exponential synaptic current tau_s) to a current jump of w / tau_s.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _validate as v
 from ._constants import MIN_TAU_GAP, TAU_RANGE_MS
+from typing import Tuple
+
+from numpy.typing import ArrayLike
 
 RESETS = ("full", "membrane")
 GRAD_KERNELS = ("exp", "depsilon")
 
 
-def _offsets(s, name="s"):
+def _offsets(s: ArrayLike, name: str = "s") -> np.ndarray:
     """Kernel argument: real times in ms (scalar or array; +-inf allowed), no NaN."""
     try:
         arr = np.asarray(s)
@@ -78,22 +83,22 @@ class SRM:
         object.__setattr__(self, "t_ref", v.positive_float("t_ref", self.t_ref, allow_zero=True))
 
     @property
-    def scale(self):
+    def scale(self) -> float:
         """Kernel prefactor tau_m / (tau_m - tau_s)."""
         return self.tau_m / (self.tau_m - self.tau_s)
 
     @property
-    def t_peak(self):
+    def t_peak(self) -> float:
         """Time (ms) at which eps reaches its maximum."""
         tm, ts = self.tau_m, self.tau_s
         return np.log(tm / ts) * tm * ts / (tm - ts)
 
     @property
-    def eps_peak(self):
+    def eps_peak(self) -> float:
         """Maximum of eps (dimensionless)."""
         return float(self.eps(self.t_peak))
 
-    def eps(self, s):
+    def eps(self, s: ArrayLike) -> np.ndarray:
         """PSP kernel eps(s) for s in ms (0 for s < 0; eps(inf) = 0). ``s`` must be real
         (TypeError otherwise) and not NaN (ValueError), like every public input."""
         s = _offsets(s)
@@ -101,14 +106,14 @@ class SRM:
         out = self.scale * (np.exp(-sp / self.tau_m) - np.exp(-sp / self.tau_s))
         return np.where(s >= 0, out, 0.0)
 
-    def deps(self, s):
+    def deps(self, s: ArrayLike) -> np.ndarray:
         """Time derivative d eps / ds (1/ms, 0 for s < 0); ``s`` validated as in :meth:`eps`."""
         s = _offsets(s)
         sp = np.maximum(s, 0.0)
         out = self.scale * (np.exp(-sp / self.tau_s) / self.tau_s - np.exp(-sp / self.tau_m) / self.tau_m)
         return np.where(s >= 0, out, 0.0)
 
-    def h(self, s, kernel="exp", tau_grad=2.5):
+    def h(self, s: ArrayLike, kernel: str = "exp", tau_grad: float = 2.5) -> np.ndarray:
         """Backward assignment kernel h(s) of the timing gradient (Zhu et al. Eq. 12).
 
         ``"exp"``: exp(-s / tau_grad); ``"depsilon"``: d eps / ds. Both are 0 for s < 0;
@@ -121,7 +126,7 @@ class SRM:
         tau_grad = v.positive_float("tau_grad", tau_grad)
         return np.where(s >= 0, np.exp(-np.maximum(s, 0.0) / tau_grad), 0.0)
 
-    def as_tuple(self):
+    def as_tuple(self) -> Tuple[float, float, float, bool, float]:
         """(tau_m, tau_s, theta, membrane_reset, t_ref) as plain scalars for the kernels."""
         return (self.tau_m, self.tau_s, self.theta, self.reset == "membrane", self.t_ref)
 
@@ -167,7 +172,7 @@ class LIF:
         object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
         object.__setattr__(self, "t_ref", v.positive_float("t_ref", self.t_ref, allow_zero=True))
 
-    def eps(self, s):
+    def eps(self, s: ArrayLike) -> np.ndarray:
         """Response of the membrane to an input of weight 1 at offset s (ms): exp(-s / tau_m)
         for s >= 0, 0 before (``s`` validated as in :meth:`SRM.eps`)."""
         s = _offsets(s)

@@ -19,6 +19,8 @@ metadata (``eventsnn_*_ms``), which makes a round trip bit-exact. Import folds r
 the threshold of each layer into its weights (see :func:`from_nir`). docs/nir.md has the
 derivation, the conventions of snnTorch's and Norse's exporters, and what is rejected.
 """
+from __future__ import annotations
+
 import os
 
 import numpy as np
@@ -28,6 +30,7 @@ from ._constants import MAX_LAYER_SIZE
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from .network import Sequential
 from .neurons import LIF, SRM
+from typing import Any, Optional
 
 #: ms per second: NIR time constants are in s, eventsnn's in ms
 MS_PER_S = 1000.0
@@ -43,7 +46,7 @@ def _nir():
 
 
 # ---- export ----------------------------------------------------------------------------------
-def to_nir(net):
+def to_nir(net: Sequential) -> Any:
     """The NIR graph of a Sequential network (a ``nir.NIRGraph``).
 
     Every Dense/Conv2d layer becomes a Linear/Conv2d node followed by its neuron node:
@@ -130,7 +133,7 @@ def _neuron_node(nir, nrn, shape, what):
 
 
 # ---- import ----------------------------------------------------------------------------------
-def from_nir(graph, dt=None):
+def from_nir(graph: Any, dt: Optional[float] = None) -> Sequential:
     """A Sequential network from a NIR graph (a ``nir.NIRGraph`` or the path of a file
     written by ``nir.write``).
 

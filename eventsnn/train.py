@@ -32,6 +32,7 @@ from ._progress import note_compilation, progress_bar
 from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
                       sum_statistics, sums_in_rounds)
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
+from ._typing import Samples, Seed
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -46,7 +47,8 @@ def _blas_limits(n):
     return threadpool_limits(limits=n, user_api="blas")
 
 
-def split_validation(X, y, fraction, rng):
+def split_validation(X: Samples, y: np.ndarray, fraction: float, rng: Seed
+                     ) -> Tuple[Samples, np.ndarray, Samples, np.ndarray]:
     """(X_train, y_train, X_val, y_val): a seeded random ``fraction`` of the samples held out."""
     fraction = float(fraction)
     if not 0.0 < fraction < 1.0:
