@@ -14,7 +14,10 @@ train --dataset name`` then works. Loader keyword arguments come from ``--data-d
   ``t_max`` (ms), ``merge_polarity``, ``limit``, ``limit_test``
   (:func:`eventsnn.datasets.event_data.load_nmnist`).
 """
+from __future__ import annotations
+
 import importlib
+from typing import Any, Callable
 
 DATASETS = {
     "digits": "eventsnn.datasets.digits:load_digits",
@@ -22,14 +25,14 @@ DATASETS = {
 }
 
 
-def load(name, **kwargs):
+def load(name: str, **kwargs: Any) -> tuple:
     """(X_train, y_train, X_test, y_test) of the dataset registered as ``name``."""
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {name!r}")
     return get_loader(name)(**kwargs)
 
 
-def get_loader(name):
+def get_loader(name: str) -> Callable[..., tuple]:
     """The loader function registered as ``name``."""
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {name!r}")

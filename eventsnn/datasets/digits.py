@@ -4,7 +4,11 @@ Fixed split: stratified, 20 % test (360 images), ``random_state=0``, so every ru
 learning rule sees the same train and test sets. Pixels (0..16) are scaled to [0, 1] and
 shaped (n, 1, 8, 8); feature index c*64 + y*8 + x is the input neuron.
 """
+from __future__ import annotations
+
 import numpy as np
+import os
+from typing import Tuple, Union
 
 #: fraction of the digits held out as the test set, and the split's seed
 TEST_FRACTION = 0.2
@@ -13,7 +17,7 @@ IN_SHAPE = (1, 8, 8)
 N_CLASSES = 10
 
 
-def read_csv(path):
+def read_csv(path: Union[str, os.PathLike]) -> Tuple[np.ndarray, np.ndarray]:
     """(X, y) of the UCI digits CSV (``uci_digits/digits.csv.gz`` of the shared data:
     rows of 64 pixels 0..16 and the label): X float64 in [0, 1] shaped (n, 1, 8, 8), y
     int64. The same images as ``load_digits`` without scikit-learn (unsplit)."""
@@ -25,7 +29,7 @@ def read_csv(path):
     return (a[:, :64] / 16.0).reshape(-1, *IN_SHAPE), a[:, 64].copy()
 
 
-def load_digits():
+def load_digits() -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test): X float64 in [0, 1] shaped (n, 1, 8, 8), y int64.
 
     Needs scikit-learn (``pip install eventsnn[data]``); the data ships with it (offline)."""

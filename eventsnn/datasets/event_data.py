@@ -11,6 +11,8 @@ The samples come back as :class:`EventSamples`, a plain list of SpikeTrains that
 reports ``in_shape`` (the (C, H, W) shape of the sensor), so that architecture strings
 starting with a convolution know their input geometry.
 """
+from __future__ import annotations
+
 import os
 from pathlib import Path
 
@@ -18,6 +20,9 @@ import numpy as np
 
 from .. import _validate as v
 from ..spikes import SpikeTrains
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 class EventSamples(list):
@@ -29,7 +34,7 @@ class EventSamples(list):
     in_shape : tuple of int, e.g. (2, 34, 34); neuron c*H*W + y*W + x is pixel (c, y, x).
     """
 
-    def __init__(self, samples, in_shape):
+    def __init__(self, samples: Iterable[SpikeTrains], in_shape: Sequence[int]) -> None:
         super().__init__(samples)
         in_shape = tuple(int(s) for s in in_shape)
         if not in_shape or any(s <= 0 for s in in_shape):
@@ -62,7 +67,8 @@ class EventFiles:
     t_max, merge_polarity, time_scale : as :func:`events_to_spike_trains`.
     """
 
-    def __init__(self, paths, t_max=None, merge_polarity=False, time_scale=1.0):
+    def __init__(self, paths: Iterable[PathLike], t_max: Optional[float] = None,
+                 merge_polarity: bool = False, time_scale: float = 1.0) -> None:
         from .nmnist import HEIGHT, SHAPE, WIDTH
 
         self.paths = [os.fspath(p) for p in paths]
@@ -90,14 +96,14 @@ class EventFiles:
         for p in self.paths:
             yield self.load_one(p)
 
-    def load_one(self, path):
+    def load_one(self, path: PathLike) -> SpikeTrains:
         """SpikeTrains of one recording file."""
         from .nmnist import read_events
 
         return events_to_spike_trains([read_events(path)], self.t_max, self.merge_polarity,
                                       self.time_scale)[0]
 
-    def load(self, progress=False):
+    def load(self, progress: bool = False) -> EventSamples:
         """All recordings as :class:`EventSamples` (``progress``: a bar over the files on
         stderr)."""
         from .._progress import progress_bar
@@ -115,7 +121,8 @@ class EventFiles:
         return EventSamples(out, self.in_shape)
 
 
-def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=1.0):
+def events_to_spike_trains(events: Sequence[np.ndarray], t_max: Optional[float] = None,
+                           merge_polarity: bool = False, time_scale: float = 1.0) -> EventSamples:
     """SpikeTrains of N-MNIST event arrays (structured arrays t us, x, y, p).
 
     Parameters
@@ -157,8 +164,12 @@ def events_to_spike_trains(events, t_max=None, merge_polarity=False, time_scale=
     return EventSamples(out, (channels, HEIGHT, WIDTH))
 
 
-def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0, limit=None,
-                limit_test=None, progress=None, lazy=False):
+def load_nmnist(data_dir: Optional[PathLike] = None, t_max: Optional[float] = None,
+                merge_polarity: bool = False, time_scale: float = 1.0,
+                limit: Optional[int] = None, limit_test: Optional[int] = None,
+                progress: Optional[bool] = None, lazy: bool = False
+                ) -> Tuple[Union[EventSamples, EventFiles], np.ndarray,
+                           Union[EventSamples, EventFiles], np.ndarray]:
     """(X_train, y_train, X_test, y_test) of an N-MNIST folder; X are :class:`EventSamples`.
 
     Parameters
@@ -189,7 +200,7 @@ def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0,
     if not root.is_dir():
         raise ValueError(f"--data-dir {root}: no such folder (dataset 'nmnist' needs the folder "
                          "of the N-MNIST recordings)")
-    splits = []
+    splits: list = []
     for split, lim in (("train", limit), ("test", limit_test)):
         files, y = nmnist.list_files(root, split, limit=lim)
         if len(files) == 0:
@@ -199,4 +210,4 @@ def load_nmnist(data_dir=None, t_max=None, merge_polarity=False, time_scale=1.0,
             import sys
             progress = sys.stderr.isatty()
         splits += [samples if lazy else samples.load(progress=bool(progress)), y]
-    return tuple(splits)
+    return splits[0], splits[1], splits[2], splits[3]

@@ -16,12 +16,20 @@ Folder layouts understood by :func:`load`:
 Sensor 34 x 34, two polarities; neuron index of an event = p * 34 * 34 + y * 34 + x
 (channel-major like every (C, H, W) layer of eventsnn, channel 0 = OFF, 1 = ON).
 """
+from __future__ import annotations
+
 import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import _validate as _v
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+if TYPE_CHECKING:
+    from ..spikes import SpikeTrains
 
 #: sensor size of N-MNIST (pixels)
 WIDTH = HEIGHT = 34
@@ -34,7 +42,7 @@ OVERFLOW_US = 1 << 13
 EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
 
 
-def read_events(path):
+def read_events(path: PathLike) -> np.ndarray:
     """Events of one ``.bin`` / ``.bs2`` file as a structured array (t us, x, y, p).
 
     Refuses (ValueError) files that are not 40-bit event files, e.g. AEDAT files (read
@@ -46,7 +54,7 @@ def read_events(path):
     return read_events_file(os.fspath(path))[0]
 
 
-def write_events(path, events):
+def write_events(path: PathLike, events: np.ndarray) -> None:
     """Write events (structured array with t, x, y, p) in the 40-bit format; the inverse of
     :func:`read_events`. Values the format cannot hold (x, y > 255 or < 0, y == 240, p not
     0/1, t outside [0, 2**23) us) raise ValueError instead of wrapping."""
@@ -55,7 +63,7 @@ def write_events(path, events):
     write_bin(path, events)
 
 
-def check_sensor(ev, what="events"):
+def check_sensor(ev: np.ndarray, what: str = "events") -> None:
     """ValueError when an event lies outside N-MNIST's 34 x 34 sensor (e.g. a DVS128
     Gesture clip: read it with :func:`eventsnn.io.read_dvs_gesture`) or before t = 0;
     TypeError when ``ev`` is not a 1-D structured array with integer fields t, x, y, p."""
@@ -95,7 +103,8 @@ def _label_line(lab, lineno, line):
     return sid, int(label)
 
 
-def load(path, split="train", limit=None, progress=False):
+def load(path: PathLike, split: str = "train", limit: Optional[int] = None,
+         progress: bool = False) -> Tuple[List[np.ndarray], np.ndarray]:
     """Load a labelled N-MNIST split.
 
     Parameters
@@ -128,7 +137,8 @@ def load(path, split="train", limit=None, progress=False):
     return events, labels
 
 
-def list_files(path, split="train", limit=None):
+def list_files(path: PathLike, split: str = "train",
+               limit: Optional[int] = None) -> Tuple[List[Path], np.ndarray]:
     """The recordings of a labelled N-MNIST split without reading them: (list of Paths,
     int64 labels), in the order of :func:`load`."""
     root = Path(os.fspath(path))
@@ -161,7 +171,8 @@ def list_files(path, split="train", limit=None):
     return [f for f, _ in items], np.array([lab for _, lab in items], dtype=np.int64)
 
 
-def to_frames(events, n_steps, t_max_us=None, binary=True):
+def to_frames(events: Sequence[np.ndarray], n_steps: int, t_max_us: Optional[float] = None,
+              binary: bool = True) -> np.ndarray:
     """Bin each recording into ``n_steps`` frames over [0, t_max_us) (default: the last event
     time of each recording + 1); events at or after ``t_max_us`` are left out (on request).
     An event outside the 34 x 34 sensor raises ValueError.
@@ -191,7 +202,7 @@ def to_frames(events, n_steps, t_max_us=None, binary=True):
     return out
 
 
-def to_spike_trains(events):
+def to_spike_trains(events: Sequence[np.ndarray]) -> List[SpikeTrains]:
     """One :class:`eventsnn.SpikeTrains` per recording (times in ms, 2 * 34 * 34 neurons)."""
     from ..spikes import SpikeTrains
 
