@@ -20,11 +20,16 @@ its randomness comes from :class:`SampleSeeds` (one key per sample), so a sample
 draws do not depend on which share it is in. ``loss_and_grads`` is then the mean of the
 sums of the whole batch, which is what the single-process trainer calls.
 """
+from __future__ import annotations
+
 import dataclasses
 import importlib
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._typing import BatchRng, LossGrads, Predictions, Samples
 
 
 class SampleSeeds:
@@ -37,14 +42,14 @@ class SampleSeeds:
     keys : 1-D array of non-negative ints (one per sample).
     """
 
-    def __init__(self, keys):
+    def __init__(self, keys: np.ndarray) -> None:
         keys = np.asarray(keys)
         if keys.ndim != 1 or (keys.size and (keys.dtype.kind not in "iu" or keys.min() < 0)):
             raise ValueError(f"keys must be a 1-D array of non-negative ints, got {keys!r}")
         self.keys = keys.astype(np.uint64)
 
     @classmethod
-    def draw(cls, rng, n):
+    def draw(cls, rng: np.random.Generator, n: int) -> SampleSeeds:
         """``n`` keys drawn from the numpy Generator ``rng``."""
         return cls(rng.integers(0, 2 ** 63, size=int(n), dtype=np.uint64))
 
@@ -57,17 +62,18 @@ class SampleSeeds:
     def __eq__(self, other):
         return isinstance(other, SampleSeeds) and np.array_equal(self.keys, other.keys)
 
-    def generators(self):
+    def generators(self) -> List[np.random.Generator]:
         """One numpy Generator per sample."""
         return [np.random.default_rng(int(k)) for k in self.keys]
 
-    def random(self, shape, axis=0):
+    def random(self, shape: Sequence[int], axis: int = 0) -> np.ndarray:
         """Uniform [0, 1) draws of shape ``shape`` for every sample, stacked along ``axis``
         (sample i's block comes from its own stream)."""
         return np.stack([g.random(shape) for g in self.generators()], axis=axis)
 
 
-def batch_random(rng, n, shape, axis=0):
+def batch_random(rng: Union[np.random.Generator, SampleSeeds], n: int, shape: Sequence[int],
+                 axis: int = 0) -> np.ndarray:
     """Uniform draws for a batch of ``n`` samples, each of shape ``shape``, stacked along
     ``axis``: per sample from :class:`SampleSeeds`, else one draw of the whole array from the
     Generator ``rng`` (the single-call behaviour of the learners)."""
@@ -110,7 +116,7 @@ class GradSums:
             self.grads = _sum_in_order(self.parts)
 
     @staticmethod
-    def combine(shares):
+    def combine(shares: Sequence[GradSums]) -> GradSums:
         """The sums of a batch from its shares, added in the order given (left to right)."""
         shares = list(shares)
         if not shares:
@@ -128,25 +134,25 @@ class GradSums:
             for s in shares[1:]:
                 loss = loss + s.loss
         if all(s.parts is not None for s in shares):
-            parts = [p for s in shares for p in s.parts]
+            parts = [p for s in shares for p in cast(list, s.parts)]
             return GradSums(n, loss, None, preds, spikes, parts=parts, losses=losses)
         first = shares[0]
-        grads = [None if g is None else np.array(g, dtype=np.float64) for g in first.grads]
+        grads = [None if g is None else np.array(g, dtype=np.float64) for g in cast(list, first.grads)]
         for s in shares[1:]:
-            if len(s.grads) != len(grads):
+            if len(cast(list, s.grads)) != len(grads):
                 raise ValueError("shares have different numbers of gradients")
-            for k, g in enumerate(s.grads):
+            for k, g in enumerate(cast(list, s.grads)):
                 if (g is None) != (grads[k] is None):
                     raise ValueError(f"shares disagree on whether gradient {k} exists")
                 if g is not None:
                     grads[k] = grads[k] + g
         return GradSums(n, loss, grads, preds, spikes, losses=losses)
 
-    def mean(self):
+    def mean(self) -> LossGrads:
         """(loss, grads, predictions, stats) as :meth:`Learner.loss_and_grads` returns them:
         the sums divided by n."""
         n = self.n
-        grads = [None if g is None else g / n for g in self.grads]
+        grads = [None if g is None else g / n for g in cast(list, self.grads)]
         return self.loss / n, grads, np.asarray(self.preds), {"spikes_per_sample": self.spikes / n}
 
 
@@ -166,7 +172,7 @@ def _sum_in_order(parts):
     return out
 
 
-def block_bounds(n, block_size):
+def block_bounds(n: int, block_size: Optional[int]) -> List[Tuple[int, int]]:
     """The blocks of a mini-batch of ``n`` samples: [(0, b), (b, 2b), ...], the last one
     shorter. The trainer computes the sums of each block on its own and adds them in block
     order, with or without a cluster (a cluster's shares are groups of whole blocks), so the
@@ -176,7 +182,7 @@ def block_bounds(n, block_size):
     return [(a, min(a + block_size, n)) for a in range(0, n, block_size)]
 
 
-def sum_statistics(parts):
+def sum_statistics(parts: Sequence[Sequence[float]]) -> List[float]:
     """Element-wise sum of :meth:`Learner.batch_statistics` lists, left to right."""
     parts = list(parts)
     total = [float(x) for x in parts[0]]
@@ -197,7 +203,8 @@ def _block_rng(rng, a, b, n):
     return rng
 
 
-def sums_in_rounds(learner, X, y, rng, blocks):
+def sums_in_rounds(learner: Learner, X: Samples, y: np.ndarray, rng: BatchRng,
+                   blocks: Sequence[Tuple[int, int]]) -> GradSums:
     """:class:`GradSums` of the batch (X, y) of a rule whose gradient needs batch-wide
     reductions between rounds (:meth:`Learner.sum_rounds`), computed in ``blocks`` [(a, b),
     ...] (one process): every block starts (:meth:`Learner.start_sums`); while the blocks
@@ -214,7 +221,7 @@ def sums_in_rounds(learner, X, y, rng, blocks):
     return GradSums.combine(s.sums for s in states)
 
 
-def round_stats(stats):
+def round_stats(stats: Sequence[Any]) -> Optional[Sequence[Any]]:
     """The blocks' statistics of a round (a list in block order), or None when every block
     is done (the blocks of one batch run the same layers, so they finish together)."""
     if all(x is None for x in stats):
@@ -224,7 +231,7 @@ def round_stats(stats):
     return stats
 
 
-def overrides_sums(learner):
+def overrides_sums(learner: Learner) -> bool:
     """Whether the learner computes :meth:`Learner.loss_and_grad_sums` itself (not the
     base's means-times-n fallback)."""
     return type(learner).loss_and_grad_sums is not Learner.loss_and_grad_sums
@@ -249,7 +256,7 @@ class Learner:
     _checkpoint_attrs: Tuple[str, ...] = ()
     per_sample_parts = False
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grads(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> LossGrads:
         """Forward and backward on one mini-batch.
 
         Returns (loss: float (mean over the batch), grads: list with one array per layer of
@@ -265,18 +272,18 @@ class Learner:
         self.before_batch(X, y, rng)
         return self.finish(self.loss_and_grad_sums(X, y, rng))
 
-    def finish(self, sums):
+    def finish(self, sums: GradSums) -> LossGrads:
         """(loss, grads, preds, stats) of a batch from its combined :class:`GradSums`: the
         means, then :meth:`finish_grads` (runs where the learner lives)."""
         loss, grads, preds, stats = sums.mean()
         return loss, self.finish_grads(grads), preds, stats
 
-    def finish_grads(self, grads):
+    def finish_grads(self, grads: List[Optional[np.ndarray]]) -> List[Optional[np.ndarray]]:
         """A change of the batch-mean gradients that is not a sum over samples (e.g. ANTLR's
         element-wise ``grad_clip``). Default: none."""
         return grads
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         """:class:`GradSums` of the samples (X, y): the same computation as
         :meth:`loss_and_grads` with sums over the samples in place of means. Must not change
         the learner (it runs on copies of it, on other machines); :meth:`before_batch` of the
@@ -289,7 +296,7 @@ class Learner:
         return GradSums(n, loss * n, [None if g is None else np.asarray(g) * n for g in grads],
                         np.asarray(preds), stats.get("spikes_per_sample", float("nan")) * n)
 
-    def sum_rounds(self):
+    def sum_rounds(self) -> bool:
         """Whether this rule's gradient of a batch needs batch-wide reductions in the middle
         of the computation (NA's rescaling by the batch's mean |delta| of every layer during
         the backward pass): then the trainer runs :func:`sums_in_rounds` instead of
@@ -298,42 +305,44 @@ class Learner:
         :meth:`reduce_round` and :meth:`next_round`. Default False."""
         return False
 
-    def start_sums(self, X, y, rng=None):
+    def start_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> Any:
         """First round of the samples (X, y) (one block of a batch): a picklable state with
         ``stats`` (a list of floats to be summed over the blocks of the batch, or None when
         done) and ``sums`` (the block's :class:`GradSums` once done). Must not change the
         learner."""
         raise NotImplementedError(f"the {self.name} rule does not compute in rounds")
 
-    def reduce_round(self, totals, shared=None):
+    def reduce_round(self, totals: List[float], shared: Any = None) -> Any:
         """What every block needs for its next round, from ``totals`` (the element-wise sum of
         the blocks' ``stats``, in block order) and the previous round's value (None after the
         first round). Runs where the learner lives (the client)."""
         raise NotImplementedError(f"the {self.name} rule does not compute in rounds")
 
-    def next_round(self, state, shared):
+    def next_round(self, state: Any, shared: Any) -> Any:
         """The state after the next round of one block, given :meth:`reduce_round`'s value.
         Must change neither the learner nor ``state`` (a round lost with a worker is computed
         again from it)."""
         raise NotImplementedError(f"the {self.name} rule does not compute in rounds")
 
-    def needs_batch_statistics(self):
+    def needs_batch_statistics(self) -> bool:
         """Whether :meth:`before_batch` of the current batch needs :meth:`batch_statistics`
         (e.g. ASF-BP in an epoch that updates its scales). Default False."""
         return False
 
-    def batch_statistics(self, X, y, rng=None):
+    def batch_statistics(self, X: Samples, y: np.ndarray,
+                         rng: BatchRng = None) -> Optional[List[float]]:
         """Additive statistics of the samples (X, y) that :meth:`before_batch` needs from the
         whole batch: a list of floats whose element-wise sum over the shares of a batch is
         the batch's. Must not change the learner. Default None (nothing)."""
         return None
 
-    def needs_batch_samples(self):
+    def needs_batch_samples(self) -> bool:
         """Whether :meth:`before_batch` of the current batch needs the samples themselves
         (e.g. the event rule before its firing-rate initialisation). Default False."""
         return False
 
-    def before_batch(self, X, y, rng=None, statistics=None):
+    def before_batch(self, X: Optional[Samples], y: Optional[np.ndarray], rng: BatchRng = None,
+                     statistics: Optional[List[float]] = None) -> None:
         """Every change of the learner's state that a mini-batch makes before its gradients
         (e.g. the event rule's firing-rate initialisation on its first batch, ASF-BP's scale
         update). Runs where the learner lives (the client); ``statistics``: the summed
@@ -341,7 +350,7 @@ class Learner:
         None (the rule computes them itself from X). The data-parallel trainer passes
         ``X=None`` unless :meth:`needs_batch_samples`. Default: nothing."""
 
-    def splittable(self):
+    def splittable(self) -> bool:
         """Whether :meth:`check_shares` passes."""
         try:
             self.check_shares()
@@ -349,20 +358,20 @@ class Learner:
             return False
         return True
 
-    def check_shares(self):
+    def check_shares(self) -> None:
         """Raise ValueError if the rule's gradient of a batch cannot be summed from shares of
         it (with its current options). Default: it can."""
 
-    def predict(self, X, rng=None):
+    def predict(self, X: Samples, rng: BatchRng = None) -> Predictions:
         """Predicted class of each sample, int array (n,), plus a stats dict.
         ``rng`` as in :meth:`loss_and_grads` (used by stochastic encoders only)."""
         raise NotImplementedError
 
-    def after_epoch(self, epoch):
+    def after_epoch(self, epoch: int) -> None:
         """Hook for per-epoch schedules (e.g. ASF-BP's scale update). Default: nothing."""
 
 
-def predict_with(learner, X, rng):
+def predict_with(learner: Learner, X: Samples, rng: BatchRng) -> Predictions:
     """``learner.predict(X, rng=rng)``, or ``learner.predict(X)`` for a rule whose predict
     takes no rng (written for the first version of the contract)."""
     import inspect
@@ -370,7 +379,7 @@ def predict_with(learner, X, rng):
     try:
         params = inspect.signature(learner.predict).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        params = {}
+        params = {}  # type: ignore[assignment]
     if "rng" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return learner.predict(X, rng=rng)
     return learner.predict(X)
@@ -388,7 +397,7 @@ RULES = {
 }
 
 
-def get_learner_class(rule):
+def get_learner_class(rule: str) -> type:
     """The Learner class registered under ``rule``."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {rule!r}")
