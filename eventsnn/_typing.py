@@ -1,7 +1,7 @@
 """Type aliases shared by the public signatures (for type checkers; no runtime role)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -11,8 +11,10 @@ if TYPE_CHECKING:
 
 #: a numpy Generator, an int seed or None (a fresh seed)
 Seed = Union[int, np.integer, np.random.Generator, None]
-#: a batch of samples: an array (n, *in_shape) of values in [0, 1], or event samples
-Samples = Union[np.ndarray, Sequence["SpikeTrains"]]
+#: a batch of samples as a learner takes it: an array (n, *in_shape) of values in [0, 1]
+#: (encoded by the rule), a list of SpikeTrains, or what the rule's own encoder accepts
+#: (e.g. a batch of events); hence no narrower static type
+Samples = Any
 #: per-layer arrays (None for layers without weights, e.g. pooling)
 Arrays = Sequence[Optional[np.ndarray]]
 #: the random source of a batch: a Generator or int seed (one draw for the whole batch), or

@@ -329,7 +329,7 @@ class Learner:
         (e.g. ASF-BP in an epoch that updates its scales). Default False."""
         return False
 
-    def batch_statistics(self, X: Samples, y: np.ndarray,
+    def batch_statistics(self, X: Samples, y: Optional[np.ndarray],
                          rng: BatchRng = None) -> Optional[List[float]]:
         """Additive statistics of the samples (X, y) that :meth:`before_batch` needs from the
         whole batch: a list of floats whose element-wise sum over the shares of a batch is

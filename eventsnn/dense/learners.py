@@ -13,6 +13,8 @@ layer that has none a zero bias. With a biased network, ``loss_and_grads`` retur
 gradients: the L weight gradients, then the L bias gradients (None where a layer has no
 bias); the trainer updates both. The timing learner rejects biased layers.
 """
+from __future__ import annotations
+
 import dataclasses
 
 import numpy as np
@@ -26,6 +28,11 @@ from .forward import forward_layers
 from ..layers import reject_biases
 from .neurons import RESETS, require_bias_support, require_full_reset, resolve_neuron
 from .rules import activation, antlr, timing
+from typing import TYPE_CHECKING, Any, List, Optional
+
+if TYPE_CHECKING:
+    from .._typing import BatchRng, LossGrads, Predictions, Samples, Seed
+    from .record import DenseRecord
 
 COMMON = {
     "neuron": "zhu",        # "zhu" | "antlr": family discretised from net.neuron (SRM, ms)
@@ -193,7 +200,7 @@ class TimingLearner(_DenseLearner):
         o["min_increment"] = v.finite_float("min_increment", o["min_increment"])
         v.choice("h_window", o["h_window"], timing.H_WINDOWS)
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)
@@ -246,7 +253,7 @@ class ActivationLearner(_DenseLearner):
             return losses.count_loss(rec.output, tgt)
         return losses.spike_train_loss(rec.output, _regular_targets(rec, y, o), o["alpha"])
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)
@@ -335,7 +342,7 @@ class AntlrLearner(_DenseLearner):
             return np.argmin(rec.first_spike() * (rec.n_steps + 2) - rec.counts(), axis=1).astype(np.int64)
         return super()._predict(rec)
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         o = self.options
         rec = self.forward(X, rng)
         y = self._labels(y, rec.batch_size)
@@ -355,7 +362,7 @@ class AntlrLearner(_DenseLearner):
                            timing_penalty=o["timing_penalty"])
         return self._finish(rec, loss, g.weights, biases=g.biases)
 
-    def finish_grads(self, grads):
+    def finish_grads(self, grads: List[Optional[np.ndarray]]) -> List[Optional[np.ndarray]]:
         """``grad_clip``: element-wise clip of the batch-mean gradients."""
         c = self.options["grad_clip"]
         if c is None:
@@ -363,7 +370,7 @@ class AntlrLearner(_DenseLearner):
         return [None if gr is None else np.clip(gr, -c, c) for gr in grads]
 
 
-def latency_stop(S):
+def latency_stop(S: np.ndarray) -> int:
     """Steps the ANTLR code's latency run lasts: up to and including the first step by which
     every output neuron of every sample has fired (the whole window if that never happens)."""
     fired = np.cumsum(S.reshape(S.shape[0], -1) != 0, axis=0) > 0
@@ -371,7 +378,7 @@ def latency_stop(S):
     return int(done[0]) + 1 if done.size else S.shape[0]
 
 
-def truncate_record(rec, n_steps):
+def truncate_record(rec: DenseRecord, n_steps: int) -> DenseRecord:
     """The first ``n_steps`` steps of a DenseRecord (a causal forward pass of that length,
     with the neuron's scales unchanged)."""
     if n_steps == rec.n_steps:

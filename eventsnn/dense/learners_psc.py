@@ -12,6 +12,8 @@ of the Sequential is not used) and its own neuron model. Construct with
 
 Gradients are those of the batch-mean loss.
 """
+from __future__ import annotations
+
 import copy
 
 import numpy as np
@@ -29,6 +31,10 @@ from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import MIN_FLOW, RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
 from .rules.na import B_PAPER, POWER_PAPER, abs_sum, na_delta, rescale_factor, rescale_mean
 from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+if TYPE_CHECKING:
+    from .._typing import BatchRng, LossGrads, Predictions, Samples, Seed
 
 
 def _samples(net, X):
@@ -163,7 +169,7 @@ class TsslLearner(_PscLearner):
                 max_inv=MAX_INV_DELTA, surrogate_width=SURROGATE_WIDTH, target_filters=None)
     PRESETS = {"code": dict(target_filters=2), "paper": dict(target_filters=1)}
 
-    def __init__(self, net, rng=None, **options):
+    def __init__(self, net: Sequential, rng: Seed = None, **options: Any) -> None:
         preset = options.get("preset", "code")
         _v.choice("preset", preset, tuple(self.PRESETS))
         for key, value in self.PRESETS[preset].items():
@@ -214,7 +220,7 @@ class NaLearner(_PscLearner):
         "paper": dict(b=B_PAPER, rescale=False, loss_change="accumulated", target=None, target_filters=1),
     }
 
-    def __init__(self, net, rng=None, **options):
+    def __init__(self, net: Sequential, rng: Seed = None, **options: Any) -> None:
         preset = options.get("preset", "code")
         _v.choice("preset", preset, tuple(self.PRESETS))
         for key, value in self.PRESETS[preset].items():
@@ -232,7 +238,7 @@ class NaLearner(_PscLearner):
         _v.positive_float("b", opts["b"])
         _v.choice("loss_change", opts["loss_change"], LOSS_CHANGES)
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         if self.sum_rounds():
             return sums_in_rounds(self, X, y, rng, [(0, len(X))])
         return super().loss_and_grad_sums(X, y, rng)
@@ -249,10 +255,10 @@ class NaLearner(_PscLearner):
     # the sums of all blocks, added in block order, give the batch's mean (reduce_round), and
     # every block goes on with the factor. The output layer's rescaled mean (the reference
     # m_out of the layers below) is reduced the same way, one round later.
-    def sum_rounds(self):
+    def sum_rounds(self) -> bool:
         return bool(self.options["rescale"])
 
-    def start_sums(self, X, y, rng=None):
+    def start_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> _NaRounds:
         rec = self._forward(X)
         losses, g = self._loss(rec, y)
         state = _NaRounds(PscBackwardPass(self.net, rec, g, self.pool_sum_weight), g.shape[1],
@@ -271,7 +277,7 @@ class NaLearner(_PscLearner):
             state.stats = stats + list(abs_sum(state.raw))
         return state
 
-    def reduce_round(self, totals, shared=None):
+    def reduce_round(self, totals: List[float], shared: Any = None) -> Dict[str, Any]:
         """The batch's factor of the current layer (and, one round after the output layer,
         the output layer's stored mean m_out) from the summed block statistics."""
         totals = [float(x) for x in totals]
@@ -283,7 +289,7 @@ class NaLearner(_PscLearner):
             m_out, totals = round(rescale_mean(*totals[:2]), 3), totals[2:]
         return {"factor": rescale_factor(rescale_mean(*totals), m_out), "m_out": m_out}
 
-    def next_round(self, state, shared):
+    def next_round(self, state: _NaRounds, shared: Dict[str, Any]) -> _NaRounds:
         state = state.copy()
         out = state.raw * shared["factor"]
         # after the output layer: the parts of its rescaled mean (the layers' reference)
@@ -326,7 +332,7 @@ class AsfLearner(Learner):
                     scale_every=5, scale_momentum=SCALE_MOMENTUM, ratio_entries="fi_ge_fo", gate=True,
                     encoder="poisson")
 
-    def __init__(self, net, rng=None, **options):
+    def __init__(self, net: Sequential, rng: Seed = None, **options: Any) -> None:
         if not isinstance(net, Sequential):
             raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
         net._reject_biases(f"the {self.name} rule (PscLIF / ASF neurons)")
@@ -353,7 +359,7 @@ class AsfLearner(Learner):
             return l != last
         return self.neuron.pool_theta is not None and isinstance(layer, (AvgPool2d, MaxPool2d))
 
-    def encode(self, X, rng=None):
+    def encode(self, X: np.ndarray, rng: BatchRng = None) -> np.ndarray:
         """Signed Bernoulli spikes (T, B, n_in): P(spike) = min(1, input_rate |x|); with
         ``encoder="spikes"`` X (n, n_steps, *in_shape) is taken as the spikes themselves."""
         if self.options["encoder"] == "spikes":
@@ -371,7 +377,7 @@ class AsfLearner(Learner):
         r = batch_random(gen, len(flat), (self.n_steps, flat.shape[1]), axis=1)
         return (r < p).astype(np.float64) * np.sign(flat)
 
-    def updating_scales(self):
+    def updating_scales(self) -> bool:
         """Whether the scales are updated during the current epoch."""
         return self.scale_every > 0 and self.epoch % self.scale_every == 0
 
@@ -401,15 +407,17 @@ class AsfLearner(Learner):
             scales.append(update_scale(s, ratio, self.scale_momentum))
         self.scales = scales
 
-    def needs_batch_statistics(self):
+    def needs_batch_statistics(self) -> bool:
         return self.updating_scales()
 
-    def batch_statistics(self, X, y, rng=None):
+    def batch_statistics(self, X: Samples, y: Optional[np.ndarray],
+                         rng: BatchRng = None) -> Optional[List[float]]:
         if not self.updating_scales():
             return None
         return self._flow_sums(asf_forward(self.net, self.encode(X, rng), self.neuron))
 
-    def before_batch(self, X, y, rng=None, statistics=None):
+    def before_batch(self, X: Optional[Samples], y: Optional[np.ndarray], rng: BatchRng = None,
+                     statistics: Optional[List[float]] = None) -> None:
         """Scale update (S <- (1 - m) ratio + m S) in the updating epochs, from the flows of the
         whole batch."""
         if not self.updating_scales():
@@ -418,14 +426,14 @@ class AsfLearner(Learner):
             statistics = self.batch_statistics(X, y, rng)
         self._update_scales(statistics)
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grads(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> LossGrads:
         # one forward pass serves the scale update and the gradients
         rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
         if self.updating_scales():
             self._update_scales(self._flow_sums(rec))
         return self.finish(self._grad_sums(rec, y))
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         return self._grad_sums(asf_forward(self.net, self.encode(X, rng), self.neuron), y)
 
     def _grad_sums(self, rec, y):
@@ -434,10 +442,10 @@ class AsfLearner(Learner):
         preds = np.argmax(rec.u_out, axis=1)
         return GradSums(g.shape[0], float(np.sum(losses)), grads, preds, float(np.sum(rec.n_spikes)))
 
-    def predict(self, X, rng=None):
+    def predict(self, X: Samples, rng: BatchRng = None) -> Predictions:
         rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
         return np.argmax(rec.u_out, axis=1), {"spikes_per_sample": float(np.mean(rec.n_spikes)),
                                               "spikes": float(np.sum(rec.n_spikes))}
 
-    def after_epoch(self, epoch):
+    def after_epoch(self, epoch: int) -> None:
         self.epoch += 1

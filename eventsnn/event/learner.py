@@ -8,6 +8,8 @@ samples, or per thread and chunk of samples); gradients are the batch mean. Netw
 membrane reset take the per-sample path (the exact adjoint). See docs/training.md for every
 option.
 """
+from __future__ import annotations
+
 import dataclasses
 
 import numpy as np
@@ -24,9 +26,14 @@ from ..spikes import SpikeTrains
 from . import batch as _batch
 from ._backward import KERNEL_DEPSILON, KERNEL_EXP
 from .backward import _check_reset, backward_many
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+if TYPE_CHECKING:
+    from .._typing import BatchRng, LossGrads, Predictions, Samples, Seed
+    from .batch import Events
 
 #: options of EventLearner and their defaults (docs/training.md explains each)
-DEFAULTS = {
+DEFAULTS: Dict[str, Any] = {
     "encoder": "current",                 # "current" | "latency" | "poisson"
     "input_times": [0.0, 1.0, 2.0, 3.0, 4.0],   # current encoder: event times (ms)
     "input_gain": 1.0,                    # multiplies the encoded values (current encoder)
@@ -78,7 +85,7 @@ class EventLearner(Learner):
     _checkpoint_attrs = ("initialised", "init_scales")
     per_sample_parts = True  # GradSums.parts: every sample's gradient, summed in batch order
 
-    def __init__(self, net, rng=None, **options):
+    def __init__(self, net: Sequential, rng: Seed = None, **options: Any) -> None:
         if not isinstance(net, Sequential):
             raise TypeError(f"net must be an eventsnn.Sequential, got {type(net).__name__}")
         unknown = sorted(set(options) - set(DEFAULTS))
@@ -145,10 +152,10 @@ class EventLearner(Learner):
         if self._times.size == 0 or np.any(self._times < 0):
             raise ValueError("input_times must be a non-empty list of times >= 0 ms")
         self.initialised = not o["init"]
-        self.init_scales = None
+        self.init_scales: Optional[List[Optional[float]]] = None
 
     # ---- encoding ---------------------------------------------------------------
-    def encode(self, X, rng=None):
+    def encode(self, X: Samples, rng: BatchRng = None) -> List[SpikeTrains]:
         """Event streams of raw samples X (n, *in_shape) in [0, 1], or X itself if it is
         already a list of SpikeTrains."""
         if isinstance(X, (list, tuple)) and X and isinstance(X[0], SpikeTrains):
@@ -174,7 +181,7 @@ class EventLearner(Learner):
         return _encode.poisson(X, t_end=o["t_window"], max_rate=o["poisson_rate"],
                                rng=self.rng if rng is None else rng)
 
-    def encode_batch(self, X, rng=None):
+    def encode_batch(self, X: Samples, rng: BatchRng = None) -> Events:
         """The event streams of raw samples X (or of a list of SpikeTrains) as one batch
         :class:`eventsnn.event.batch.Events`; equal to :meth:`encode`, concatenated."""
         if isinstance(X, _batch.Events):
@@ -250,7 +257,7 @@ class EventLearner(Learner):
                                                        t_silent=o["t_window"])
         return out, losses, g
 
-    def initialise(self, X):
+    def initialise(self, X: Samples) -> None:
         """Firing-rate initialisation (``eventsnn.init``) on samples X; done automatically
         on the first batch when ``init`` is True."""
         events = self.encode_batch(X)
@@ -264,7 +271,7 @@ class EventLearner(Learner):
     def _all_full_reset(self):
         return all(n is None or n.reset == "full" for n in self.net.layer_neurons)
 
-    def loss_and_grads(self, X, y, rng=None):
+    def loss_and_grads(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> LossGrads:
         if self.options["encoder"] == "poisson" and not isinstance(rng, SampleSeeds):
             X, rng = self.encode(X, rng), None  # one draw for the initialisation and the batch
         self.before_batch(X, y, rng)
@@ -272,15 +279,16 @@ class EventLearner(Learner):
         # makes of the per-sample parts (0 + g_0 + g_1 + ... per entry), without the rows
         return self.finish(self._sums(X, y, rng, parts=False))
 
-    def needs_batch_samples(self):
+    def needs_batch_samples(self) -> bool:
         return not self.initialised
 
-    def before_batch(self, X, y, rng=None, statistics=None):
+    def before_batch(self, X: Optional[Samples], y: Optional[np.ndarray], rng: BatchRng = None,
+                     statistics: Optional[List[float]] = None) -> None:
         """Firing-rate initialisation on the first batch (when ``init`` is True)."""
         if not self.initialised:
             self.initialise(self.encode_batch(X, rng))
 
-    def loss_and_grad_sums(self, X, y, rng=None):
+    def loss_and_grad_sums(self, X: Samples, y: np.ndarray, rng: BatchRng = None) -> GradSums:
         """Sums over the samples, with every sample's own gradient in ``parts`` (summed in
         batch order by GradSums, so any split of a batch into shares gives the same bits)."""
         return self._sums(X, y, rng, parts=True)
@@ -315,7 +323,7 @@ class EventLearner(Learner):
         return GradSums(n, float(np.sum(losses)), None, preds, self._spike_total(levels),
                         parts=per, losses=losses)
 
-    def predict(self, X, rng=None):
+    def predict(self, X: Samples, rng: BatchRng = None) -> Predictions:
         levels, _ = self._forward(self.encode_batch(X, rng))
         n = levels[0].n_samples
         total = self._spike_total(levels)
