@@ -31,7 +31,7 @@ from .psc_neurons import AsfNeuron, PscLIF, psc_filter
 from .rules.asf import MIN_FLOW, RATIO_ENTRIES, SCALE_MOMENTUM, output_loss, update_scale
 from .rules.na import B_PAPER, POWER_PAPER, abs_sum, na_delta, rescale_factor, rescale_mean
 from .rules.tssl import MAX_INV_DELTA, SURROGATE_WIDTH, tssl_delta
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
 
 if TYPE_CHECKING:
     from .._typing import BatchRng, LossGrads, Predictions, Samples, Seed
@@ -444,8 +444,8 @@ class AsfLearner(Learner):
 
     def predict(self, X: Samples, rng: BatchRng = None) -> Predictions:
         rec = asf_forward(self.net, self.encode(X, rng), self.neuron)
-        return np.argmax(rec.u_out, axis=1), {"spikes_per_sample": float(np.mean(rec.n_spikes)),
-                                              "spikes": float(np.sum(rec.n_spikes))}
+        return np.argmax(cast(np.ndarray, rec.u_out), axis=1), {"spikes_per_sample": float(np.mean(cast(np.ndarray, rec.n_spikes))),
+                                              "spikes": float(np.sum(cast(np.ndarray, rec.n_spikes)))}
 
     def after_epoch(self, epoch: int) -> None:
         self.epoch += 1

@@ -43,6 +43,8 @@ the same function (see :meth:`AntlrNeuron.from_srm`); the recursions then agree 
 rounding. Both expose their dynamics as a 2-state linear system (``linear_system``) used by
 the BPTT backward pass: ``z[t] = (1 - S[t-1]) A z[t-1] + B c[t]``, ``u[t] = C . z[t]``.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -51,6 +53,10 @@ import numpy as np
 from .. import _validate as v
 from .._constants import MIN_TAU_GAP
 from ..neurons import SRM
+from typing import TYPE_CHECKING, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    from ..layers import Layer
 
 
 def _decay(name, value):
@@ -93,7 +99,7 @@ class ZhuNeuron:
         object.__setattr__(self, "theta", v.positive_float("theta", self.theta))
 
     @classmethod
-    def from_srm(cls, srm, dt=1.0):
+    def from_srm(cls, srm: SRM, dt: float = 1.0) -> ZhuNeuron:
         """The discretisation of an :class:`eventsnn.SRM` with step ``dt`` ms: tau / dt."""
         if not isinstance(srm, SRM):
             raise TypeError(f"srm must be an eventsnn.SRM, got {type(srm).__name__}")
@@ -106,22 +112,23 @@ class ZhuNeuron:
         return cls(tau_m=srm.tau_m / dt, tau_s=srm.tau_s / dt, theta=srm.theta)
 
     @property
-    def scale(self):
+    def scale(self) -> float:
         return self.tau_m / (self.tau_m - self.tau_s)
 
     @property
-    def decays(self):
+    def decays(self) -> Tuple[float, float]:
         """(a_m, a_s) = (1 - 1/tau_m, 1 - 1/tau_s)."""
         return 1.0 - 1.0 / self.tau_m, 1.0 - 1.0 / self.tau_s
 
-    def eps(self, n_steps, window=None):
+    def eps(self, n_steps: int, window: Optional[int] = None) -> np.ndarray:
         """Kernel eps[d], d = 0..n_steps-1 (response at step t + d to a unit input at t).
         ``window`` is accepted for symmetry with :meth:`AntlrNeuron.eps` (no effect here)."""
         a_m, a_s = self.decays
         d = np.arange(int(n_steps), dtype=np.float64)
         return self.scale * (a_m ** (d + 1) - a_s ** (d + 1))
 
-    def linear_system(self, n_steps=None):
+    def linear_system(self, n_steps: Optional[int] = None
+                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (m, s)."""
         a_m, a_s = self.decays
         A = np.array([[a_m, 0.0], [0.0, a_s]])
@@ -129,11 +136,12 @@ class ZhuNeuron:
         C = np.array([self.scale, -self.scale])
         return A, B, C
 
-    def bias_input(self, n_steps=None):
+    def bias_input(self, n_steps: Optional[int] = None) -> np.ndarray:
         """D of a bias term D * bias in the linear system: zero (the Zhu neuron has none)."""
         return np.zeros(2)
 
-    def simulate(self, c, bias=None):
+    def simulate(self, c: np.ndarray, bias: Optional[np.ndarray] = None
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
         returns (spikes, u, du), each (T, N). ``bias`` must be None (no bias term)."""
         from ._neurons import zhu_forward
@@ -216,7 +224,7 @@ class AntlrNeuron:
             object.__setattr__(self, "b_window", v.positive_int("b_window", self.b_window))
 
     @classmethod
-    def from_srm(cls, srm, dt=1.0):
+    def from_srm(cls, srm: SRM, dt: float = 1.0) -> AntlrNeuron:
         """Same kernel as ``ZhuNeuron.from_srm(srm, dt)``: a_v = 1 - dt/tau_m,
         a_i = 1 - dt/tau_s, b_i = 1, b_v = dt/tau_s, theta = srm.theta (full reset)."""
         if not isinstance(srm, SRM):
@@ -239,14 +247,14 @@ class AntlrNeuron:
             out[k] = acc_v
         return out
 
-    def resolved_b_v(self, n_steps):
+    def resolved_b_v(self, n_steps: int) -> float:
         """b_v used for a window of ``n_steps`` steps (see the class docstring)."""
         if self.b_v is not None:
             return self.b_v
         n_steps = self.b_window or v.n_steps("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
-    def resolved_b_bias(self, n_steps):
+    def resolved_b_bias(self, n_steps: int) -> float:
         """b_bias used for a window of ``n_steps`` steps: b_bias, or (None) 1 / the peak of
         the b_v = 1 kernel within the window (b_v's default)."""
         if self.b_bias is not None:
@@ -254,17 +262,17 @@ class AntlrNeuron:
         n_steps = self.b_window or v.n_steps("n_steps", n_steps)
         return 1.0 / float(np.max(self._raw_kernel(n_steps)))
 
-    def bias_input(self, n_steps):
+    def bias_input(self, n_steps: int) -> np.ndarray:
         """D of the bias term of the linear system, z[t] = ... + D * bias: (0, b_bias)."""
         return np.array([0.0, self.resolved_b_bias(n_steps)])
 
-    def eps(self, n_steps, window=None):
+    def eps(self, n_steps: int, window: Optional[int] = None) -> np.ndarray:
         """Kernel eps[d], d = 0..n_steps-1, with b_v resolved for a window of ``window`` steps
         (default n_steps; the forward pass of T steps uses window T, so a backward pass that
         needs eps one step further asks for ``eps(T + 1, window=T)``)."""
         return self.resolved_b_v(n_steps if window is None else window) * self._raw_kernel(n_steps)
 
-    def linear_system(self, n_steps):
+    def linear_system(self, n_steps: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A, B, C) of z[t] = (1 - S[t-1]) A z[t-1] + B c[t], u = C.z, z = (I, V) (the full
         reset's gating; without a spike the same system holds for every reset)."""
         b_v = self.resolved_b_v(n_steps)
@@ -273,7 +281,8 @@ class AntlrNeuron:
         C = np.array([0.0, 1.0])
         return A, B, C
 
-    def simulate(self, c, bias=None):
+    def simulate(self, c: np.ndarray, bias: Optional[np.ndarray] = None
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the forward kernel on input currents ``c`` (T, N) (float64, C-contiguous);
         returns (spikes, V, du), each (T, N). du = V[t] - (1 - S[t-1]) V[t-1] (full and
         membrane reset) or V[t] - (V[t-1] - theta S[t-1]) (subtract), unclamped: the change
@@ -299,7 +308,7 @@ class AntlrNeuron:
 NEURONS = (ZhuNeuron, AntlrNeuron)
 
 
-def require_full_reset(neuron, rule):
+def require_full_reset(neuron: Union[ZhuNeuron, AntlrNeuron], rule: str) -> None:
     """Raise ValueError unless ``neuron`` resets current and potential (the windows of the
     timing and ANTLR rules assume it)."""
     reset = getattr(neuron, "reset", "full")
@@ -308,7 +317,8 @@ def require_full_reset(neuron, rule):
                          f"reset={reset!r}; only the activation rule supports 'subtract' and 'membrane'")
 
 
-def require_bias_support(layers, neuron, what=None):
+def require_bias_support(layers: Sequence[Layer], neuron: Union[ZhuNeuron, AntlrNeuron],
+                         what: Optional[str] = None) -> None:
     """Raise ValueError naming the first biased layer of ``layers`` unless ``neuron`` is an
     AntlrNeuron (the only dense neuron with a bias term)."""
     if getattr(neuron, "family", None) == "antlr":
@@ -317,7 +327,8 @@ def require_bias_support(layers, neuron, what=None):
     reject_biases(layers, what or f"the dense {type(neuron).__name__}")
 
 
-def resolve_neuron(neuron, srm, dt=1.0):
+def resolve_neuron(neuron: Union[ZhuNeuron, AntlrNeuron, None], srm: SRM,
+                   dt: float = 1.0) -> Union[ZhuNeuron, AntlrNeuron]:
     """The dense neuron to use: ``neuron`` itself, or a family name ("zhu", "antlr")
     discretised from ``srm`` with step ``dt`` ms, or None (= "zhu")."""
     if neuron is None or neuron == "zhu":

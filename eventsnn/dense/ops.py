@@ -20,11 +20,14 @@ dropped (stride = k), as in :class:`eventsnn.layers.MaxPool2d`.
 
 Vectorised numpy (im2col, chunked to bound memory).
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d
+from typing import Optional, cast
 
 #: bytes of one im2col chunk of a Conv2d layer (bounds the temporary memory)
 _CHUNK_BYTES = 1 << 25
@@ -61,7 +64,7 @@ def _pool_weight(value):
 
 
 # ---- public -------------------------------------------------------------------------------
-def forward(layer, x, pool_weight=1.0):
+def forward(layer: Layer, x: np.ndarray, pool_weight: float = 1.0) -> np.ndarray:
     """Layer output of input ``x``.
 
     Parameters
@@ -97,7 +100,8 @@ def forward(layer, x, pool_weight=1.0):
     return out.reshape(lead + (layer.n_out,))
 
 
-def backward_input(layer, grad_out, x=None, pool_weight=1.0):
+def backward_input(layer: Layer, grad_out: np.ndarray, x: Optional[np.ndarray] = None,
+                   pool_weight: float = 1.0) -> np.ndarray:
     """Gradient with respect to the layer input.
 
     Parameters
@@ -151,7 +155,7 @@ def backward_input(layer, grad_out, x=None, pool_weight=1.0):
     return out.reshape(lead + (layer.n_in,))
 
 
-def grad_weight(layer, x, grad_out):
+def grad_weight(layer: Layer, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
     """Weight gradient, summed over all leading axes (steps and samples).
 
     Parameters
@@ -179,18 +183,18 @@ def grad_weight(layer, x, grad_out):
     return _conv_grad_weight(layer, x2, g2)
 
 
-def neuron_bias(layer):
+def neuron_bias(layer: Layer) -> Optional[np.ndarray]:
     """The bias of every neuron of a biased Dense/Conv2d layer, flat (n_out,) in C order
     (Conv2d: each channel's bias repeated over its H x W positions); None without a bias."""
     _check_layer(layer)
     if not layer.has_bias:
         return None
     if isinstance(layer, Conv2d):
-        return np.repeat(layer.bias, layer.n_out // layer.out_channels)
-    return layer.bias.copy()
+        return np.repeat(cast(np.ndarray, layer.bias), layer.n_out // layer.out_channels)
+    return cast(np.ndarray, layer.bias).copy()
 
 
-def grad_bias(layer, grad_neuron):
+def grad_bias(layer: Layer, grad_neuron: np.ndarray) -> np.ndarray:
     """Bias gradient from per-neuron gradients ``grad_neuron`` (..., n_out) (dL/d(bias of
     each neuron), e.g. (B, n_out)): summed over the leading axes, and for Conv2d over each
     channel's positions. Returns an array of ``layer.bias_shape``."""

@@ -14,6 +14,8 @@ followed by IF neurons of threshold ``pool_theta`` (the code) or pass the pooled
 
 Layer operations come from :mod:`eventsnn.dense.ops`.
 """
+from __future__ import annotations
+
 import copy
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,6 +27,10 @@ from ..layers import AvgPool2d, MaxPool2d
 from . import ops
 from .psc_neurons import AsfNeuron, PscLIF, asf_layer, psc_filter, psc_layer
 from .rules.asf import flow_input_grad, scale_ratio
+from typing import TYPE_CHECKING, Any, Callable, List, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    from ..network import Sequential
 
 #: TSSL-BP / NA codes: weight of each input of an average-pooling window (window summed)
 POOL_SUM_WEIGHT_CODE = 1.1
@@ -67,16 +73,17 @@ class PscRecord:
     states: list = field(default_factory=list)
     output: Optional[np.ndarray] = None
 
-    def spike_count(self):
+    def spike_count(self) -> np.ndarray:
         """Total spikes of the neuron layers, per sample (B,)."""
-        total = 0.0
+        total: Any = 0.0
         for st in self.states:
             if st is not None:
                 total = total + st["s"].sum(axis=(0, 2))
         return total
 
 
-def psc_forward(net, x, neuron, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
+def psc_forward(net: Sequential, x: np.ndarray, neuron: PscLIF,
+                pool_sum_weight: float = POOL_SUM_WEIGHT_CODE) -> PscRecord:
     """Run ``net`` with PscLIF neurons on input currents ``x`` (T, B, n_in); -> PscRecord."""
     _check_net(net)
     if not isinstance(neuron, PscLIF):
@@ -121,14 +128,17 @@ class PscBackwardPass:
     then that layer's dL/da; :meth:`apply` takes the rule's delta (dL/dc) of layer l, forms
     its weight gradient and the dL/da of the layer below."""
 
-    def __init__(self, net, rec, g_out, pool_sum_weight=POOL_SUM_WEIGHT_CODE):
+    def __init__(self, net: Sequential, rec: PscRecord, g_out: np.ndarray,
+                 pool_sum_weight: float = POOL_SUM_WEIGHT_CODE) -> None:
         L = len(net.layers)
         self.net, self.rec, self.pool_sum_weight = net, rec, pool_sum_weight
-        self.weights, self.psc_grads, self.deltas = [None] * L, [None] * L, [None] * L
+        self.weights: List[Any] = [None] * L
+        self.psc_grads: List[Any] = [None] * L
+        self.deltas: List[Any] = [None] * L
         self.g = g_out
         self.l = L - 1
 
-    def next_neuron_layer(self):
+    def next_neuron_layer(self) -> Optional[int]:
         while self.l >= 0:
             layer = self.net.layers[self.l]
             self.psc_grads[self.l] = self.g
@@ -139,7 +149,7 @@ class PscBackwardPass:
             self.l -= 1
         return None
 
-    def apply(self, delta):
+    def apply(self, delta: np.ndarray) -> None:
         l = self.l
         layer = self.net.layers[l]
         self.deltas[l] = delta
@@ -148,20 +158,23 @@ class PscBackwardPass:
             self.g = ops.backward_input(layer, delta)
         self.l -= 1
 
-    def copy(self):
+    def copy(self) -> PscBackwardPass:
         """A copy that :meth:`apply` can advance without changing this one (arrays shared:
         they are never written in place)."""
         other = copy.copy(self)
         other.weights, other.psc_grads, other.deltas = list(self.weights), list(self.psc_grads), list(self.deltas)
         return other
 
-    def result(self, full=False):
+    def result(self, full: bool = False) -> Union[List[Optional[np.ndarray]], PscGrads]:
         if full:
             return PscGrads(weights=self.weights, psc_grads=self.psc_grads, deltas=self.deltas)
         return self.weights
 
 
-def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE, full=False):
+def psc_backward(net: Sequential, rec: PscRecord, g_out: np.ndarray,
+                 delta_fn: Callable[[int, np.ndarray, Any], np.ndarray],
+                 pool_sum_weight: float = POOL_SUM_WEIGHT_CODE,
+                 full: bool = False) -> Union[List[Optional[np.ndarray]], PscGrads]:
     """Backpropagate ``g_out = dL/da`` of the output PSC through a PscRecord.
 
     ``delta_fn(l, g, state)`` is the rule: it maps dL/da of neuron layer l to dL/dc.
@@ -173,7 +186,7 @@ def psc_backward(net, rec, g_out, delta_fn, pool_sum_weight=POOL_SUM_WEIGHT_CODE
     return p.result(full)
 
 
-def desired_spikes(n_steps):
+def desired_spikes(n_steps: int) -> np.ndarray:
     """Desired train of the label neuron in the TSSL-BP code: for T >= 10 a spike at every
     odd step, otherwise at every step except multiples of 5 ([0, 1, 1, 1, 1] repeated)."""
     n_steps = _v.n_steps("n_steps", n_steps)
@@ -181,7 +194,9 @@ def desired_spikes(n_steps):
     return ((t % 2 == 1) if n_steps >= 10 else (t % 5 != 0)).astype(np.float64)
 
 
-def spike_train_loss(a_out, y, tau_s, pattern=None, n_filters=1):
+def spike_train_loss(a_out: np.ndarray, y: np.ndarray, tau_s: float,
+                     pattern: Optional[np.ndarray] = None,
+                     n_filters: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """van Rossum loss (TSSL-BP Eq. 7, NA Eq. 5): L = 1/2 sum_t,k (eps*d - a)^2 per sample.
 
     The label neuron's desired train is ``pattern`` (default :func:`desired_spikes`), the
@@ -208,7 +223,8 @@ def spike_train_loss(a_out, y, tau_s, pattern=None, n_filters=1):
     return 0.5 * np.sum(g * g, axis=(0, 2)), g
 
 
-def count_loss(a_out, y, desired, undesired=0.0):
+def count_loss(a_out: np.ndarray, y: np.ndarray, desired: float,
+               undesired: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """TSSL-BP code's count loss on the time-summed PSC A_k = sum_t a_k[t].
 
     delta_k = (A_k - n_k) / T with n = desired for the label, undesired otherwise, one-sided:
@@ -255,7 +271,7 @@ class AsfRecord:
     n_spikes: Optional[np.ndarray] = None
 
 
-def asf_forward(net, spikes, neuron):
+def asf_forward(net: Sequential, spikes: np.ndarray, neuron: AsfNeuron) -> AsfRecord:
     """Run ``net`` with ASF-BP neurons on input spikes (T, B, n_in) (signed 0/+-1 or graded)."""
     _check_net(net)
     if not isinstance(neuron, AsfNeuron):
@@ -297,7 +313,8 @@ def asf_forward(net, spikes, neuron):
     return rec
 
 
-def asf_scale_ratios(net, rec, entries="fi_ge_fo"):
+def asf_scale_ratios(net: Sequential, rec: AsfRecord,
+                     entries: str = "fi_ge_fo") -> List[Optional[float]]:
     """The ratio of every spiking layer (None elsewhere): ``entries`` for neuron layers, all
     entries for spiking pooling layers (the code's ``ave_p``)."""
     out = []
@@ -310,20 +327,21 @@ def asf_scale_ratios(net, rec, entries="fi_ge_fo"):
     return out
 
 
-def asf_backward(net, rec, grad_fi_out, scales, gate=True):
+def asf_backward(net: Sequential, rec: AsfRecord, grad_fi_out: np.ndarray,
+                 scales: Sequence[float], gate: bool = True) -> List[Optional[np.ndarray]]:
     """ASF-BP backward (Eq. 9-11) from dL/dFI of the output layer (B, K).
 
     ``scales[l]`` is the scale of spiking layer l. Returns weight gradients (summed over the
     batch), None for layers without weight."""
-    grads = [None] * len(net.layers)
+    grads: List[Any] = [None] * len(net.layers)
     last = len(net.layers) - 1
     while not net.layers[last].has_neurons:
         last -= 1
     g_fi = grad_fi_out
-    g_fo = None
+    g_fo: Any = None
     for l in range(last, -1, -1):
         layer = net.layers[l]
-        below = rec.FO[l - 1] if l > 0 else rec.FO_in
+        below: Any = rec.FO[l - 1] if l > 0 else rec.FO_in
         if l != last:
             if rec.spiking[l]:
                 g_fi = flow_input_grad(g_fo, rec.FI[l], scales[l], gate)

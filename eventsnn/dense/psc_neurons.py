@@ -17,12 +17,15 @@ Dense mode, time in steps (dt = 1), arrays time-major ``(T, B, n)``.
 ``leak = 1`` is the IF neuron, ``leak = 0.99`` the paper's LIF (the code applies the leak after
 the reset). The output layer does not spike: it integrates ``W s`` and reads ``u_T / (theta T)``.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _validate as v
 from . import _psc_kernels as _k
+from typing import Tuple
 
 PSC_RESETS = ("zero", "subtract")
 
@@ -60,16 +63,16 @@ class PscLIF:
         v.choice("reset", self.reset, PSC_RESETS)
 
     @property
-    def alpha_m(self):
+    def alpha_m(self) -> float:
         """Membrane decay per step, 1 - 1/tau_m."""
         return 1.0 - 1.0 / self.tau_m
 
     @property
-    def alpha_s(self):
+    def alpha_s(self) -> float:
         """PSC decay per step, 1 - 1/tau_s."""
         return 1.0 - 1.0 / self.tau_s
 
-    def kappa(self, n_steps):
+    def kappa(self, n_steps: int) -> np.ndarray:
         """PSC response to one spike, kappa[k] = alpha_s^k / tau_s, k = 0..n_steps-1."""
         n_steps = v.n_steps("n_steps", n_steps)
         return self.alpha_s ** np.arange(n_steps) / self.tau_s
@@ -106,12 +109,12 @@ class AsfNeuron:
             object.__setattr__(self, "pool_theta", v.positive_float("pool_theta", self.pool_theta))
 
     @classmethod
-    def IF(cls, theta=1.0, pool_theta=0.75):
+    def IF(cls, theta: float = 1.0, pool_theta: float = 0.75) -> AsfNeuron:
         """Integrate-and-fire neuron (leak 1)."""
         return cls(theta=theta, leak=1.0, pool_theta=pool_theta)
 
     @classmethod
-    def LIF(cls, theta=1.0, leak=0.99, pool_theta=0.75):
+    def LIF(cls, theta: float = 1.0, leak: float = 0.99, pool_theta: float = 0.75) -> AsfNeuron:
         """Leaky neuron of ASF-BP (leak 0.99 after the reset)."""
         return cls(theta=theta, leak=leak, pool_theta=pool_theta)
 
@@ -123,7 +126,7 @@ def _time_major(name, x):
     return arr
 
 
-def psc_filter(x, tau_s):
+def psc_filter(x: np.ndarray, tau_s: float) -> np.ndarray:
     """First-order PSC filter a[t] = (1 - 1/tau_s) a[t-1] + x[t] / tau_s along axis 0.
 
     ``x`` is time-major ``(T, ...)`` (spikes or graded input currents); returns an array of
@@ -137,7 +140,7 @@ def psc_filter(x, tau_s):
     return out.reshape(arr.shape)
 
 
-def psc_layer(c, neuron):
+def psc_layer(c: np.ndarray, neuron: PscLIF) -> Tuple[np.ndarray, ...]:
     """Run one layer of :class:`PscLIF` neurons on its input current.
 
     Parameters
@@ -160,7 +163,7 @@ def psc_layer(c, neuron):
     return tuple(o.reshape(arr.shape) for o in outs)
 
 
-def asf_layer(x, theta, leak=1.0):
+def asf_layer(x: np.ndarray, theta: float, leak: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
     """Run one layer of ASF-BP IF/LIF neurons on its input current ``x`` (T, ...).
 
     Returns (v, s): pre-reset membrane and spikes, shapes of ``x``."""

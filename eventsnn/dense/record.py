@@ -1,8 +1,11 @@
 """What a dense-mode forward pass leaves behind for the learning rules."""
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from typing import List
 
 
 @dataclass
@@ -38,28 +41,28 @@ class DenseRecord:
     extra: dict = field(default_factory=dict)
 
     @property
-    def n_steps(self):
+    def n_steps(self) -> int:
         return self.inputs[0].shape[0]
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         return self.inputs[0].shape[1]
 
     @property
-    def spikes(self):
+    def spikes(self) -> List[np.ndarray]:
         """[input, layer 1 output, ..., network output], like the event-mode Record."""
         return [self.inputs[0]] + list(self.outputs)
 
     @property
-    def output(self):
+    def output(self) -> np.ndarray:
         """Output spikes (T, B, n_out)."""
         return self.outputs[-1]
 
-    def counts(self, layer=-1):
+    def counts(self, layer: int = -1) -> np.ndarray:
         """Spike count per sample and neuron of one layer's output, (B, n)."""
         return self.outputs[layer].sum(axis=0)
 
-    def first_spike(self, layer=-1):
+    def first_spike(self, layer: int = -1) -> np.ndarray:
         """Step of each neuron's first spike, (B, n) int; ``n_steps`` when silent."""
         out = self.outputs[layer] > 0
         first = out.argmax(axis=0)
