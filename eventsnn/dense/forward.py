@@ -1,4 +1,6 @@
 """Dense (time-stepped) forward pass: ``Sequential.run`` delegates here."""
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -9,9 +11,18 @@ from .. import _validate as v
 from .neurons import require_bias_support, resolve_neuron
 from .record import DenseRecord
 from . import ops
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union, cast
+
+from numpy.typing import ArrayLike
+
+from .neurons import AntlrNeuron, ZhuNeuron
+
+if TYPE_CHECKING:
+    from ..layers import Layer
+    from ..network import Sequential
 
 
-def check_input(net, x, name="x"):
+def check_input(net: Sequential, x: ArrayLike, name: str = "x") -> np.ndarray:
     """Validate a time-major input (T, B, *in_shape) or (T, B, n_in); returns (T, B, n_in)."""
     arr = v.float_array(name, x)
     if arr.ndim < 3:
@@ -25,7 +36,8 @@ def check_input(net, x, name="x"):
     return arr.reshape(T, B, net.n_in)
 
 
-def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
+def run(net: Sequential, x: ArrayLike, neuron: Union[ZhuNeuron, AntlrNeuron, str, None] = None, dt: float = 1.0,
+        pool_weight: float = 1.0) -> DenseRecord:
     """Run ``net`` on a time grid.
 
     Parameters
@@ -71,12 +83,17 @@ def run(net, x, neuron=None, dt=1.0, pool_weight=1.0):
     return forward_layers(net.layers, x, neuron, float(dt), float(pool_weight))
 
 
-def forward_layers(layers, x, neuron, dt=1.0, pool_weight=1.0):
+def forward_layers(layers: Sequence[Layer], x: np.ndarray, neuron: Union[ZhuNeuron, AntlrNeuron],
+                   dt: float = 1.0, pool_weight: float = 1.0) -> DenseRecord:
     """Forward through ``layers`` without validation (x: (T, B, n_in) float64), except that
     biased layers need an AntlrNeuron (ValueError)."""
     require_bias_support(layers, neuron)
     T, B = x.shape[:2]
-    inputs, currents, membranes, increments, outputs = [], [], [], [], []
+    inputs: List[np.ndarray] = []
+    outputs: List[np.ndarray] = []
+    currents: List[Optional[np.ndarray]] = []
+    membranes: List[Optional[np.ndarray]] = []
+    increments: List[Optional[np.ndarray]] = []
     h = x
     for layer in layers:
         inputs.append(h)
@@ -84,7 +101,7 @@ def forward_layers(layers, x, neuron, dt=1.0, pool_weight=1.0):
             c = ops.forward(layer, h)
             c2 = np.ascontiguousarray(c.reshape(T, -1))
             if layer.has_bias:
-                s, u, du = neuron.simulate(c2, np.tile(ops.neuron_bias(layer), B))
+                s, u, du = neuron.simulate(c2, np.tile(cast(np.ndarray, ops.neuron_bias(layer)), B))
             else:
                 s, u, du = neuron.simulate(c2)
             n = layer.n_out

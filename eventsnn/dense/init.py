@@ -20,6 +20,8 @@ The code's layers standardise their weight on every forward pass (per output cha
 so the rescaled weight equals the code's effective weight. The event-mode search (another
 criterion and bracket end) is :func:`eventsnn.init.init_firing_rate`.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -29,6 +31,13 @@ from ..init import search_bracket
 from . import ops
 from .forward import check_input, forward_layers
 from .neurons import resolve_neuron
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
+
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from ..network import Sequential
+    from .neurons import AntlrNeuron, ZhuNeuron
 
 #: the reference's search bracket, stop ratio and margin of the criterion
 LOW, HIGH, RATIO, MARGIN = 0.05, 500.0, 1.01, 1.2
@@ -36,7 +45,7 @@ LOW, HIGH, RATIO, MARGIN = 0.05, 500.0, 1.01, 1.2
 STD_EPS = 1e-5
 
 
-def standardized(weight):
+def standardized(weight: np.ndarray) -> np.ndarray:
     """(W - mean) / sqrt(var + 1e-5) per output channel (first axis), var with ddof=1, as the
     reference's ``bn_forward``."""
     w = np.asarray(weight, dtype=np.float64)
@@ -46,7 +55,7 @@ def standardized(weight):
     return ((flat - mean) / np.sqrt(var + STD_EPS)).reshape(w.shape)
 
 
-def tail_rate(spikes):
+def tail_rate(spikes: np.ndarray) -> float:
     """The reference's criterion quantity: spikes at steps t >= T * 2 // 3 per sample and
     neuron. ``spikes`` is (T, B, n)."""
     T = spikes.shape[0]
@@ -54,8 +63,11 @@ def tail_rate(spikes):
     return float(np.sum(spikes[t_start:])) / (spikes.shape[1] * spikes.shape[2])
 
 
-def init_firing_rate(net, x, target=1.0, neuron=None, dt=1.0, pool_weight=1.0, low=LOW, high=HIGH,
-                     ratio=RATIO, margin=MARGIN, standardize=False):
+def init_firing_rate(net: Sequential, x: ArrayLike, target: float = 1.0,
+                     neuron: Union[ZhuNeuron, AntlrNeuron, str, None] = None, dt: float = 1.0,
+                     pool_weight: float = 1.0, low: float = LOW, high: float = HIGH,
+                     ratio: float = RATIO, margin: float = MARGIN, standardize: bool = False
+                     ) -> Tuple[List[Optional[float]], List[Optional[float]]]:
     """Rescale every weighted layer of ``net`` (in place) by the reference's dense search.
 
     Parameters
@@ -85,7 +97,8 @@ def init_firing_rate(net, x, target=1.0, neuron=None, dt=1.0, pool_weight=1.0, l
     T = h.shape[0]
     t_start = T * 2 // 3
     bound = target / T * (T - t_start) * margin
-    scales, rates = [], []
+    scales: List[Optional[float]] = []
+    rates: List[Optional[float]] = []
     for layer in net.layers:
         if not layer.has_weight:
             h = ops.forward(layer, h, pool_weight=pool_weight)

@@ -17,11 +17,16 @@ where there is no spike, for timing-based rules.
 - :func:`count_time_grads`: Zhu et al.'s count loss as spike-time gradients.
 - :func:`supervisory_spikes`: Zhu et al.'s supervisory spike of the label neuron.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from .. import _validate as v
+from typing import Tuple
+
+from numpy.typing import ArrayLike
 
 
 def _spikes(S):
@@ -40,7 +45,7 @@ def _labels(labels, B, n):
     return y
 
 
-def count_targets(labels, n_classes, n_true, n_false):
+def count_targets(labels: ArrayLike, n_classes: int, n_true: float, n_false: float) -> np.ndarray:
     """Target counts (B, n_classes): n_true for the label neuron, n_false elsewhere."""
     y = v.int_array("labels", labels)
     tgt = np.full((len(y), n_classes), float(n_false))
@@ -48,7 +53,7 @@ def count_targets(labels, n_classes, n_true, n_false):
     return tgt
 
 
-def count_loss(S, n_target):
+def count_loss(S: np.ndarray, n_target: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Count loss (ANTLR Table 1). n_target: (B, n) target counts."""
     S = _spikes(S)
     T = S.shape[0]
@@ -67,7 +72,7 @@ def _alpha(alpha):
     return float(alpha)
 
 
-def filter_trace(S, alpha):
+def filter_trace(S: np.ndarray, alpha: float) -> np.ndarray:
     """(kappa * S)[t] = sum_{t' <= t} alpha^(t - t') S[t'] along axis 0."""
     out = np.empty_like(S)
     acc = np.zeros(S.shape[1:])
@@ -85,13 +90,14 @@ ANTLR_TAIL = 200
 ANTLR_KERNEL_MIN, ANTLR_KERNEL_MAX = 1e-6, 1000
 
 
-def antlr_kernel(alpha, n_steps):
+def antlr_kernel(alpha: float, n_steps: int) -> np.ndarray:
     """The ANTLR code's filter: alpha^k for k < min(n_steps, 1000), entries <= 1e-6 dropped."""
     k = alpha ** np.arange(min(int(n_steps), ANTLR_KERNEL_MAX), dtype=np.float64)
     return k[k > ANTLR_KERNEL_MIN]
 
 
-def spike_train_loss(S, target, alpha=0.9, convention="window"):
+def spike_train_loss(S: np.ndarray, target: np.ndarray, alpha: float = 0.9,
+                     convention: str = "window") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spike-train loss (ANTLR Table 1) against target rasters ``target`` (T, B, n);
     kappa[k] = alpha^k (alpha = exp(-1/tau) for a filter time constant tau in steps).
 
@@ -169,7 +175,9 @@ def _spike_train_loss_antlr(S, tgt, alpha):
 NO_SPIKE_GRADS = ("paper", "code")
 
 
-def latency_loss(S, labels, beta=1.0 / 6.0, no_spike=1.0, no_spike_grad="paper"):
+def latency_loss(S: np.ndarray, labels: ArrayLike, beta: float = 1.0 / 6.0,
+                 no_spike: float = 1.0, no_spike_grad: str = "paper"
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Latency loss (ANTLR Table 1) with the no-spike term for a silent label neuron.
 
     ``no_spike`` weighs the term lambda (min(N_label, 1) - 1)^2 (the loss value is lambda for
@@ -204,7 +212,8 @@ def latency_loss(S, labels, beta=1.0 / 6.0, no_spike=1.0, no_spike_grad="paper")
     return loss, grad_s, grad_t
 
 
-def count_time_grads(S, labels, n_true, n_false):
+def count_time_grads(S: np.ndarray, labels: ArrayLike, n_true: float,
+                     n_false: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Zhu et al.'s count loss as spike-time gradients (reference code).
 
     Every spike of output o gets g_o = (n_o - N_o) / T, one-sided: the label neuron's
@@ -230,7 +239,9 @@ def count_time_grads(S, labels, n_true, n_false):
 SUPERVISORY_MODES = ("reference", "end", "increment", "last")
 
 
-def supervisory_spikes(S, du, labels, min_increment=0.05, mode="increment"):
+def supervisory_spikes(S: np.ndarray, du: np.ndarray, labels: ArrayLike,
+                       min_increment: float = 0.05,
+                       mode: str = "increment") -> Tuple[np.ndarray, np.ndarray]:
     """Output spikes with Zhu et al.'s supervisory spike of the label neuron.
 
     ``mode``:

@@ -53,7 +53,7 @@ import numpy as np
 from .. import _validate as v
 from .._constants import MIN_TAU_GAP
 from ..neurons import SRM
-from typing import TYPE_CHECKING, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Sequence, Tuple, Union, cast
 
 if TYPE_CHECKING:
     from ..layers import Layer
@@ -327,14 +327,14 @@ def require_bias_support(layers: Sequence[Layer], neuron: Union[ZhuNeuron, Antlr
     reject_biases(layers, what or f"the dense {type(neuron).__name__}")
 
 
-def resolve_neuron(neuron: Union[ZhuNeuron, AntlrNeuron, None], srm: SRM,
+def resolve_neuron(neuron: Union[ZhuNeuron, AntlrNeuron, str, None], srm: Optional[SRM],
                    dt: float = 1.0) -> Union[ZhuNeuron, AntlrNeuron]:
     """The dense neuron to use: ``neuron`` itself, or a family name ("zhu", "antlr")
     discretised from ``srm`` with step ``dt`` ms, or None (= "zhu")."""
     if neuron is None or neuron == "zhu":
-        return ZhuNeuron.from_srm(srm, dt)
+        return ZhuNeuron.from_srm(cast(SRM, srm), dt)
     if neuron == "antlr":
-        return AntlrNeuron.from_srm(srm, dt)
+        return AntlrNeuron.from_srm(cast(SRM, srm), dt)
     if isinstance(neuron, NEURONS):
         return neuron
     raise TypeError("neuron must be a ZhuNeuron, an AntlrNeuron, 'zhu', 'antlr' or None, "
