@@ -317,7 +317,7 @@ def asf_scale_ratios(net: Sequential, rec: AsfRecord,
                      entries: str = "fi_ge_fo") -> List[Optional[float]]:
     """The ratio of every spiking layer (None elsewhere): ``entries`` for neuron layers, all
     entries for spiking pooling layers (the code's ``ave_p``)."""
-    out = []
+    out: List[Optional[float]] = []
     for l, layer in enumerate(net.layers):
         if rec.spiking[l]:
             mode = entries if layer.has_neurons else "all"

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from typing import List
+from typing import Any, List
 
 
 @dataclass
@@ -34,8 +34,8 @@ class DenseRecord:
     membranes: list
     increments: list
     outputs: list
-    neuron: object
-    layers: Optional[list] = None
+    neuron: Any  # ZhuNeuron or AntlrNeuron
+    layers: Any = None  # list of Layer (set by the forward pass)
     dt: float = 1.0
     pool_weight: float = 1.0
     extra: dict = field(default_factory=dict)

@@ -38,6 +38,8 @@ name             sigma                          default k
 "sigmoid"        k s (1 - s), s = 1/(1+e^-kx)   4.0
 =============== ============================= ===============
 """
+from __future__ import annotations
+
 import math
 import numbers
 
@@ -48,11 +50,14 @@ from ... import _validate as v
 from .. import ops
 from ..neurons import require_bias_support
 from ..record import DenseGrads, DenseRecord
+from typing import Any, List, Optional, Sequence, Tuple, cast
+
+from numpy.typing import ArrayLike
 
 SURROGATES = {"exp": (0, 3.0), "fast_sigmoid": (1, 25.0), "triangle": (2, 1.0), "sigmoid": (3, 4.0)}
 
 
-def surrogate_params(surrogate, scale):
+def surrogate_params(surrogate: str, scale: Optional[float]) -> Tuple[int, float]:
     """(kind code, scale) for the kernels; validates both."""
     v.choice("surrogate", surrogate, SURROGATES)
     kind, default = SURROGATES[surrogate]
@@ -94,7 +99,8 @@ def surrogate_kernel(u, theta, kind, k):
     return out
 
 
-def surrogate(u, theta=1.0, name="exp", scale=None):
+def surrogate(u: ArrayLike, theta: float = 1.0, name: str = "exp",
+              scale: Optional[float] = None) -> np.ndarray:
     """sigma(u) for any array ``u`` (see the module table)."""
     kind, k = surrogate_params(name, scale)
     arr = np.asarray(u, dtype=np.float64)
@@ -241,7 +247,7 @@ def keep_current_adjoint_bias(gs, spikes, u, a_i, a_v, b_i, b_v, theta, kind, k,
     return dc, dv, db
 
 
-def check_record(rec):
+def check_record(rec: DenseRecord) -> None:
     if not isinstance(rec, DenseRecord):
         raise TypeError(f"rec must be a DenseRecord (from Sequential.run), got {type(rec).__name__}")
     # the backward pass reads the layers' current weights: re-check them (they may have been
@@ -256,7 +262,7 @@ def check_record(rec):
             v.magnitude(f"{name} of layer {k}", np.asarray(arr))
 
 
-def check_grad(name, g, shape):
+def check_grad(name: str, g: Optional[ArrayLike], shape: Sequence[int]) -> np.ndarray:
     if g is None:
         return np.zeros(shape)
     arr = v.float_array(name, g, finite=False)  # refuses complex and non-numeric input
@@ -267,8 +273,9 @@ def check_grad(name, g, shape):
     return arr
 
 
-def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=False,
-             input_grad=False):
+def backward(rec: DenseRecord, grad_s: ArrayLike, surrogate: str = "exp",
+             surrogate_scale: Optional[float] = None, reset_path: bool = False,
+             input_grad: bool = False) -> DenseGrads:
     """Surrogate-gradient backward pass of a dense record.
 
     Parameters
@@ -290,16 +297,16 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
     require_bias_support(rec.layers, rec.neuron)
     kind, k = surrogate_params(surrogate, surrogate_scale)
     T, B = rec.n_steps, rec.batch_size
-    g = check_grad("grad_s", grad_s, rec.outputs[-1].shape)
+    g: Any = check_grad("grad_s", grad_s, rec.outputs[-1].shape)
     neuron = rec.neuron
     theta = neuron.theta
     eps = neuron.eps(T)
     A, Bv, C = neuron.linear_system(T)
     L = len(rec.layers)
-    weights = [None] * L
-    biases = [None] * L
-    grads = [None] * (L + 1)
-    grad_v = [None] * L
+    weights: List[Any] = [None] * L
+    biases: List[Any] = [None] * L
+    grads: List[Any] = [None] * (L + 1)
+    grad_v: List[Any] = [None] * L
     grads[L] = g
     for l in range(L - 1, -1, -1):
         layer = rec.layers[l]
@@ -322,7 +329,7 @@ def backward(rec, grad_s, surrogate="exp", surrogate_scale=None, reset_path=Fals
             elif reset_path:
                 c = np.ascontiguousarray(rec.currents[l].reshape(T, -1))
                 if layer.has_bias:
-                    bias = np.tile(ops.neuron_bias(layer), B)
+                    bias = np.tile(cast(np.ndarray, ops.neuron_bias(layer)), B)
                     dc, dv, db = bptt_adjoint_bias(g2, S, u, c, bias, A, Bv, C, neuron.bias_input(T),
                                                    theta, kind, k, True)
                 else:

@@ -31,6 +31,8 @@ parameter gradients instead: ``AntlrLearner(grad_clip=...)``). ``timing_penalty`
 code's no-spike penalty of the timing method (``prop_dLdI_to_dLdW`` with ``is_timing``):
 dL/dW_ij -= timing_penalty / n_in for every sample in which Dense neuron i stays silent.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -41,9 +43,14 @@ from ..neurons import require_bias_support, require_full_reset
 from ..record import DenseGrads
 from .activation import (bias_window_grad, check_grad, check_record, surrogate_kernel,
                          surrogate_params, window_adjoint)
+from typing import Any, List, Optional
+
+from numpy.typing import ArrayLike
+
+from ..record import DenseRecord
 
 
-def eps_star(eps_ext):
+def eps_star(eps_ext: np.ndarray) -> np.ndarray:
     """Central difference (eps[k-1] - eps[k+1]) / 2 for k = 0..len-2 (eps[-1] = 0)."""
     prev = np.concatenate([[0.0], eps_ext[:-2]])
     return 0.5 * (prev - eps_ext[1:])
@@ -59,8 +66,12 @@ def _real(name, value, positive=False, allow_none=False):
     return float(value)
 
 
-def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surrogate="exp",
-             surrogate_scale=None, v_prime_min=0.01, clip=None, input_grad=False, timing_penalty=0.0):
+def backward(rec: DenseRecord, grad_s: Optional[ArrayLike] = None,
+             grad_t: Optional[ArrayLike] = None, lambda_act: float = 1.0,
+             lambda_tim: float = 1.0, surrogate: str = "exp",
+             surrogate_scale: Optional[float] = None, v_prime_min: float = 0.01,
+             clip: Optional[float] = None, input_grad: bool = False,
+             timing_penalty: float = 0.0) -> DenseGrads:
     """ANTLR backward pass of a dense record.
 
     Parameters
@@ -104,11 +115,11 @@ def backward(rec, grad_s=None, grad_t=None, lambda_act=1.0, lambda_tim=1.0, surr
     eps = np.ascontiguousarray(eps_ext[:T])
     epsd = np.ascontiguousarray(eps_star(eps_ext))
     L = len(rec.layers)
-    weights = [None] * L
-    biases = [None] * L
-    grads_s = [None] * (L + 1)
-    grads_t = [None] * (L + 1)
-    grad_v = [None] * L
+    weights: List[Any] = [None] * L
+    biases: List[Any] = [None] * L
+    grads_s: List[Any] = [None] * (L + 1)
+    grads_t: List[Any] = [None] * (L + 1)
+    grad_v: List[Any] = [None] * L
     grads_s[L] = gs
     grads_t[L] = r * rec.outputs[-1]
     for l in range(L - 1, -1, -1):

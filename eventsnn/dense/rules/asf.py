@@ -18,9 +18,12 @@ Scale (Eq. 12 and the code): ratio = sum FO / sum FI over the entries (batch x n
 FI >= FO (code; the paper sums over all neurons), 1 when that FI sum is below 1e-3;
 S <- 0.6 ratio + 0.4 S on every batch of every 5th epoch (schedule in the learner).
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ... import _validate as _v
+from typing import Tuple
 
 #: ASF-BP code: the scale is 1 when the selected input flow sums to less than this
 MIN_FLOW = 1e-3
@@ -29,7 +32,7 @@ SCALE_MOMENTUM = 0.4
 RATIO_ENTRIES = ("fi_ge_fo", "all")
 
 
-def scale_ratio(FO, FI, entries="fi_ge_fo"):
+def scale_ratio(FO: np.ndarray, FI: np.ndarray, entries: str = "fi_ge_fo") -> float:
     """Layer ratio sum FO / sum FI of ASF-BP.
 
     Parameters
@@ -61,7 +64,7 @@ def scale_ratio(FO, FI, entries="fi_ge_fo"):
     return num / den
 
 
-def update_scale(scale, ratio, momentum=SCALE_MOMENTUM):
+def update_scale(scale: float, ratio: float, momentum: float = SCALE_MOMENTUM) -> float:
     """S <- (1 - momentum) ratio + momentum S (code: momentum 0.4)."""
     scale = _v.finite_float("scale", scale)
     ratio = _v.finite_float("ratio", ratio)
@@ -71,7 +74,8 @@ def update_scale(scale, ratio, momentum=SCALE_MOMENTUM):
     return (1.0 - momentum) * ratio + momentum * scale
 
 
-def flow_input_grad(grad_fo, FI, scale, gate=True):
+def flow_input_grad(grad_fo: np.ndarray, FI: np.ndarray, scale: float,
+                    gate: bool = True) -> np.ndarray:
     """dL/dFI = dL/dFO * S * [FI > 0] (gate) or dL/dFO * S (no gate)."""
     grad_fo = _v.float_array("grad_fo", grad_fo)
     FI = _v.float_array("FI", FI)
@@ -84,7 +88,8 @@ def flow_input_grad(grad_fo, FI, scale, gate=True):
     return out
 
 
-def output_loss(FI_out, y, theta, n_steps):
+def output_loss(FI_out: np.ndarray, y: np.ndarray, theta: float,
+                n_steps: int) -> Tuple[np.ndarray, np.ndarray]:
     """ASF-BP loss per sample sum_k (FI_k / (theta T) - Y_k)^2 (one-hot Y) and its gradient
     dL/dFI (per sample, not averaged). Returns (losses (B,), grad (B, K))."""
     FI_out = _v.float_array("FI_out", FI_out, ndim=2)

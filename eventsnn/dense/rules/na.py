@@ -41,12 +41,17 @@ Eq. 14, clipped: the code's 2f5eb14 / cb735e0). :func:`code_rescale` is the laye
 magnitude rescaling of the authors' code (every revision; not in the paper). Cost O(T^2) per
 neuron.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
 
 from ... import _validate as _v
 from ..psc_neurons import PscLIF
 from .tssl import v_check
+from typing import Optional, Tuple, Union
+
+from numpy.typing import ArrayLike
 
 #: clip bound of 1/d^3 in the NA paper (Appendix A.1)
 B_PAPER = 10.0
@@ -115,8 +120,10 @@ def _na_kernel(g, c, v, s, alpha_m, alpha_s, inv_tau_s, theta, subtract, b, powe
     return delta, E, DL
 
 
-def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="direct",
-             return_parts=False):
+def na_delta(g: np.ndarray, c: np.ndarray, v: np.ndarray, s: np.ndarray, neuron: PscLIF,
+             b: float = B_PAPER, power: int = POWER_PAPER, loss_change: str = "direct",
+             return_parts: bool = False
+             ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """NA aggregated gradient of one layer.
 
     Parameters
@@ -162,7 +169,7 @@ def na_delta(g, c, v, s, neuron, b=B_PAPER, power=POWER_PAPER, loss_change="dire
     return delta.reshape(shape)
 
 
-def abs_sum(delta):
+def abs_sum(delta: ArrayLike) -> Tuple[float, float]:
     """(sum |delta|, number of entries): the additive parts of mean|delta| that
     :func:`code_rescale` needs. A batch cut into blocks adds its blocks' parts in block order
     (what one process and a cluster both do, see :class:`~eventsnn.dense.learners_psc.NaLearner`);
@@ -171,17 +178,17 @@ def abs_sum(delta):
     return (float(np.sum(np.abs(delta))) if delta.size else 0.0), float(delta.size)
 
 
-def rescale_mean(total, count):
+def rescale_mean(total: float, count: float) -> float:
     """mean |delta| from summed :func:`abs_sum` parts (0 for an empty array)."""
     return total / count if count else 0.0
 
 
-def rescale_factor(mean, m_ref):
+def rescale_factor(mean: float, m_ref: float) -> float:
     """The factor ``1.2 * ln(m_ref / (mean + 1e-5) + 1.02)`` of :func:`code_rescale`."""
     return RESCALE_GAIN * np.log(m_ref / (mean + RESCALE_EPS) + RESCALE_OFFSET)
 
 
-def code_rescale(delta, m_out=None):
+def code_rescale(delta: np.ndarray, m_out: Optional[float] = None) -> Tuple[np.ndarray, float]:
     """The authors' layer-wise rescaling of NA gradients (``functions/na.py``, not in the paper).
 
     ``delta * 1.2 * ln(m_ref / (mean|delta| + 1e-5) + 1.02)``, where the means run over the

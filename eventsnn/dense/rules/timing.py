@@ -22,6 +22,8 @@ t_last < t' <= t_k (t_last: the neuron's previous spike). With c_i[t'] = sum_j W
   average pooling with ``layer.adjusted`` (default) sends g / n to each of the n coincident
   source events of the window (sum conserved), plain average g / k^2 to each source event.
 """
+from __future__ import annotations
+
 import math
 import numbers
 
@@ -34,6 +36,13 @@ from .. import ops
 from ..neurons import require_full_reset
 from ..record import DenseGrads
 from .activation import check_grad, check_record
+from typing import Any, List, Optional, Union
+
+from numpy.typing import ArrayLike
+
+from ...layers import Layer
+from ..neurons import AntlrNeuron, ZhuNeuron
+from ..record import DenseRecord
 
 KERNELS = ("exp", "original")
 
@@ -81,7 +90,8 @@ def timing_layer(gt, spikes, c, du, eps, h, max_inv_slope, fwd_spikes, forward_h
     return G, E
 
 
-def backward_kernel(neuron, n_steps, kernel="exp", tau_grad=2.5):
+def backward_kernel(neuron: Union[ZhuNeuron, AntlrNeuron], n_steps: int, kernel: str = "exp",
+                    tau_grad: float = 2.5) -> np.ndarray:
     """h[d], d = 0..n_steps-1."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {list(KERNELS)}, got {kernel!r}")
@@ -94,7 +104,8 @@ def backward_kernel(neuron, n_steps, kernel="exp", tau_grad=2.5):
     return (1.0 - 1.0 / tau_grad) ** (np.arange(n_steps) + 1.0)
 
 
-def pool_backward_timing(layer, gt, x, pool_weight=1.0):
+def pool_backward_timing(layer: Layer, gt: np.ndarray, x: np.ndarray,
+                         pool_weight: float = 1.0) -> np.ndarray:
     """Spike-time gradients of a pooling layer's input events from its output events."""
     if isinstance(layer, MaxPool2d):
         return ops.backward_input(layer, gt, x, pool_weight=1.0)
@@ -112,8 +123,10 @@ def pool_backward_timing(layer, gt, x, pool_weight=1.0):
 H_WINDOWS = ("split", "forward")
 
 
-def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=1.0,
-             output_spikes=None, input_grad=False, h_window="split", max_inv_h=None):
+def backward(rec: DenseRecord, grad_t: ArrayLike, kernel: str = "exp", tau_grad: float = 2.5,
+             max_inv_slope: float = 4.0, factor: Union[float, ArrayLike] = 1.0,
+             output_spikes: Optional[np.ndarray] = None, input_grad: bool = False,
+             h_window: str = "split", max_inv_h: Optional[float] = None) -> DenseGrads:
     """Timing backward pass (Zhu et al.) of a dense record.
 
     Parameters
@@ -156,8 +169,8 @@ def backward(rec, grad_t, kernel="exp", tau_grad=2.5, max_inv_slope=4.0, factor=
     h = backward_kernel(rec.neuron, T, kernel, tau_grad)
     eps = rec.neuron.eps(T)
     L = len(rec.layers)
-    weights = [None] * L
-    grads = [None] * (L + 1)
+    weights: List[Any] = [None] * L
+    grads: List[Any] = [None] * (L + 1)
     gt = gt * (out_spikes != 0)
     grads[L] = gt
     for l in range(L - 1, -1, -1):

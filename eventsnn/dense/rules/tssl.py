@@ -28,11 +28,16 @@ Options (code-vs-paper, see docs/rules_psc.md):
   timing term by the spike, so silent steps with Delta > 0 also get
   min(1/Delta, max_inv) (P[t] + (r[t]/tau_m) alpha_m^(p-t-1) D[p]) added (not carried).
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit
 
 from ... import _validate as _v
 from ..psc_neurons import PscLIF
+from typing import Optional, Sequence
+
+from numpy.typing import ArrayLike
 
 #: TSSL-BP code: -1/Delta u is clamped to [-8, 0]
 MAX_INV_DELTA = 8.0
@@ -82,8 +87,11 @@ def _tssl_kernel(g, v, s, u, a, alpha_m, alpha_s, inv_tau_s, inv_tau_m, theta, s
     return delta
 
 
-def tssl_delta(g, v, s, u, a, neuron, low_psc_surrogate=True, psc_threshold=None,
-               silent_timing=False, max_inv=MAX_INV_DELTA, surrogate_width=SURROGATE_WIDTH):
+def tssl_delta(g: np.ndarray, v: np.ndarray, s: np.ndarray, u: np.ndarray, a: np.ndarray,
+               neuron: PscLIF, low_psc_surrogate: bool = True,
+               psc_threshold: Optional[float] = None, silent_timing: bool = False,
+               max_inv: float = MAX_INV_DELTA, surrogate_width: float = SURROGATE_WIDTH
+               ) -> np.ndarray:
     """TSSL-BP error of the input current of one layer.
 
     Parameters
@@ -120,13 +128,13 @@ def tssl_delta(g, v, s, u, a, neuron, low_psc_surrogate=True, psc_threshold=None
     width = _v.positive_float("surrogate_width", surrogate_width)
     T = shape[0]
     flat = [x.reshape(T, -1) for x in [g] + arrs]
-    out = _tssl_kernel(*flat, neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, 1.0 / neuron.tau_m,
+    out = _tssl_kernel(flat[0], flat[1], flat[2], flat[3], flat[4], neuron.alpha_m, neuron.alpha_s, 1.0 / neuron.tau_s, 1.0 / neuron.tau_m,
                        neuron.theta, neuron.reset == "subtract", max_inv, bool(low_psc_surrogate),
                        psc_threshold, width, SURROGATE_CLAMP, bool(silent_timing))
     return out.reshape(shape)
 
 
-def v_check(name, arr, shape=None):
+def v_check(name: str, arr: ArrayLike, shape: Optional[Sequence[int]] = None) -> np.ndarray:
     """float64 array, time-major, optionally of a given shape (shared by the PSC rules)."""
     out = _v.float_array(name, arr)
     if out.ndim < 1 or out.shape[0] < 1:
@@ -136,5 +144,5 @@ def v_check(name, arr, shape=None):
     return out
 
 
-def v_float(name, value):
+def v_float(name: str, value: float) -> float:
     return _v.finite_float(name, value)
