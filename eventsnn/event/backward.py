@@ -4,6 +4,8 @@ Gradients flow only through recorded events, in reverse time, layer by layer fro
 output; see ``eventsnn.event._backward`` for the per-layer formulas and
 ``docs/gradients.md`` for the semantics, the options and their defaults.
 """
+from __future__ import annotations
+
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +18,12 @@ from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import GRAD_KERNELS
 from . import _adjoint, _backward
 from .forward import Record
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from ..network import Sequential
 
 #: defaults of the safeguards (documented in docs/gradients.md)
 DEFAULT_OPTIONS = {
@@ -117,7 +125,9 @@ def _check_grad(name, grad, n):
     return g
 
 
-def backward(net, rec, grad_out, kernel="exp", tau_grad=2.5, input_grad=True, **options):
+def backward(net: Sequential, rec: Record, grad_out: ArrayLike,
+             kernel: str = "exp", tau_grad: float = 2.5, input_grad: bool = True,
+             **options: Any) -> List[Any]:
     """dL/dW and dL/dt of every event of a recorded sample.
 
     Parameters
@@ -259,7 +269,8 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep, input_gr
                      options=used, totals=totals)
 
 
-def pool_backward(g_out, src, winner, is_max, adjusted, k2):
+def pool_backward(g_out: np.ndarray, src: np.ndarray, winner: np.ndarray, is_max: bool,
+                  adjusted: bool, k2: float) -> np.ndarray:
     """dL/dt of a pooling layer's source events from its relayed events' dL/dt.
 
     max: all of a relayed event's gradient to its winning source event; adjusted average:
@@ -278,8 +289,10 @@ def pool_backward(g_out, src, winner, is_max, adjusted, k2):
     return out
 
 
-def backward_many(net, recs, grad_outs, kernel="exp", tau_grad=2.5, n_threads=None,
-                  input_grad=True, **options):
+def backward_many(net: Sequential, recs: Sequence[Record],
+                  grad_outs: Sequence[ArrayLike], kernel: str = "exp",
+                  tau_grad: float = 2.5, n_threads: Optional[int] = None,
+                  input_grad: bool = True, **options: Any) -> List[List[Any]]:
     """:func:`backward` of several records, in parallel threads (the kernels release the
     GIL). Returns a list of Gradients; results do not depend on ``n_threads``. Training
     passes ``input_grad=False`` (see :func:`backward`)."""

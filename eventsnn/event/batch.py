@@ -12,6 +12,8 @@ Every result equals the per-sample path (``Sequential.simulate`` and
 weight gradients are summed over the samples in sample order, starting from zeros, whatever
 the thread count (tests/test_batch.py checks this).
 """
+from __future__ import annotations
+
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +27,12 @@ from ..neurons import LIF
 from ..spikes import SpikeTrains
 from . import _backward, _engine, _engine_lif
 from .forward import Record, _check_exceeded, kernel_weights
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union, cast
+
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from ..network import Sequential
 
 
 @dataclass
@@ -42,20 +50,20 @@ class Events:
     n_neurons: int
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int:
         return self.offsets.size - 1
 
-    def sample_of_event(self):
+    def sample_of_event(self) -> np.ndarray:
         """Index of the sample of every event, int array aligned with ``times``."""
         return np.repeat(np.arange(self.n_samples), np.diff(self.offsets))
 
-    def counts(self):
+    def counts(self) -> np.ndarray:
         """Events per (sample, neuron): int array (n_samples, n_neurons)."""
         key = self.sample_of_event() * self.n_neurons + self.neurons
         return np.bincount(key, minlength=self.n_samples * self.n_neurons).reshape(
             self.n_samples, self.n_neurons)
 
-    def first_times(self, fill=np.inf):
+    def first_times(self, fill: float = np.inf) -> np.ndarray:
         """Time of each (sample, neuron)'s first event, ``fill`` where there is none."""
         out = np.full(self.n_samples * self.n_neurons, float(fill))
         key = self.sample_of_event() * self.n_neurons + self.neurons
@@ -64,7 +72,7 @@ class Events:
         out[key[::-1]] = self.times[::-1]
         return out.reshape(self.n_samples, self.n_neurons)
 
-    def trains(self):
+    def trains(self) -> List[SpikeTrains]:
         """The samples as a list of SpikeTrains (views of the concatenated arrays)."""
         o = self.offsets
         return [SpikeTrains._trusted(self.times[o[s]:o[s + 1]], self.neurons[o[s]:o[s + 1]],
@@ -72,7 +80,7 @@ class Events:
                 for s in range(self.n_samples)]
 
     @classmethod
-    def from_trains(cls, trains):
+    def from_trains(cls, trains: Sequence[SpikeTrains]) -> Events:
         """Concatenate a non-empty list of SpikeTrains of one size (not checked here)."""
         sizes = np.fromiter((len(st) for st in trains), np.int64, len(trains))
         offsets = np.zeros(len(trains) + 1, np.int64)
@@ -115,7 +123,8 @@ def _current_kernel(F, times, threshold, gain):
     return t, i, v, offsets
 
 
-def encode_current(F, times, gain=1.0, threshold=0.0):
+def encode_current(F: np.ndarray, times: ArrayLike, gain: float = 1.0,
+                   threshold: float = 0.0) -> Events:
     """Batched ``eventsnn.encode.current`` (then values times ``gain``) of validated samples
     F (n, n_features) and sorted unique times (ms): equal to the per-sample encoder."""
     t, i, v, off = _current_kernel(np.ascontiguousarray(F, dtype=np.float64),
@@ -249,13 +258,15 @@ def _layer_neurons(net):
     return [net.neuron if layer.has_neurons else None for layer in net.layers]
 
 
-def prepare_forward(net):
+def prepare_forward(net: Sequential) -> List[Any]:
     """Per-layer kernel arrays (weights as they are now), computed once per batch."""
     return [kernel_weights(layer) for layer in net.layers]
 
 
-def simulate_batch(net, events, t_end, n_threads=1, max_spikes=DEFAULT_MAX_SPIKES,
-                   upto=None, weights=None):
+def simulate_batch(net: Any, events: Events, t_end: float, n_threads: int = 1,
+                   max_spikes: int = DEFAULT_MAX_SPIKES, upto: Optional[int] = None,
+                   weights: Optional[Sequence[Any]] = None
+                   ) -> Tuple[List[Events], List[Optional[Tuple[np.ndarray, np.ndarray]]]]:
     """Simulate a batch through ``net.layers[:upto]``.
 
     events : Events of the input (checked by the caller: n_neurons == net.n_in).
@@ -270,7 +281,7 @@ def simulate_batch(net, events, t_end, n_threads=1, max_spikes=DEFAULT_MAX_SPIKE
     if weights is None:
         weights = prepare_forward(net)
     levels = [events]
-    relays = [None]
+    relays: List[Any] = [None]
     cur = events
     n = events.n_samples
     starts = [a for a, _ in _chunks(n, n_threads)]
@@ -319,7 +330,9 @@ def simulate_batch(net, events, t_end, n_threads=1, max_spikes=DEFAULT_MAX_SPIKE
     return levels, relays
 
 
-def records(levels, relays, t_end, inputs=None):
+def records(levels: Sequence[Events], relays: Sequence[Any],
+            t_end: Optional[float], inputs: Optional[Sequence[SpikeTrains]] = None
+            ) -> List[Record]:
     """Split a simulated batch into one :class:`Record` per sample (as ``simulate`` returns);
     ``inputs``, the SpikeTrains the batch was made of, become the records' input level."""
     t_stop = math.inf if t_end is None else float(t_end)
@@ -327,7 +340,7 @@ def records(levels, relays, t_end, inputs=None):
     per_level += [lev.trains() for lev in levels[1:]]
     out = []
     for s in range(levels[0].n_samples):
-        rel = [None]
+        rel: List[Any] = [None]
         for li in range(1, len(levels)):
             if relays[li] is None:
                 rel.append(None)
@@ -370,7 +383,7 @@ def _insert_spikes(t, i, off, neuron, t_new):
     return t2, i2, off2
 
 
-def with_supervisory_spikes(out, labels, t):
+def with_supervisory_spikes(out: Events, labels: np.ndarray, t: float) -> Events:
     """Batched ``eventsnn.losses.with_supervisory_spike``: every sample's output gets one
     more spike of its label neuron at ``t`` ms, unless that neuron already fired at t.
     ``out`` is an Events, ``labels`` validated ints (n,); a negative label adds nothing."""
@@ -425,7 +438,9 @@ def _sum_rows(G):
     return out
 
 
-def pool_backward_batch(g_out, out_offsets, src, winner, in_offsets, is_max, adjusted, k2):
+def pool_backward_batch(g_out: np.ndarray, out_offsets: np.ndarray, src: np.ndarray,
+                        winner: np.ndarray, in_offsets: np.ndarray, is_max: bool,
+                        adjusted: bool, k2: float) -> np.ndarray:
     """``backward.pool_backward`` of every sample at once: src indexes each sample's own
     relayed events, so it is shifted by that sample's offset first."""
     shift = np.repeat(out_offsets[:-1], np.diff(in_offsets))
@@ -443,8 +458,13 @@ def pool_backward_batch(g_out, out_offsets, src, winner, in_offsets, is_max, adj
     return out
 
 
-def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_nonpositive,
-                   clamp, factor, n_threads=1, prep=None, per_sample=False, input_grad=False):
+def backward_batch(net: Sequential, levels: Sequence[Events],
+                   relays: Sequence[Optional[Tuple[np.ndarray, np.ndarray]]],
+                   grad_out: np.ndarray, kernel_code: int, tau_grad: float,
+                   drop_nonpositive: bool, clamp: Optional[Tuple[float, float]],
+                   factor: Union[float, Sequence[float]], n_threads: int = 1,
+                   prep: Any = None, per_sample: bool = False,
+                   input_grad: bool = False) -> Tuple[List[Any], int]:
     """Timing backward of a simulated batch (validated by the caller).
 
     levels, relays : from :func:`simulate_batch` (the output level may hold extra spikes,
@@ -467,7 +487,7 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
     chunks = _chunks(n, n_threads)
     rows = per_sample or len(chunks) > 1
     g = grad_out
-    weights = [None] * L
+    weights: List[Any] = [None] * L
     dropped = 0
     empty = np.zeros(0, np.int64)
     for li in range(L, lowest, -1):
@@ -510,7 +530,7 @@ def backward_batch(net, levels, relays, grad_out, kernel_code, tau_grad, drop_no
             dropped += sum(int(q[2]) for q in parts)
             g = parts[0][0] if len(parts) == 1 else np.concatenate([q[0] for q in parts])
         elif p[0] in ("max", "avg"):
-            src, winner = relays[li]
+            src, winner = cast(Tuple[np.ndarray, np.ndarray], relays[li])
             g = pool_backward_batch(g, here.offsets, src, winner, below.offsets, p[0] == "max",
                                     p[1] if p[0] == "avg" else True,
                                     p[2] if p[0] == "avg" else 1.0)

@@ -1,4 +1,6 @@
 """Python driver of the event engine: runs a sample through the layers in order."""
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -10,6 +12,10 @@ from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
 from . import _engine, _engine_lif
+from typing import Any, List, Sequence, Tuple, Union
+
+from ..layers import Layer
+from ..neurons import SRM
 
 
 @dataclass
@@ -33,10 +39,10 @@ class Record:
     relays: list = field(default_factory=list)
 
     @property
-    def output(self):
+    def output(self) -> SpikeTrains:
         return self.spikes[-1]
 
-    def counts(self, layer=-1):
+    def counts(self, layer: int = -1) -> np.ndarray:
         """Spike count per neuron of one entry of ``spikes``."""
         return self.spikes[layer].counts()
 
@@ -45,7 +51,7 @@ class Record:
         return f"Record(events per level: [{sizes}], t_end={self.t_end})"
 
 
-def dense_csr(weight):
+def dense_csr(weight: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR connectivity of a Dense layer (every input reaches every output)."""
     n_out, n_in = weight.shape
     indptr = np.arange(n_in + 1, dtype=np.int64) * n_out
@@ -54,7 +60,7 @@ def dense_csr(weight):
     return indptr, targets, widx
 
 
-def layer_connectivity(layer):
+def layer_connectivity(layer: Layer) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, targets, weights) of a Dense or Conv2d layer."""
     if isinstance(layer, Conv2d):
         indptr, targets, widx = layer.connectivity()
@@ -63,8 +69,11 @@ def layer_connectivity(layer):
     return indptr, targets, np.ascontiguousarray(layer.weight.ravel()[widx])
 
 
-def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
-                    max_spikes=DEFAULT_MAX_SPIKES, n_threads=1):
+def simulate_sample(layers: Sequence[Layer],
+                    neuron: Union[SRM, LIF, list, tuple], st: SpikeTrains,
+                    t_end: Optional[float], record_times: Optional[np.ndarray],
+                    layer_weights: Sequence[Any], max_spikes: int = DEFAULT_MAX_SPIKES,
+                    n_threads: int = 1) -> Record:
     """Simulate one sample; ``layer_weights`` are the weights as they were when the call
     started (transposed for Dense), so concurrent samples see one network. ``neuron`` is the
     neuron of every layer, or a list with one entry per layer (None for layers without
@@ -73,7 +82,7 @@ def simulate_sample(layers, neuron, st, t_end, record_times, layer_weights,
     neurons = neuron if isinstance(neuron, (list, tuple)) else [neuron] * len(layers)
     t_stop = math.inf if t_end is None else float(t_end)
     spikes = [st]
-    relays = [None]
+    relays: List[Any] = [None]
     membrane = {}
     t, i, val = st.times, st.neurons, st.values
     if t_stop < math.inf and t.size and t[-1] > t_stop:
@@ -142,7 +151,7 @@ def _check_exceeded(exceeded, li, layer, neuron, max_spikes):
                          "pass a larger max_spikes to simulate.")
 
 
-def kernel_weights(layer):
+def kernel_weights(layer: Layer) -> Any:
     """The array a layer's kernel takes: W.T for Dense, weight values along the CSR links for
     Conv2d, the unit map for pooling, None otherwise."""
     if isinstance(layer, Dense):

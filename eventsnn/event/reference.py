@@ -12,6 +12,8 @@ Written straight from the definitions in design.md section 2, for clarity, not s
 At one time t: predicted crossings fire first (crossing items sort before arrivals), then
 arrivals are applied layer by layer, each layer's coincident arrivals together.
 """
+from __future__ import annotations
+
 import math
 from itertools import count
 
@@ -22,6 +24,10 @@ from sortedcontainers import SortedList
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
+from typing import TYPE_CHECKING, List, Optional
+
+if TYPE_CHECKING:
+    from ..network import Sequential
 
 CROSSING, ARRIVAL = 0, 1
 
@@ -50,7 +56,7 @@ class ReferenceEngine:
     synaptic current, whose membrane jumps at each input (so it can only fire at an input
     time: it is checked right after the coincident arrivals of that time are applied)."""
 
-    def __init__(self, net):
+    def __init__(self, net: Sequential) -> None:
         self.net = net
         self.params = [_Params(nrn) if nrn is not None else None for nrn in net.layer_neurons]
         self._use(self.params[next(k for k, p in enumerate(self.params) if p is not None)])
@@ -156,14 +162,14 @@ class ReferenceEngine:
         return c * Ho * Wo + (y // k) * Wo + x // k
 
     # ---- the simulation ---------------------------------------------------------------
-    def simulate(self, st, t_end=None):
+    def simulate(self, st: SpikeTrains, t_end: Optional[float] = None) -> List[SpikeTrains]:
         """Simulate one SpikeTrains; returns the list [input, layer 1, ..., output] of
         SpikeTrains, as ``Record.spikes`` of the fast engine."""
         t_end = math.inf if t_end is None else float(t_end)
         layers = self.net.layers
         neurons = [[_Neuron() for _ in range(layer.n_out)] if layer.has_neurons else None
                    for layer in layers]
-        emitted = [[] for _ in layers]  # (time, index, value) per layer
+        emitted: List[list] = [[] for _ in layers]  # (time, index, value) per layer
         queue = SortedList()
         seq = count()
         for t, j, val in zip(st.times, st.neurons, st.values):
@@ -248,7 +254,8 @@ class ReferenceEngine:
             queue.add((t, ARRIVAL, li + 1, next(seq), unit, val))
 
 
-def simulate_reference(net, st, t_end=None):
+def simulate_reference(net: Sequential, st: SpikeTrains,
+                       t_end: Optional[float] = None) -> List[SpikeTrains]:
     """Spike trains [input, layer 1, ..., output] of ``net`` for ``st`` from the reference
     engine."""
     return ReferenceEngine(net).simulate(st, t_end)
