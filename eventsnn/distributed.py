@@ -25,6 +25,8 @@ See docs/distributed.md.
   (same learner, same samples, same keys: the same result); Dask itself moves the tasks of
   a lost worker to the others.
 """
+from __future__ import annotations
+
 import copy
 import math
 import os
@@ -34,6 +36,14 @@ import numpy as np
 from . import _validate as v
 from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
                       round_stats, sum_statistics)
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+from ._typing import LossGrads, Samples
+
+if TYPE_CHECKING:
+    from .event.forward import Record
+    from .network import Sequential
+    from .spikes import SpikeTrains
 
 #: the command that installs this module's dependency
 INSTALL = 'pip install "eventsnn[distributed]"'
@@ -81,7 +91,7 @@ def _lost_errors():
 MAX_LOCAL_WORKERS = 1024
 
 
-def parse_address(address):
+def parse_address(address: str) -> Tuple[str, Any]:
     """("local", n_workers) for ``local:N``, else ("remote", address)."""
     if not isinstance(address, str) or not address.strip():
         raise ValueError(f"scheduler address must be 'tcp://HOST:PORT' or 'local:N', got {address!r}")
@@ -103,11 +113,11 @@ class Connection:
     """A Client and, for ``local:N``, the LocalCluster it started; a context manager that
     closes both (``with connect("local:2") as client: ...``)."""
 
-    def __init__(self, client, cluster=None):
+    def __init__(self, client: Any, cluster: Any = None) -> None:
         self.client = client
         self.cluster = cluster
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.client.close()
         finally:
@@ -121,7 +131,7 @@ class Connection:
         self.close()
 
 
-def local_cluster(n_workers, threads=1, silence_logs=True):
+def local_cluster(n_workers: int, threads: int = 1, silence_logs: bool = True) -> Any:
     """A LocalCluster of ``n_workers`` worker processes (``threads`` threads each, numba and
     BLAS limited to as many) on 127.0.0.1, no dashboard."""
     _require()
@@ -139,7 +149,7 @@ def local_cluster(n_workers, threads=1, silence_logs=True):
                         silence_logs=logging.ERROR if silence_logs else logging.INFO)
 
 
-def connect(address, timeout=DEFAULT_TIMEOUT):
+def connect(address: str, timeout: float = DEFAULT_TIMEOUT) -> Connection:
     """A :class:`Connection` to ``address``: ``tcp://HOST:PORT`` (any address a
     ``dask.distributed.Client`` takes) or ``local:N`` (a new LocalCluster of N processes).
 
@@ -167,7 +177,7 @@ def connect(address, timeout=DEFAULT_TIMEOUT):
     return Connection(client)
 
 
-def n_workers(client):
+def n_workers(client: Any) -> int:
     """Number of workers the scheduler knows now."""
     return len(client.scheduler_info().get("workers", {}))
 
@@ -185,7 +195,7 @@ def _check_client(client):
     return client
 
 
-def share_bounds(n, shares):
+def share_bounds(n: int, shares: int) -> List[Tuple[int, int]]:
     """Contiguous shares of ``n`` samples: a list of (start, stop), the first ``n % shares``
     one sample longer (empty shares dropped)."""
     n = v.positive_int("n", n, allow_zero=True)
@@ -222,7 +232,8 @@ def _to_sample(item, loader):
     return item
 
 
-def read_event_file(path, t_max=None, merge_polarity=False, time_scale=1.0):
+def read_event_file(path: Union[str, "os.PathLike[str]"], t_max: Optional[float] = None,
+                    merge_polarity: bool = False, time_scale: float = 1.0) -> SpikeTrains:
     """SpikeTrains of one N-MNIST-style ``.bin`` / ``.bs2`` recording (the default loader of
     :func:`simulate` for paths)."""
     from .datasets.event_data import EventFiles
@@ -372,7 +383,9 @@ class TrainSession:
     retries : int, times a step is computed again after lost workers.
     """
 
-    def __init__(self, client, learner, X, y, shares=None, retries=DEFAULT_RETRIES, block_size=8):
+    def __init__(self, client: Any, learner: Learner, X: Samples, y: np.ndarray,
+                 shares: Optional[int] = None, retries: int = DEFAULT_RETRIES,
+                 block_size: Optional[int] = 8) -> None:
         self.client = _check_client(client)
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
@@ -419,7 +432,7 @@ class TrainSession:
         finally:
             learner.release()
 
-    def loss_and_grads(self, idx, seeds):
+    def loss_and_grads(self, idx: np.ndarray, seeds: SampleSeeds) -> LossGrads:
         """(loss, grads, preds, stats) of the mini-batch of samples ``idx`` (as
         ``Learner.loss_and_grads``), computed in shares on the workers."""
         idx = np.asarray(idx, dtype=np.int64)
@@ -476,7 +489,7 @@ class TrainSession:
         finally:
             learner.release()
 
-    def close(self):
+    def close(self) -> None:
         self.data.release()
 
 
@@ -484,7 +497,8 @@ def _chunks(n, n_chunks):
     return share_bounds(n, max(1, min(n, n_chunks)))
 
 
-def predict(client, learner, X, seeds, chunk_size=128, retries=DEFAULT_RETRIES):
+def predict(client: Any, learner: Learner, X: Samples, seeds: SampleSeeds,
+            chunk_size: int = 128, retries: int = DEFAULT_RETRIES) -> Tuple[np.ndarray, float]:
     """(predictions int64 (n,), spike sum) of ``learner`` on samples X over the cluster: the
     learner broadcast once, X scattered (EventFiles: paths only) and cut into chunks of at
     most ``chunk_size`` samples, at least one per worker. ``seeds``: SampleSeeds (n)."""
@@ -515,8 +529,9 @@ def predict(client, learner, X, seeds, chunk_size=128, retries=DEFAULT_RETRIES):
     return np.concatenate([p for p, _ in parts]), float(sum(s for _, s in parts))
 
 
-def simulate(net, inputs, client, t_end=None, chunk_size=16, loader=None, retries=DEFAULT_RETRIES,
-             **kwargs):
+def simulate(net: Sequential, inputs: Iterable[Any], client: Any, t_end: Optional[float] = None,
+             chunk_size: int = 16, loader: Optional[Callable[[Any], SpikeTrains]] = None,
+             retries: int = DEFAULT_RETRIES, **kwargs: Any) -> List[Record]:
     """``net.simulate(inputs, t_end, **kwargs)`` for a list of samples, over the cluster.
 
     Parameters

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class GradSums:
             self.grads = _sum_in_order(self.parts)
 
     @staticmethod
-    def combine(shares: Sequence[GradSums]) -> GradSums:
+    def combine(shares: Iterable[GradSums]) -> GradSums:
         """The sums of a batch from its shares, added in the order given (left to right)."""
         shares = list(shares)
         if not shares:
@@ -182,7 +182,7 @@ def block_bounds(n: int, block_size: Optional[int]) -> List[Tuple[int, int]]:
     return [(a, min(a + block_size, n)) for a in range(0, n, block_size)]
 
 
-def sum_statistics(parts: Sequence[Sequence[float]]) -> List[float]:
+def sum_statistics(parts: Iterable[Sequence[float]]) -> List[float]:
     """Element-wise sum of :meth:`Learner.batch_statistics` lists, left to right."""
     parts = list(parts)
     total = [float(x) for x in parts[0]]

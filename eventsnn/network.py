@@ -11,7 +11,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -215,7 +215,7 @@ class Sequential:
         if client is not None:
             from .distributed import simulate as _simulate_dask
 
-            out = _simulate_dask(self, [inputs] if single else inputs, client, t_end=t_end,
+            out = _simulate_dask(self, [inputs] if single else cast(list, inputs), client, t_end=t_end,
                                  record_times=record_times, n_threads=n_threads,
                                  max_spikes=max_spikes)
             return out[0] if single else out
