@@ -5,6 +5,8 @@ file (``eventsnn train --save`` keeps them); flags override them. Prints one JSO
 accuracy, spikes_per_sample, n_samples, seconds. ``--scheduler`` evaluates on a Dask
 cluster (``eventsnn.distributed``) with the same result.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import sys
@@ -15,9 +17,10 @@ from . import argtypes as at
 from .datasets import DATASETS
 from .learner import RULES, get_learner_class
 from .network import Sequential
+from typing import Any, Dict
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eventsnn eval",
         description="Evaluate a saved model (eventsnn train --save FILE) on the test split of "
@@ -50,7 +53,7 @@ def build_parser():
     return p
 
 
-def evaluate(args):
+def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     """The JSON result of ``eventsnn eval`` (on the cluster of ``args.scheduler`` if given)."""
     if args.scheduler:
         from .distributed import connect

@@ -7,20 +7,27 @@ row per spike) and a raster PNG, and prints one JSON line summarising each file.
 ``--scheduler`` the files are read and simulated on the workers of a Dask cluster (the
 network sent once), with the same output.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import sys
-from typing import List, Optional
 from pathlib import Path
 
 import numpy as np
 
 from . import argtypes as at
 from .io.detect import FORMATS
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .event.forward import Record
+    from .network import Sequential
+    from .spikes import SpikeTrains
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eventsnn simulate",
         description="Simulate a saved model on event files and write their output spikes.")
@@ -65,7 +72,8 @@ def _check_folder(flag, path):
             raise ValueError(f"{flag} {path}: folder {folder} does not exist")
 
 
-def simulate_file(net, path, settings, keep_record=False):
+def simulate_file(net: Sequential, path: str, settings: Dict[str, Any], keep_record: bool = False
+                  ) -> Tuple[Dict[str, Any], SpikeTrains, Optional[Record]]:
     """Read one event file, check it against ``net``'s input and simulate it (what every
     EVENTS file goes through, in this process or on a Dask worker).
 
@@ -120,7 +128,7 @@ def _outputs(args):
     return outs
 
 
-def simulate(args):
+def simulate(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """The JSON summaries (one per EVENTS file) of the run ``args`` asks for."""
     from .network import Sequential
 

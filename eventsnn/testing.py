@@ -8,6 +8,8 @@ See docs/gradients.md for a worked example.
 
 Requires ``hypothesis`` (``pip install eventsnn[test]``).
 """
+from __future__ import annotations
+
 import numpy as np
 
 try:
@@ -20,6 +22,12 @@ from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from .network import Sequential
 from .neurons import SRM
 from .spikes import SpikeTrains
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+from .event.backward import Gradients
+from .event.forward import Record
+from .layers import Layer
+from .neurons import LIF
 
 __all__ = ["spike_trains", "weight_arrays", "networks", "network_inputs",
            "assert_gradient_sum_invariant", "gradient_sums", "POOLS"]
@@ -29,8 +37,9 @@ POOLS = (None, "max", "avg", "adjusted")
 
 
 @st.composite
-def spike_trains(draw, n_neurons, min_events=0, max_events=40, t_max=20.0, graded=False,
-                 distinct_times=False):
+def spike_trains(draw: Callable[..., Any], n_neurons: int, min_events: int = 0,
+                 max_events: int = 40, t_max: float = 20.0, graded: bool = False,
+                 distinct_times: bool = False) -> SpikeTrains:
     """SpikeTrains over ``n_neurons`` neurons with times in [0, t_max] ms.
 
     graded : values drawn in [0.1, 2] instead of 1. distinct_times : no two events share a
@@ -51,7 +60,8 @@ def spike_trains(draw, n_neurons, min_events=0, max_events=40, t_max=20.0, grade
     return SpikeTrains(times, neurons, n_neurons, values)
 
 
-def weight_arrays(shape, low=-0.5, high=1.5):
+def weight_arrays(shape: Union[int, Tuple[int, ...]], low: float = -0.5,
+                  high: float = 1.5) -> st.SearchStrategy[np.ndarray]:
     """Strategy for a float64 weight array of ``shape`` with entries in [low, high]."""
     return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False,
                                                             allow_infinity=False))
@@ -66,8 +76,10 @@ def _layer_weights(net, seed, low, high, scale):
 
 
 @st.composite
-def networks(draw, kinds=("dense", "conv"), pools=POOLS, neuron=None, max_width=8,
-             weight_range=(-0.3, 1.5), scale=(3.0, 10.0)):
+def networks(draw: Callable[..., Any], kinds: Sequence[str] = ("dense", "conv"),
+             pools: Sequence[Optional[str]] = POOLS, neuron: Union[SRM, LIF, None] = None,
+             max_width: int = 8, weight_range: Tuple[float, float] = (-0.3, 1.5),
+             scale: Tuple[float, float] = (3.0, 10.0)) -> Sequential:
     """A small random Sequential network.
 
     kinds : "dense" (Dense-Dense) and/or "conv" (Conv2d [-pool] -Flatten-Dense).
@@ -90,7 +102,7 @@ def networks(draw, kinds=("dense", "conv"), pools=POOLS, neuron=None, max_width=
         stride = draw(st.integers(1, 2))
         padding = draw(st.integers(0, 1))
         conv = Conv2d((c_in, size, size), c_out, k, stride=stride, padding=padding)
-        layers = [conv]
+        layers: List[Layer] = [conv]
         pool = draw(st.sampled_from(pools))
         out_hw = (size + 2 * padding - k) // stride + 1
         if pool is not None and out_hw >= 2:
@@ -105,20 +117,22 @@ def networks(draw, kinds=("dense", "conv"), pools=POOLS, neuron=None, max_width=
     return net
 
 
-def network_inputs(net, min_events=1, max_events=40, t_max=20.0, graded=False,
-                   distinct_times=False):
+def network_inputs(net: Sequential, min_events: int = 1, max_events: int = 40,
+                   t_max: float = 20.0, graded: bool = False,
+                   distinct_times: bool = False) -> st.SearchStrategy[SpikeTrains]:
     """Strategy for an input SpikeTrains of ``net``."""
     return spike_trains(net.n_in, min_events=min_events, max_events=max_events, t_max=t_max,
                         graded=graded, distinct_times=distinct_times)
 
 
-def gradient_sums(g):
+def gradient_sums(g: Gradients) -> List[Optional[float]]:
     """Sum of dL/dt over each level of a Gradients (input first); None for a level the
     pass did not compute (``input_grad=False``)."""
     return [None if t is None else float(np.sum(t)) for t in g.times]
 
 
-def assert_gradient_sum_invariant(net, rec, g, rtol=1e-9, atol=1e-12):
+def assert_gradient_sum_invariant(net: Sequential, rec: Record, g: Gradients,
+                                  rtol: float = 1e-9, atol: float = 1e-12) -> None:
     """Assert Zhu et al.'s Eq. 8 layer by layer: the dL/dt summed over a level equals the
     sum over the level below.
 

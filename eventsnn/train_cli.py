@@ -23,6 +23,8 @@ a leading shape token overrides it); a Flatten is
 inserted before the first Dense layer that follows a convolution or pooling layer. The
 last Dense layer must have one neuron per class.
 """
+from __future__ import annotations
+
 import argparse
 import inspect
 import json
@@ -30,7 +32,7 @@ import os
 import re
 import sys
 import time
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -44,9 +46,10 @@ from .network import Sequential
 from .neurons import SRM
 from .optim import OPTIMIZERS
 from .spikes import SpikeTrains
+from .layers import Layer
 
 #: what ``eventsnn train`` does with no arguments
-DEFAULTS = {
+DEFAULTS: Dict[str, Any] = {
     "rule": "event",
     "dataset": "digits",
     "arch": "64-100-10",
@@ -78,13 +81,13 @@ _SHAPE = re.compile(r"^([0-9]+)x([0-9]+)x([0-9]+)$")
 _INT = re.compile(r"^[0-9]+$")
 
 
-def parse_arch(arch, in_shape, n_classes=None):
+def parse_arch(arch: str, in_shape: Sequence[int], n_classes: Optional[int] = None) -> List[Layer]:
     """Layers of an architecture string for inputs of shape ``in_shape`` (see module doc)."""
     if not isinstance(arch, str) or not arch.strip():
         raise ValueError("arch must be a non-empty string such as '64-100-10' or '8C3-P2-10'")
     tokens = [t.strip() for t in arch.strip().split("-")]
     n_features = int(np.prod(in_shape))
-    layers = []
+    layers: List[Layer] = []
     shape = tuple(int(s) for s in in_shape)
     m = _SHAPE.match(tokens[0])
     if m:
@@ -189,7 +192,7 @@ def _pairs(items, flag):
     return check_option_values(flag, out)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     D = DEFAULTS
     p = argparse.ArgumentParser(
         prog="eventsnn train",
@@ -265,7 +268,7 @@ def build_parser():
     return p
 
 
-def resolve_config(argv):
+def resolve_config(argv: Optional[Sequence[str]]) -> Dict[str, Any]:
     """The effective configuration dict from defaults, an optional config file and flags."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -395,7 +398,8 @@ def _check_writable(key, path):
 TRAINING_KEYS = ("rule", "dataset", "data", "data_dir", "arch", "opt", "neuron", "seed")
 
 
-def load_dataset(name, data_dir=None, options=None, lazy=False):
+def load_dataset(name: str, data_dir: Optional[str] = None,
+                 options: Optional[Dict[str, Any]] = None, lazy: bool = False) -> tuple:
     """(X_train, y_train, X_test, y_test) of dataset ``name``; ``data_dir`` and ``options``
     become the loader's keyword arguments (``data_dir`` only when given). A loader that does
     not take one of them raises ValueError naming the flag. ``lazy``: ask a loader that
@@ -420,7 +424,7 @@ def load_dataset(name, data_dir=None, options=None, lazy=False):
     return load(name, **kwargs)
 
 
-def input_shape(X):
+def input_shape(X: Any) -> Tuple[int, ...]:
     """Shape of one sample: ``X.shape[1:]`` for arrays, ``X.in_shape`` when the dataset
     reports it (event data), else (n_neurons,) of the first SpikeTrains."""
     shape = getattr(X, "in_shape", None)
@@ -435,7 +439,7 @@ def input_shape(X):
     return tuple(np.shape(X)[1:])
 
 
-def run(cfg):
+def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Train as ``cfg`` says; returns the metrics dict. With ``cfg["scheduler"]`` the
     training and the test run on a Dask cluster (``eventsnn.distributed``)."""
     if cfg.get("scheduler"):

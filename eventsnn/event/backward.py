@@ -127,7 +127,7 @@ def _check_grad(name, grad, n):
 
 def backward(net: Sequential, rec: Record, grad_out: ArrayLike,
              kernel: str = "exp", tau_grad: float = 2.5, input_grad: bool = True,
-             **options: Any) -> List[Any]:
+             **options: Any) -> Gradients:
     """dL/dW and dL/dt of every event of a recorded sample.
 
     Parameters
@@ -292,7 +292,7 @@ def pool_backward(g_out: np.ndarray, src: np.ndarray, winner: np.ndarray, is_max
 def backward_many(net: Sequential, recs: Sequence[Record],
                   grad_outs: Sequence[ArrayLike], kernel: str = "exp",
                   tau_grad: float = 2.5, n_threads: Optional[int] = None,
-                  input_grad: bool = True, **options: Any) -> List[List[Any]]:
+                  input_grad: bool = True, **options: Any) -> List[Gradients]:
     """:func:`backward` of several records, in parallel threads (the kernels release the
     GIL). Returns a list of Gradients; results do not depend on ``n_threads``. Training
     passes ``input_grad=False`` (see :func:`backward`)."""
