@@ -6,9 +6,10 @@ neurons and relay events; Flatten only changes the nominal shape.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate as v
 from ._constants import MAX_LAYER_SIZE
@@ -25,6 +26,13 @@ class Layer:
 
     has_neurons = False
     has_weight = False
+
+    if TYPE_CHECKING:  # defined by the weighted layers (Dense, Conv2d)
+        @property
+        def weight_shape(self) -> Tuple[int, ...]: ...
+
+        @property
+        def bias_shape(self) -> Tuple[int, ...]: ...
 
     def __init__(self):
         self.in_shape = None
@@ -47,7 +55,7 @@ class Layer:
         return self._weight
 
     @weight.setter
-    def weight(self, value):
+    def weight(self, value: ArrayLike) -> None:
         if not self.has_weight:
             raise AttributeError(f"{type(self).__name__} has no weight")
         arr = v.float_array("weight", value, finite=False)
@@ -67,7 +75,7 @@ class Layer:
         return self._bias
 
     @bias.setter
-    def bias(self, value):
+    def bias(self, value: Optional[ArrayLike]) -> None:
         if not self.has_weight:
             raise AttributeError(f"{type(self).__name__} has no bias")
         if value is None:
