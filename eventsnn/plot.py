@@ -11,15 +11,18 @@ caller (``ax.figure.savefig(...)``). Times are in ms.
 - :func:`training_curves`: loss and accuracies per epoch from a history (``Trainer.fit``)
   or an ``eventsnn train --log`` file;
 - :func:`event_frames`: an event stream (SpikeTrains, :class:`eventsnn.io.Recording` or
-  tonic array) binned into frames, ON minus OFF.
+  tonic array) binned into frames, ON minus OFF;
+- :func:`mean_curves`: curves of repeated runs (e.g. the loss per iteration of many random
+  trials), one mean line per method with a +- std band.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate as v
 from ._constants import MAX_LAYER_SIZE
@@ -257,3 +260,63 @@ def event_frames(events: Any, n_frames: int = 4, shape: Optional[Tuple[int, int,
         ax.set_xticks([])
         ax.set_yticks([])
     return axes
+
+
+def mean_curves(curves: Mapping[str, ArrayLike], x: Optional[ArrayLike] = None, ax: Any = None,
+                band: bool = True, floor: Optional[float] = None,
+                colors: Optional[Mapping[str, str]] = None,
+                labels: Optional[Mapping[str, str]] = None, logy: bool = False,
+                xlabel: str = "iteration", ylabel: str = "loss") -> Any:
+    """Mean curve of repeated runs per method, with a +- 1 std band.
+
+    Parameters
+    ----------
+    curves : dict name -> array (n_runs, n_points) (one row per run) or (n_points,) (a
+        single curve, no band).
+    x : the x values (n_points,); default 0 .. n_points - 1.
+    band : draw mean +- std over the runs as a shaded band.
+    floor : lower bound of the band (e.g. 0 for a loss that cannot be negative).
+    colors, labels : per name, the line colour and legend label (default: matplotlib's
+        cycle, the name).
+    logy : logarithmic y axis.
+
+    Returns the axes; line k holds (x, the mean over the runs of the k-th curve) and, with
+    ``band``, ``ax.collections[k]`` its band.
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError("curves must be a non-empty dict name -> array (n_runs, n_points)")
+    data: Dict[str, np.ndarray] = {}
+    for name, c in curves.items():
+        arr = v.float_array(f"curves[{name!r}]", c, finite=False)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[0] == 0:
+            raise ValueError(f"curves[{name!r}] must be (n_runs, n_points) or (n_points,), "
+                             f"got shape {np.shape(c)}")
+        data[str(name)] = arr
+    n_points = {a.shape[1] for a in data.values()}
+    if len(n_points) != 1:
+        raise ValueError(f"the curves have different lengths: {sorted(n_points)}")
+    n = n_points.pop()
+    xs = np.arange(n) if x is None else v.float_array("x", x, finite=False)
+    if xs.shape != (n,):
+        raise ValueError(f"x must have {n} values, got shape {xs.shape}")
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for name, arr in data.items():
+        mean = arr.mean(axis=0)
+        kw = {"label": (labels or {}).get(name, name)}
+        if colors and name in colors:
+            kw["color"] = colors[name]
+        line, = ax.plot(xs, mean, **kw)
+        if band and arr.shape[0] > 1:
+            sd = arr.std(axis=0)
+            low = mean - sd if floor is None else np.maximum(mean - sd, float(floor))
+            ax.fill_between(xs, low, mean + sd, color=line.get_color(), alpha=0.12, lw=0)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax

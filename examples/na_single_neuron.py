@@ -228,19 +228,19 @@ def plot(curves, args, path):
         import matplotlib.pyplot as plt
     except ImportError:  # figure is optional
         return None
+    from eventsnn.plot import mean_curves
+
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     it = np.arange(args.iters + 1)
-    for rule, L in curves.items():
-        m, sd = L.mean(axis=1), L.std(axis=1)
-        ax.plot(it, m, color=COLORS[rule], label=label(rule, args))
-        ax.fill_between(it, np.maximum(m - sd, 0), m + sd, color=COLORS[rule], alpha=0.12)
-        ax2.plot(it, np.mean(L <= 1e-12, axis=1), color=COLORS[rule], label=label(rule, args))
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss sum_t (a - target)^2 (mean ± std)")
+    colors = {rule: COLORS[rule] for rule in curves}
+    labels = {rule: label(rule, args) for rule in curves}
+    mean_curves({rule: L.T for rule, L in curves.items()}, x=it, ax=ax, floor=0.0,
+                colors=colors, labels=labels,
+                ylabel="loss sum_t (a - target)^2 (mean ± std)")
     ax.set_title(f"{args.rounds} rounds, N_T = {args.n_steps}, p_o = {args.p_out}, lr = {args.lr}")
-    ax.legend(fontsize=8)
-    ax2.set_xlabel("iteration")
-    ax2.set_ylabel("fraction of rounds reproducing the target")
+    mean_curves({rule: np.mean(L <= 1e-12, axis=1) for rule, L in curves.items()}, x=it,
+                ax=ax2, band=False, colors=colors, labels=labels,
+                ylabel="fraction of rounds reproducing the target")
     ax2.set_ylim(0, 1.02)
     ax2.axvline(65, color="tab:red", ls=":", lw=1)
     ax2.axvline(147, color="tab:blue", ls=":", lw=1)

@@ -101,16 +101,15 @@ def main():
     print(json.dumps(summary))
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from eventsnn.plot import mean_curves
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, n_target in zip(axes, (1, 3)):
-        for name in METHODS:
-            c = np.mean(curves[n_target][name], axis=0)
-            ax.plot(np.arange(1, args.iters + 1), c, label=name)
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(f"mean training loss ({args.trials} trials)")
+        mean_curves({name: np.array(curves[n_target][name]) for name in METHODS},
+                    x=np.arange(1, args.iters + 1), ax=ax, band=False, logy=True,
+                    ylabel=f"mean training loss ({args.trials} trials)")
         ax.set_title(f"{n_target} target spike{'s' if n_target > 1 else ''} per output neuron")
-        ax.legend()
     fig.suptitle("Random spike-train matching, 10-50-50-5 (ANTLR Fig. 6 task)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

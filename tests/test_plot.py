@@ -88,3 +88,31 @@ def test_event_frames_count_the_events():
     assert img[1, 2] == 1 and img[0, 0] == -1
     with pytest.raises(ValueError, match="shape"):
         plot.frames(st, 2)
+
+
+def test_mean_curves_draw_the_mean_and_the_std_band():
+    gen = np.random.default_rng(1)
+    runs = gen.uniform(0, 2, (7, 12))                   # 7 runs of 12 points
+    single = np.linspace(1, 0, 12)
+    x = np.arange(1, 13)
+    ax = plot.mean_curves({"a": runs, "b": single}, x=x, floor=0.3, colors={"a": "tab:red"},
+                          labels={"b": "single run"}, logy=True)
+    a, b = ax.lines
+    assert (a.get_label(), b.get_label()) == ("a", "single run")
+    np.testing.assert_array_equal(a.get_xdata(), x)
+    np.testing.assert_allclose(a.get_ydata(), runs.mean(axis=0), rtol=0, atol=0)
+    np.testing.assert_array_equal(b.get_ydata(), single)
+    assert a.get_color() == "tab:red" and ax.get_yscale() == "log"
+    (poly,) = ax.collections                               # one run: no band for "b"
+    verts = poly.get_paths()[0].vertices
+    mean, sd = runs.mean(axis=0), runs.std(axis=0)
+    # the band's outline runs along the upper edge and back along the lower one
+    for xv, lo, hi in zip(x, np.maximum(mean - sd, 0.3), mean + sd):
+        ys = verts[np.isclose(verts[:, 0], xv), 1]
+        assert np.isclose(ys.min(), lo) and np.isclose(ys.max(), hi)
+    with pytest.raises(ValueError, match="different lengths"):
+        plot.mean_curves({"a": runs, "b": single[:5]})
+    with pytest.raises(ValueError, match="x must have"):
+        plot.mean_curves({"a": runs}, x=[1, 2])
+    with pytest.raises(ValueError, match="non-empty"):
+        plot.mean_curves({})
