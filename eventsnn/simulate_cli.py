@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate a saved model on event files and write their output spikes.")
     p.add_argument("model", metavar="MODEL", help="model file (.npz) written by eventsnn train --save")
     p.add_argument("events", metavar="EVENTS", nargs="+",
-                   help="event file(s): N-MNIST .bin/.bs2, DVS128 Gesture .bs2, AEDAT4 (.aedat4); "
+                   help="event file(s): N-MNIST .bin/.bs2, DVS128 Gesture .bs2, AEDAT4 (.aedat4), "
+                        "jAER AEDAT 1.0/2.0 (.aedat); "
                         "several files give one output file and one JSON line each")
     p.add_argument("--format", choices=FORMATS, default="auto",
                    help="event file format (default: auto, from the file's content)")

@@ -88,12 +88,14 @@ def test_aedat4_sample():
 
 
 @needs_data
-def test_aedat4_is_not_read_as_nmnist_and_aedat2_is_refused_clearly():
+def test_aedat4_is_not_read_as_nmnist_and_aedat3_is_refused_clearly(tmp_path):
     from eventsnn.datasets import nmnist
     with pytest.raises(ValueError, match="AEDAT 4.0"):
         nmnist.read_events(DATA / "tonic_test_samples" / "sample.aedat4")
-    with pytest.raises(ValueError, match="AEDAT 2.0"):
-        io.read(DATA / "tonic_test_samples" / "sample_aedat_header.aedat")
+    f = tmp_path / "x.aedat"
+    f.write_bytes(b"#!AER-DAT3.1\r\n#!END-HEADER\r\n")
+    with pytest.raises(ValueError, match="AEDAT 3.1"):
+        io.read(f)
 
 
 def test_aedat4_without_the_package_gives_the_install_command(tmp_path, monkeypatch):

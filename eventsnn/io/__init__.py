@@ -13,10 +13,12 @@ lost; ``recording.notes``: what else it skipped, e.g. IMU packets). A recording 
   128 x 128) on top of it;
 - :func:`read_aedat4`: iniVation AEDAT 4.0 files through the ``aedat`` package
   (``pip install eventsnn[aedat]``);
+- :func:`read_aedat2`: jAER AEDAT 1.0 / 2.0 files of DVS128 and DAVIS240/346 cameras;
 - :func:`from_tonic` / :func:`to_tonic`: tonic-style structured arrays, 2-D (t, x, y, p)
   and 1-D audio (t, x, p), with tonic's ``sensor_size`` (W, H, P);
 - :func:`read_idx`: MNIST's IDX arrays (e.g. ``mnist_t10k``, plain or gzipped).
 """
+from .aedat2 import read_aedat2
 from .aedat4 import read_aedat4
 from .binary import read_bin, read_dvs_gesture, read_nmnist, write_bin
 from .recording import EVENT_DTYPE, EVENT_DTYPE_1D, Recording
@@ -25,4 +27,4 @@ from .detect import read
 from .idx import read_idx
 
 __all__ = ["Recording", "EVENT_DTYPE", "EVENT_DTYPE_1D", "read", "read_bin", "read_nmnist",
-           "read_dvs_gesture", "write_bin", "read_aedat4", "from_tonic", "to_tonic", "read_idx"]
+           "read_dvs_gesture", "write_bin", "read_aedat4", "read_aedat2", "from_tonic", "to_tonic", "read_idx"]
