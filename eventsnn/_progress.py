@@ -80,19 +80,23 @@ def _has_cache_entry(dispatcher: Any) -> Optional[bool]:
 
 
 def note_compilation(*modules: ModuleType, stream: Optional[TextIO] = None) -> bool:
-    """Print "compiling kernels (first run only)..." on stderr once per process when none
-    of the numba kernels of ``modules`` has an entry in numba's on-disk cache (i.e. numba
-    is about to compile them). Returns whether the note was printed."""
+    """Print "compiling kernels (first run only)..." on stderr once per process when one of
+    ``modules`` has none of its numba kernels in numba's on-disk cache (i.e. numba is about
+    to compile that group; a module with some kernels cached has run before, and its other
+    kernels may simply be unused). Returns whether the note was printed."""
     key = tuple(m.__name__ for m in modules)
     if key in _NOTED:
         return False
     _NOTED.add(key)
-    found = []
+    uncached = False
     for module in modules:
-        for obj in vars(module).values():
-            if hasattr(obj, "_cache") and hasattr(obj, "py_func"):
-                found.append(_has_cache_entry(obj))
-    if not found or any(f is None or f for f in found):
+        found = [_has_cache_entry(obj) for obj in vars(module).values()
+                 if hasattr(obj, "_cache") and hasattr(obj, "py_func")]
+        if any(f is None for f in found):
+            return False  # another numba version: we cannot tell
+        if found and not any(found):
+            uncached = True
+    if not uncached:
         return False
     stream = sys.stderr if stream is None else stream
     stream.write("compiling kernels (first run only)...\n")

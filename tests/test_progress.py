@@ -55,6 +55,14 @@ def test_compile_note_once_and_only_without_a_cache(tmp_path):
     cached.k = Kernel(tmp_path / "c.nbi")
     assert not _progress.note_compilation(cached, stream=out)       # in numba's cache
     assert out.getvalue().count("compiling") == 1
+    # a group run before (some kernels cached) beside a group never compiled: the note
+    # (the event rule after `eventsnn demo`: the engine cached, the backward kernels not)
+    fresh = types.ModuleType("fake_kernels_c")
+    fresh.k = Kernel(tmp_path / "never.nbi")
+    assert _progress.note_compilation(cached, fresh, stream=out)
+    partly = types.ModuleType("fake_kernels_d")
+    partly.a, partly.b = Kernel(tmp_path / "c.nbi"), Kernel(tmp_path / "unused.nbi")
+    assert not _progress.note_compilation(partly, stream=out)       # ran before
 
 
 def test_real_kernels_are_inspectable():

@@ -81,7 +81,7 @@ class EventLearner(Learner):
     """
 
     name = "event"
-    kernel_modules = ("eventsnn.event._engine", "eventsnn.event._backward")
+    kernel_modules = ("eventsnn.event._engine", "eventsnn.event._backward", "eventsnn.event.batch")
     _checkpoint_attrs = ("initialised", "init_scales")
     per_sample_parts = True  # GradSums.parts: every sample's gradient, summed in batch order
 
