@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from . import _validate as v
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 
 def _pairs(params, grads):

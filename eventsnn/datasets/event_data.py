@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _validate as v
 from ..spikes import SpikeTrains
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 

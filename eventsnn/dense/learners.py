@@ -28,7 +28,7 @@ from .forward import forward_layers
 from ..layers import reject_biases
 from .neurons import RESETS, require_bias_support, require_full_reset, resolve_neuron
 from .rules import activation, antlr, timing
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 if TYPE_CHECKING:
     from .._typing import BatchRng, LossGrads, Predictions, Samples, Seed
