@@ -31,7 +31,7 @@ from .rules import activation, antlr, timing
 from typing import TYPE_CHECKING, List, Optional
 
 if TYPE_CHECKING:
-    from .._typing import BatchRng, LossGrads, Predictions, Samples, Seed
+    from .._typing import BatchRng, Samples
     from .record import DenseRecord
 
 COMMON = {
