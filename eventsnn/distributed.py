@@ -604,7 +604,8 @@ def simulate(net: Sequential, inputs: Iterable[Any], client: Any, t_end: Optiona
     return [rec for part in parts for rec in part]
 
 
-def map_items(client, func, shared, items, chunk_size=16, retries=DEFAULT_RETRIES, what="the work"):
+def map_items(client: Any, func: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any],
+              chunk_size: int = 16, retries: int = DEFAULT_RETRIES, what: str = "the work") -> List[Any]:
     """``[func(shared, item) for item in items]`` over the cluster, in the order of ``items``:
     ``shared`` (e.g. a network and its settings) is sent to every worker once, ``items``
     (e.g. file paths, read by ``func`` on the worker) go in chunks of at most ``chunk_size``,
