@@ -162,7 +162,7 @@ def _value(text, what="--opt"):
         raise ValueError(f"{what}: value nested too deeply") from None
 
 
-def check_option_values(what, options):
+def check_option_values(what: str, options: Dict[str, Any]) -> Dict[str, Any]:
     """Option values are JSON scalars, or flat lists of numbers for LIST_OPTIONS: no
     objects, no nested lists (ValueError naming ``what``.key)."""
     for key, val in options.items():
@@ -508,7 +508,7 @@ def _run(cfg, client):
     return metrics
 
 
-def one_line(exc):
+def one_line(exc: BaseException) -> str:
     """An exception's message on one line (at most 500 characters)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."

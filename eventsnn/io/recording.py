@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class Recording:
         return SpikeTrains(t * time_scale, idx, n)
 
 
-def sensor_size3(sensor_size) -> Tuple[int, int, int]:
+def sensor_size3(sensor_size: Sequence[int]) -> Tuple[int, int, int]:
     """A (W, H, P) triple of positive ints (Python or numpy; no floats, bools or strings),
     at most MAX_LAYER_SIZE neurons in all."""
     import numbers
