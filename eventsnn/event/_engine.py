@@ -50,36 +50,6 @@ def _sorted_output(times, idx, n):
     return t[order], i[order]
 
 
-@njit(cache=True, nogil=True)
-def _add(M, S, row, val):
-    """M += w, S += w for w = row * val."""
-    for i in range(M.size):
-        w = row[i] * val
-        M[i] += w
-        S[i] += w
-
-
-@njit(cache=True, nogil=True)
-def _add_and_bound(M, S, row, val, a, b, c, theta, flag):
-    """M += w, S += w for w = row * val; flag neurons whose bound on u over the span
-    reaches theta (each exponential term is bounded by one of its end values). Branch-free,
-    so it vectorises. Returns the number of flagged neurons."""
-    n = 0
-    for i in range(M.size):
-        w = row[i] * val
-        m = M[i] + w
-        s = S[i] + w
-        M[i] = m
-        S[i] = s
-        A = c * m
-        B = -c * s
-        # u's only extremum has the value m exp(-s*/tau_m), so also u <= max(u(t), m)
-        hit = min(max(A, A * a) + max(B, B * b), max(A + B, m)) >= theta
-        flag[i] = hit
-        n += hit
-    return n
-
-
 #: bytes of weights per neuron block of a Dense layer (``dense_block_size``): a block's
 #: columns of W.T, read for every input event, should stay in the cache (L2 1 MB / L3 32 MB
 #: here); measured with benchmarks/event_sim.py --n-out 4000
@@ -96,29 +66,231 @@ def dense_block_size(n_in, n_out):
 
 
 @njit(cache=True, nogil=True)
-def _dense_groups(in_t, t_end, tau_m, tau_s):
-    """Groups of coincident input events at or before t_end: group g is the events
-    g_start[g]:g_start[g+1]; g_a, g_b are e^{-span/tau_m}, e^{-span/tau_s} over the span
-    to the next group (to t_end after the last)."""
+def _add_save(M, S, M0, S0, row, wm, ws):
+    """M0, S0 = M, S (the state before a window); then M += x wm, S += x ws for x = row."""
+    for i in range(M.size):
+        x = row[i]
+        m = M[i]
+        s = S[i]
+        M0[i] = m
+        S0[i] = s
+        M[i] = m + x * wm
+        S[i] = s + x * ws
+
+
+@njit(cache=True, nogil=True)
+def _add(M, S, row, wm, ws):
+    """M += x wm, S += x ws for x = row: an input of value v at time t in the frame of G
+    (wm = v e^{(t - G)/tau_m}, ws = v e^{(t - G)/tau_s})."""
+    for i in range(M.size):
+        x = row[i]
+        M[i] += x * wm
+        S[i] += x * ws
+
+
+@njit(cache=True, nogil=True)
+def _add_pos(M, S, P, row, wm, ws):
+    """_add, and P += the positive part of each neuron's M increment."""
+    for i in range(M.size):
+        x = row[i]
+        dm = x * wm
+        M[i] += dm
+        S[i] += x * ws
+        P[i] += max(dm, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _add_pos2(M, S, P, row1, wm1, ws1, row2, wm2, ws2):
+    """_add_pos for two inputs in one pass (the same operations in the same order)."""
+    for i in range(M.size):
+        x1 = row1[i]
+        x2 = row2[i]
+        dm1 = x1 * wm1
+        dm2 = x2 * wm2
+        M[i] = (M[i] + dm1) + dm2
+        S[i] = (S[i] + x1 * ws1) + x2 * ws2
+        P[i] = (P[i] + max(dm1, 0.0)) + max(dm2, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _add_pos4(M, S, P, r1, wm1, ws1, r2, wm2, ws2, r3, wm3, ws3, r4, wm4, ws4):
+    """_add_pos for four inputs in one pass (the same operations in the same order)."""
+    for i in range(M.size):
+        x1 = r1[i]
+        x2 = r2[i]
+        x3 = r3[i]
+        x4 = r4[i]
+        d1 = x1 * wm1
+        d2 = x2 * wm2
+        d3 = x3 * wm3
+        d4 = x4 * wm4
+        M[i] = (((M[i] + d1) + d2) + d3) + d4
+        S[i] = (((S[i] + x1 * ws1) + x2 * ws2) + x3 * ws3) + x4 * ws4
+        P[i] = (((P[i] + max(d1, 0.0)) + max(d2, 0.0)) + max(d3, 0.0)) + max(d4, 0.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _headroom(M, S, dm, ds, a, b, c, itau_m, itau_s, theta):
+    """theta minus a bound of u over a window from the traces alone (M, S in the frame of G;
+    dm, ds bring them to the window's first time; a, b = e^{-span/tau} over the window;
+    itau = 1/tau). u = A e^{-s/tau_m} + B e^{-s/tau_s} and its slope are sums of two
+    exponentials, each with at most one zero: unless the slope falls from >= 0 at the start
+    to <= 0 at the end (a maximum inside), u is largest at an end. A maximum inside has the
+    value M e^{-s*/tau_m} <= M and is below the sum of each term's larger end value. The
+    rounding is covered by margins of 1e-9 (|A| + |B|). Branch-free."""
+    m = M * dm
+    A = c * m
+    B = -c * (S * ds)
+    Aa = A * a
+    Bb = B * b
+    # slopes times -1 at both ends
+    d0 = A * itau_m + B * itau_s
+    d1 = Aa * itau_m + Bb * itau_s
+    tol = 1e-9 * (abs(A) * itau_m + abs(B) * itau_s)
+    inner = d0 < tol and d1 > -tol
+    ub = max(A + B, Aa + Bb)
+    if inner:
+        ub = min(max(A, Aa) + max(B, Bb), m)
+    return theta - ub - 1e-9 * (abs(A) + abs(B))
+
+
+@njit(cache=True, nogil=True)
+def _bound(M, S, H, P, dm, ds, a, b, c, itau_m, itau_s, theta):
+    """H = ``_headroom`` of every neuron, P = 0."""
+    for i in range(M.size):
+        H[i] = _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta)
+        P[i] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _save_bound(M, S, M0, S0, H, P, dm, ds, a, b, c, itau_m, itau_s, theta):
+    """_bound, and M0, S0 = M, S (the state before a window, for replays)."""
+    for i in range(M.size):
+        m = M[i]
+        s = S[i]
+        M0[i] = m
+        S0[i] = s
+        H[i] = _headroom(m, s, dm, ds, a, b, c, itau_m, itau_s, theta)
+        P[i] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _flag(P, H, E, flag):
+    """flag[i] = P[i] E >= H[i]: the later inputs of the window (positive parts P, each
+    adding at most E times itself to u) may lift u to theta. Returns the number flagged."""
+    n = 0
+    for i in range(P.size):
+        hit = P[i] * E >= H[i]
+        flag[i] = hit
+        n += hit
+    return n
+
+
+#: input events per window of a Dense layer (``_dense_windows``): one bound of u per window
+#: instead of one per input time; measured with benchmarks/event_sim.py
+DENSE_WINDOW_EVENTS = 8
+
+
+@njit(cache=True, nogil=True)
+def _eps_peak(span, tau_m, tau_s):
+    """max of eps(s) = c (e^{-s/tau_m} - e^{-s/tau_s}) over 0 <= s <= span (eps rises to
+    its peak at s* = ln(tau_m/tau_s) / (1/tau_s - 1/tau_m), then falls)."""
+    c = tau_m / (tau_m - tau_s)
+    s_star = math.log(tau_m / tau_s) / (1.0 / tau_s - 1.0 / tau_m)
+    s = min(span, s_star)
+    return max(c * (math.exp(-s / tau_m) - math.exp(-s / tau_s)), 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
+    """The schedule of a Dense layer's input, shared by all neuron blocks.
+
+    Groups of coincident input events at or before t_end: group g is the events
+    gs[g]:gs[g+1] at time gt[g]; gn[g] is the next group's time (t_end after the last);
+    ga, gb = e^{-(gn - gt)/tau}. Traces are kept in the frame of a reference time gG[g]
+    (epochs: G moves to a group's time when (t - G) / min(tau) would exceed EPOCH_EXP, as
+    in sparse_layer); gdm, gds = e^{-(gt - G)/tau} bring them to the group's time and an
+    event q adds x wm[q], x ws[q] (x its weight, wm = v e^{(t - G)/tau_m}, ws likewise).
+
+    Windows of consecutive groups, ws_[w]:ws_[w+1], of at least ``window`` events (or one
+    group) within one epoch: wa, wb = e^{-span/tau} from the window's first time to its
+    end (the next window's time, or t_end); wE bounds what an M increment of 1 (in the
+    frame of G) counted in P (all inputs when the first group has one, else those after the
+    first group) adds to u before the end, e^{-(t0 - G)/tau_m} max eps (0 for one-group
+    windows of coincident inputs); wr marks a window starting a new epoch, whose traces
+    are first scaled by wrm, wrs."""
     n = 0
     while n < in_t.size and in_t[n] <= t_end:
         n += 1
-    g_start = np.empty(n + 1, np.int64)
+    gs = np.empty(n + 1, np.int64)
     k = 0
     for e in range(n):
         if e == 0 or in_t[e] != in_t[e - 1]:
-            g_start[k] = e
+            gs[k] = e
             k += 1
-    g_start[k] = n
-    g_start = g_start[:k + 1].copy()
-    g_a = np.empty(k)
-    g_b = np.empty(k)
+    gs[k] = n
+    gs = gs[:k + 1].copy()
+    gt = np.empty(k)
+    gn = np.empty(k)
+    gG = np.empty(k)
     for g in range(k):
-        t_next = t_end if g == k - 1 else in_t[g_start[g + 1]]
-        span = t_next - in_t[g_start[g]]
-        g_a[g] = math.exp(-span / tau_m)
-        g_b[g] = math.exp(-span / tau_s)
-    return g_start, g_a, g_b
+        gt[g] = in_t[gs[g]]
+    for g in range(k):
+        gn[g] = t_end if g == k - 1 else gt[g + 1]
+    ga = np.exp(-(gn - gt) / tau_m)
+    gb = np.exp(-(gn - gt) / tau_s)
+    span_max = EPOCH_EXP * min(tau_m, tau_s)
+    G = gt[0] if k > 0 else 0.0
+    for g in range(k):
+        if gt[g] - G > span_max:
+            G = gt[g]
+        gG[g] = G
+    gdm = np.exp(-(gt - gG) / tau_m)
+    gds = np.exp(-(gt - gG) / tau_s)
+    wm = np.empty(n)
+    ws = np.empty(n)
+    for g in range(k):
+        fm = math.exp((gt[g] - gG[g]) / tau_m)
+        fs = math.exp((gt[g] - gG[g]) / tau_s)
+        for q in range(gs[g], gs[g + 1]):
+            wm[q] = in_v[q] * fm
+            ws[q] = in_v[q] * fs
+    wst = np.empty(k + 1, np.int64)
+    nw = 0
+    g = 0
+    while g < k:
+        wst[nw] = g
+        nw += 1
+        n_ev = gs[g + 1] - gs[g]
+        g += 1
+        while g < k and n_ev < window and gG[g] == gG[g - 1]:
+            n_ev += gs[g + 1] - gs[g]
+            g += 1
+    wst[nw] = k
+    wst = wst[:nw + 1].copy()
+    wa = np.empty(nw)
+    wb = np.empty(nw)
+    wE = np.zeros(nw)
+    wr = np.zeros(nw, np.bool_)
+    wrm = np.ones(nw)
+    wrs = np.ones(nw)
+    for w in range(nw):
+        g0 = wst[w]
+        g1 = wst[w + 1]
+        t_w = gn[g1 - 1]
+        wa[w] = math.exp(-(t_w - gt[g0]) / tau_m)
+        wb[w] = math.exp(-(t_w - gt[g0]) / tau_s)
+        # the inputs counted in P: all when the first time has one input, else those after
+        # it; (1 + 1e-9): slack for the rounding of the factors and of the sums in P
+        if gs[g0 + 1] - gs[g0] == 1:
+            wE[w] = _eps_peak(t_w - gt[g0], tau_m, tau_s) * gdm[g0] * (1.0 + 1e-9)
+        elif g1 > g0 + 1:
+            wE[w] = _eps_peak(t_w - gt[g0 + 1], tau_m, tau_s) * gdm[g0] * (1.0 + 1e-9)
+        if w > 0 and gG[g0] != gG[g0 - 1]:
+            wr[w] = True
+            wrm[w] = math.exp(-(gG[g0] - gG[g0 - 1]) / tau_m)
+            wrs[w] = math.exp(-(gG[g0] - gG[g0 - 1]) / tau_s)
+    return gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs
 
 
 @njit(cache=True, nogil=True)
@@ -136,11 +308,97 @@ def _merge_blocks(parts_t, parts_i, total, exceeded):
 
 
 @njit(cache=True, nogil=True)
-def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, tau_s, theta,
-                 membrane_reset, t_ref, max_spikes):
+def _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M, S, r, c, tau_m,
+            tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk, max_spikes):
+    """Neuron i of a block over the groups g0..g1-1 of one window, group by group from its
+    state before the window (M, S in the frame of G, as every neuron): add the group's
+    inputs, bound u up to the next group, search the exact crossing where the bound
+    reaches theta, reset. The same operations as the window sweep on the traces, so the
+    result does not depend on which neurons a window replays.
+
+    Membrane reset: a neuron refractory at t (r >= t) has u = S(r) eps(s - r) after r; its
+    M trace is not used, and M is set from S(r) when r falls before the next group of the
+    window (after the last group the caller does it, in the next window's frame).
+    Returns (out_t, out_i, n_spk, exceeded)."""
+    m = M[i]
+    s = S[i]
+    ri = r[i]
+    for g in range(g0, g1):
+        t = gt[g]
+        t_next = gn[g]
+        span = t_next - t
+        refr = ri >= t
+        if membrane_reset or not refr:  # full reset: inputs at or before r are forgotten
+            for q in range(gs[g], gs[g + 1]):
+                x = Wb[in_i[q], i]
+                m += x * wm[q]
+                s += x * ws[q]
+        if refr and not membrane_reset:
+            continue  # M = S = 0 until r, and no input before the next group
+        S_t = s * gds[g]
+        if refr:
+            hit = S_t > 0.0 and ri <= t_next
+        else:
+            M_t = m * gdm[g]
+            A = c * M_t
+            B = -c * S_t
+            hit = min(max(A, A * ga[g]) + max(B, B * gb[g]), max(A + B, M_t)) >= theta
+        if hit:
+            while True:
+                if membrane_reset and ri >= t:
+                    # refractory at t: search after r, in the frame of r (u(r) = 0)
+                    if ri > t_next:
+                        break
+                    S_r = S_t * math.exp(-(ri - t) / tau_s)
+                    if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > t_next - ri:
+                        break
+                    sc = first_crossing(S_r, S_r, 0.0, t_next - ri, c, tau_m, tau_s, theta)
+                    if sc == math.inf:
+                        break
+                    t_spk = ri + sc
+                else:
+                    M_t = m * gdm[g]
+                    if rise_bound(M_t, S_t, c, tau_m, tau_s, theta) > span:
+                        break
+                    sc = first_crossing(M_t, S_t, 0.0, span, c, tau_m, tau_s, theta)
+                    if sc == math.inf:
+                        break
+                    t_spk = t + sc
+                if n_spk >= max_spikes:
+                    return -2
+                if n_spk >= out_t.size:
+                    return -1
+                out_t[n_spk] = t_spk
+                out_i[n_spk] = lo + i
+                n_spk += 1
+                ri = t_spk + t_ref
+                if not membrane_reset:
+                    m = 0.0
+                    s = 0.0
+                    break
+        if membrane_reset and ri >= t and ri < t_next and g < g1 - 1:
+            m = _membrane_from_current(S_t, ri, t, gG[g + 1], tau_m, tau_s)
+    M[i] = m
+    S[i] = s
+    r[i] = ri
+    return n_spk
+
+
+@njit(cache=True, nogil=True)
+def _membrane_from_current(S_t, r, t, G, tau_m, tau_s):
+    """M in the frame of G of a neuron whose membrane restarts from 0 at r (membrane reset):
+    M(r) = S(r) = S_t e^{-(r - t)/tau_s} from the current trace at t <= r. One expression
+    wherever it is evaluated; r - G is at most EPOCH_EXP min(tau), so no overflow."""
+    return S_t * math.exp(-(r - t) / tau_s + (r - G) / tau_m)
+
+
+@njit(cache=True, nogil=True)
+def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t_ref,
+                 max_spikes):
     """dense_layer for the output neurons lo..hi-1 only (the neurons of a Dense layer are
-    independent given its input), over the groups of coincident inputs found by
-    ``_dense_groups``. Returns (times, global neuron indices, count, exceeded), unsorted."""
+    independent given its input), over the windows of ``_dense_windows`` (``sched``).
+    Returns (times, global neuron indices, count, exceeded), unsorted."""
+    gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs = sched
     n_out = hi - lo
     # the block's own contiguous copy of its weight columns: compact in cache, and plain
     # row[i] indexing in the sweep (an offset index row[lo + i] defeated vectorisation)
@@ -149,136 +407,117 @@ def _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b, t_end, tau_m, 
     else:
         Wb = np.ascontiguousarray(WT[:, lo:hi])
     c = tau_m / (tau_m - tau_s)
+    itau_m = 1.0 / tau_m
+    itau_s = 1.0 / tau_s
     M = np.zeros(n_out)
     S = np.zeros(n_out)
+    M0 = np.empty(n_out)
+    S0 = np.empty(n_out)
+    H = np.empty(n_out)
+    P = np.zeros(n_out)
     r = np.full(n_out, -math.inf)      # end of refractoriness (full reset: discard inputs <= r)
     # flags padded to whole 8-byte words: the scan for flagged neurons skips 8 at a time
     n_words = (n_out + 7) // 8
     flag = np.zeros(8 * n_words, np.bool_)
     flag_words = flag.view(np.uint64)
     cand = np.empty(n_out, np.int64)
-    refr = np.empty(n_out, np.int64)   # neurons that may be refractory at the next group
-    pre_M = np.empty(n_out)
-    pre_S = np.empty(n_out)
-    in_refr = np.zeros(n_out, np.bool_)
+    refr = np.empty(n_out, np.int64)   # neurons refractory at the last group of the window
     n_refr = 0
+    fix_i = np.empty(n_out, np.int64)
+    fix_m = np.empty(n_out)
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
-    n_groups = g_start.size - 1
-    for g in range(n_groups):
-        g0 = g_start[g]
-        e = g_start[g + 1]
-        t = in_t[g0]
-        last = g == n_groups - 1
-        t_next = t_end if last else in_t[e]
-        span = t_next - t
-        a = g_a[g]
-        b = g_b[g]
-        # neurons refractory at t: keep their traces to correct them after the sweep
+    for w in range(wst.size - 1):
+        g0 = wst[w]
+        g1 = wst[w + 1]
+        t0 = gt[g0]
+        # 1. neurons refractory at the previous window's last group: those still refractory
+        # now are replayed; under membrane reset the others get M from S(r)
         k = 0
+        n_fix = 0
         for q in range(n_refr):
             i = refr[q]
-            if r[i] >= t:
+            if r[i] >= t0:
                 refr[k] = i
-                pre_M[k] = M[i]
-                pre_S[k] = S[i]
                 k += 1
-            else:
-                in_refr[i] = False
+            elif membrane_reset:
+                fix_i[n_fix] = i
+                fix_m[n_fix] = _membrane_from_current(S[i] * gds[g0 - 1], r[i], gt[g0 - 1],
+                                                      gG[g0], tau_m, tau_s)
+                n_fix += 1
         n_refr = k
-        # 1. add the group's inputs and flag the neurons that may cross before t_next
-        # (coincident inputs: only the last one needs the bound)
-        for q in range(g0, e - 1):
-            _add(M, S, Wb[in_i[q]], in_v[q])
-        n_flag = _add_and_bound(M, S, Wb[in_i[e - 1]], in_v[e - 1], a, b, c, theta, flag)
+        if wr[w]:  # a new epoch: traces into the frame of the new G
+            for i in range(n_out):
+                M[i] *= wrm[w]
+                S[i] *= wrs[w]
+        for q in range(n_fix):
+            M[fix_i[q]] = fix_m[q]
+        # 2. the first group's inputs (state before them saved for replays), the bound of u
+        # over the window from the traces, the other groups' inputs with their positive parts
+        e0 = gs[g0]
+        e1 = gs[g0 + 1]
+        if e1 - e0 == 1:
+            # one input at the first time: the bound from the state before the window, the
+            # inputs all count in P (wE over the whole window)
+            _save_bound(M, S, M0, S0, H, P, gdm[g0], gds[g0], wa[w], wb[w], c, itau_m,
+                        itau_s, theta)
+            q = e0
+        else:
+            # coincident inputs at the first time: added first, then the bound
+            _add_save(M, S, M0, S0, Wb[in_i[e0]], wm[e0], ws[e0])
+            for q in range(e0 + 1, e1):
+                _add(M, S, Wb[in_i[q]], wm[q], ws[q])
+            _bound(M, S, H, P, gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta)
+            q = e1
+        e2 = gs[g1]
+        while q + 3 < e2:
+            _add_pos4(M, S, P, Wb[in_i[q]], wm[q], ws[q], Wb[in_i[q + 1]], wm[q + 1], ws[q + 1],
+                      Wb[in_i[q + 2]], wm[q + 2], ws[q + 2], Wb[in_i[q + 3]], wm[q + 3],
+                      ws[q + 3])
+            q += 4
+        if q + 1 < e2:
+            _add_pos2(M, S, P, Wb[in_i[q]], wm[q], ws[q], Wb[in_i[q + 1]], wm[q + 1], ws[q + 1])
+            q += 2
+        if q < e2:
+            _add_pos(M, S, P, Wb[in_i[q]], wm[q], ws[q])
+        n_flag = _flag(P, H, wE[w], flag)
         for q in range(n_refr):
             i = refr[q]
-            if membrane_reset:
-                # the current integrates; the membrane restarts from 0 at r with u = S(r)
-                # eps(s - r), which can reach theta only if S > 0 and r is before t_next
-                hit = S[i] > 0.0 and r[i] <= t_next
-            else:
-                M[i] = pre_M[q]  # full reset: inputs at or before r are forgotten
-                S[i] = pre_S[q]
-                A = c * M[i]
-                B = -c * S[i]
-                hit = min(max(A, A * a) + max(B, B * b), max(A + B, M[i])) >= theta
-            n_flag += int(hit) - int(flag[i])
-            flag[i] = hit
-        # 2. exact crossings in [t, t_next] of the flagged neurons
-        if n_flag > 0:
-            # a compact candidate list: the loop below reassigns the output arrays, which
-            # costs reference counting on every iteration, so it must be short
-            n_cand = 0
-            for wi in range(n_words):
-                if flag_words[wi] != 0:
-                    for i in range(8 * wi, 8 * wi + 8):
-                        if flag[i]:
-                            cand[n_cand] = i
-                            n_cand += 1
-            for ci in range(n_cand):
-                i = cand[ci]
-                S_t = S[i]
-                spiked = False
-                while True:
-                    if membrane_reset and r[i] >= t:
-                        # refractory at t: search after r, in the frame of r (u(r) = 0)
-                        if r[i] > t_next:
-                            break
-                        S_r = S_t * math.exp(-(r[i] - t) / tau_s)
-                        if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > t_next - r[i]:
-                            break  # cannot reach theta before t_next: no exact search
-                        s = first_crossing(S_r, S_r, 0.0, t_next - r[i], c, tau_m, tau_s, theta)
-                        if s == math.inf:
-                            break
-                        t_spk = r[i] + s
-                    else:
-                        s_lo = 0.0
-                        if r[i] > t:  # full reset: inputs up to r are gone, M = S = 0
-                            s_lo = r[i] - t
-                            if s_lo > span:
-                                break
-                        elif rise_bound(M[i], S[i], c, tau_m, tau_s, theta) > span:
-                            break  # cannot reach theta before t_next: no exact search
-                        s = first_crossing(M[i], S[i], s_lo, span, c, tau_m, tau_s, theta)
-                        if s == math.inf:
-                            break
-                        t_spk = t + s
-                    if n_spk >= max_spikes:
-                        return out_t, out_i, n_spk, True
-                    spiked = True
-                    out_t, out_i = _grow(out_t, out_i, n_spk)
-                    out_t[n_spk] = t_spk
-                    out_i[n_spk] = lo + i
-                    n_spk += 1
-                    r[i] = t_spk + t_ref
-                    if not membrane_reset:
-                        M[i] = 0.0
-                        S[i] = 0.0
-                        break
-                if spiked and not in_refr[i]:
-                    in_refr[i] = True
-                    refr[n_refr] = i
-                    n_refr += 1
-        if last:
-            break
-        # membrane reset: M at t_next of the refractory neurons, from S(r) directly (no
-        # overflow); 0 is a placeholder for those still refractory at t_next
-        if membrane_reset:
-            for q in range(n_refr):
-                i = refr[q]
-                if r[i] >= t_next:
-                    pre_M[q] = 0.0
-                else:
-                    pre_M[q] = S[i] * math.exp(-(r[i] - t) / tau_s - (t_next - r[i]) / tau_m)
-        # 3. decay every trace to t_next
-        for i in range(n_out):
-            M[i] *= a
-            S[i] *= b
-        if membrane_reset:
-            for q in range(n_refr):
-                M[refr[q]] = pre_M[q]
+            n_flag += 1 - int(flag[i])
+            flag[i] = True
+        if n_flag == 0:
+            n_refr = 0
+            continue
+        # 3. the flagged neurons again from their state before the window, group by group
+        n_cand = 0
+        for wi in range(n_words):
+            if flag_words[wi] != 0:
+                for i in range(8 * wi, 8 * wi + 8):
+                    if flag[i]:
+                        cand[n_cand] = i
+                        n_cand += 1
+        t_last = gt[g1 - 1]
+        n_refr = 0
+        for ci in range(n_cand):
+            i = cand[ci]
+            r_i = r[i]
+            while True:
+                M[i] = M0[i]
+                S[i] = S0[i]
+                r[i] = r_i
+                n = _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M,
+                            S, r, c, tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t,
+                            out_i, n_spk, max_spikes)
+                if n != -1:
+                    break
+                out_t, out_i = _grow(out_t, out_i, out_t.size)
+            if n == -2:
+                return out_t, out_i, n_spk, True
+            n_spk = n
+            if r[i] >= t_last:
+                refr[n_refr] = i
+                n_refr += 1
     return out_t, out_i, n_spk, False
 
 
@@ -287,16 +526,22 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
                 max_spikes):
     """Simulate one fully connected layer. WT is the transposed weight, shape (n_in, n_out).
 
-    All traces share one reference time, the time t of the current group of coincident
-    input events, so one decay factor serves every neuron. Per group: one vectorised pass
-    adds the input and bounds u up to the next group; only flagged neurons get the exact
-    crossing search; a second pass decays every trace to the next group.
+    All traces share one reference time G (moved forward in epochs, as in sparse_layer), so
+    an input of value v at time t adds x v e^{(t - G)/tau} to every neuron's traces (x its
+    weight): one multiply-add per neuron and trace, no decay pass. The inputs come in
+    windows of several input times (``DENSE_WINDOW_EVENTS`` events). Per window, one
+    vectorised pass bounds u from the traces after the window's first input time, and the
+    sweep over the later inputs also sums each neuron's positive M increments P: an input of
+    weight x v adds at most (x v)+ max eps to u afterwards, so the bound plus P max eps over
+    the window covers every input of it. Only the neurons where that reaches theta (and
+    those refractory in the window) are replayed from their state before the window, group
+    of coincident inputs by group, with the per-group bound and the exact crossing search.
+    The replay performs the very operations of the sweep, so the spikes do not depend on the
+    window length (nor on the blocks below).
 
-    Membrane reset: a neuron still refractory at t (r >= t) has u = S(r) eps(s - r) after r,
-    fully given by its current trace S and r; its M trace is not used (referencing it at
-    t < r would need S(r) exp((r - t)/tau_m), which overflows for long refractory periods),
-    its crossings are searched in the frame of r, and M is set again from S when r falls
-    before the next group.
+    Membrane reset: a neuron refractory at t (r >= t) has u = S(r) eps(s - r) after r, fully
+    given by its current trace S and r; its M trace is not used, its crossings are searched
+    in the frame of r, and M is set again from S(r) when r falls before the next input time.
 
     Wide layers run in blocks of output neurons (``dense_block_size``) one after the other,
     each over the whole input: a block's weight columns stay in cache while its inputs are
@@ -311,20 +556,20 @@ def dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref
 
 @njit(cache=True, nogil=True)
 def dense_layer_blocks(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
-                       max_spikes, block):
-    """dense_layer with blocks of ``block`` output neurons (the result does not depend on it)."""
+                       max_spikes, block, window=DENSE_WINDOW_EVENTS):
+    """dense_layer with blocks of ``block`` output neurons and windows of ``window`` input
+    events (the result depends on neither)."""
     n_out = WT.shape[1]
     block = max(block, 1)
-    g_start, g_a, g_b = _dense_groups(in_t, t_end, tau_m, tau_s)
+    sched = _dense_windows(in_t, in_v, t_end, tau_m, tau_s, max(window, 1))
     parts_t = []
     parts_i = []
     total = 0
     exceeded = False
     for lo in range(0, n_out, block):
         hi = min(lo + block, n_out)
-        ot, oi, n, exceeded = _dense_block(in_t, in_i, in_v, WT, lo, hi, g_start, g_a, g_b,
-                                           t_end, tau_m, tau_s, theta, membrane_reset, t_ref,
-                                           max_spikes - total)
+        ot, oi, n, exceeded = _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta,
+                                           membrane_reset, t_ref, max_spikes - total)
         parts_t.append(ot[:n])
         parts_i.append(oi[:n])
         total += n
@@ -339,7 +584,7 @@ THREADS_MIN_OUT = 512
 
 
 def dense_layer_threads(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
-                        t_end, max_spikes, n_threads):
+                        t_end, max_spikes, n_threads, window=DENSE_WINDOW_EVENTS):
     """dense_layer with its neuron blocks run by ``n_threads`` threads inside one sample
     (the block kernel releases the GIL). The neurons of a Dense layer are independent given
     its input and each block's arithmetic is the same for any blocking, so the result is
@@ -347,17 +592,17 @@ def dense_layer_threads(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_rese
     some of those due (which ones depends on the blocking)."""
     n_in, n_out = WT.shape
     if n_threads <= 1 or n_out < THREADS_MIN_OUT:
-        return dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
-                           t_end, max_spikes)
+        return dense_layer_blocks(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset,
+                                  t_ref, t_end, max_spikes, dense_block_size(n_in, n_out), window)
     from concurrent.futures import ThreadPoolExecutor
 
     # cache-sized blocks, at least two per thread (blocks differ in their spike work)
     block = min(dense_block_size(n_in, n_out), max(64, -(-n_out // (2 * n_threads))))
-    g_start, g_a, g_b = _dense_groups(in_t, t_end, tau_m, tau_s)
+    sched = _dense_windows(in_t, in_v, t_end, tau_m, tau_s, max(window, 1))
 
     def run(lo):
-        return _dense_block(in_t, in_i, in_v, WT, lo, min(lo + block, n_out), g_start, g_a, g_b,
-                            t_end, tau_m, tau_s, theta, membrane_reset, t_ref, max_spikes)
+        return _dense_block(in_i, WT, lo, min(lo + block, n_out), sched, tau_m, tau_s, theta,
+                            membrane_reset, t_ref, max_spikes)
 
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         parts = list(pool.map(run, range(0, n_out, block)))
