@@ -136,8 +136,10 @@ def _headroom(M, S, dm, ds, a, b, c, itau_m, itau_s, theta):
     itau = 1/tau). u = A e^{-s/tau_m} + B e^{-s/tau_s} and its slope are sums of two
     exponentials, each with at most one zero: unless the slope falls from >= 0 at the start
     to <= 0 at the end (a maximum inside), u is largest at an end. A maximum inside has the
-    value M e^{-s*/tau_m} <= M and is below the sum of each term's larger end value. The
-    rounding is covered by margins of 1e-9 (|A| + |B|). Branch-free."""
+    value M e^{-s*/tau_m} <= max(M, 0) and is below the sum of each term's larger end
+    value (the slope tests have a tolerance, so an end value is kept in that case too). The
+    rounding is covered by margins of 1e-9 (|A| + |B|). Branch-free. (A true bound of u,
+    not only a test against theta > 0: the caller adds the later inputs to it.)"""
     m = M * dm
     A = c * m
     B = -c * (S * ds)
@@ -150,7 +152,7 @@ def _headroom(M, S, dm, ds, a, b, c, itau_m, itau_s, theta):
     inner = d0 < tol and d1 > -tol
     ub = max(A + B, Aa + Bb)
     if inner:
-        ub = min(max(A, Aa) + max(B, Bb), m)
+        ub = min(max(A, Aa) + max(B, Bb), max(ub, m, 0.0))
     return theta - ub - 1e-9 * (abs(A) + abs(B))
 
 
@@ -312,14 +314,16 @@ def _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M, S,
             tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk, max_spikes):
     """Neuron i of a block over the groups g0..g1-1 of one window, group by group from its
     state before the window (M, S in the frame of G, as every neuron): add the group's
-    inputs, bound u up to the next group, search the exact crossing where the bound
-    reaches theta, reset. The same operations as the window sweep on the traces, so the
+    inputs, bound u up to the next group (``_headroom``), search the exact crossing where
+    the bound reaches theta, reset. The same operations as the window sweep on the traces, so the
     result does not depend on which neurons a window replays.
 
     Membrane reset: a neuron refractory at t (r >= t) has u = S(r) eps(s - r) after r; its
     M trace is not used, and M is set from S(r) when r falls before the next group of the
     window (after the last group the caller does it, in the next window's frame).
     Returns (out_t, out_i, n_spk, exceeded)."""
+    itau_m = 1.0 / tau_m
+    itau_s = 1.0 / tau_s
     m = M[i]
     s = S[i]
     ri = r[i]
@@ -339,10 +343,7 @@ def _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M, S,
         if refr:
             hit = S_t > 0.0 and ri <= t_next
         else:
-            M_t = m * gdm[g]
-            A = c * M_t
-            B = -c * S_t
-            hit = min(max(A, A * ga[g]) + max(B, B * gb[g]), max(A + B, M_t)) >= theta
+            hit = _headroom(m, s, gdm[g], gds[g], ga[g], gb[g], c, itau_m, itau_s, theta) <= 0.0
         if hit:
             while True:
                 if membrane_reset and ri >= t:
