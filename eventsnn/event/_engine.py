@@ -13,9 +13,10 @@ S e^{-(t-t0)/tau_s}). After a spike the reference time moves to r = t_spike + t_
 At one time, pending crossings fire first (an input does not change u at its own time,
 only its slope), then all coincident inputs are applied, then crossings are predicted.
 
-Two layer kernels implement this: ``dense_layer`` sweeps every target of an input event with
-one shared decay factor (all neurons of a Dense layer are touched by every event) and
-bounds u before any root finding; ``sparse_layer`` keeps per-neuron state and a heap of
+Two layer kernels implement this: ``dense_layer`` sweeps every target of an input event (all
+neurons of a Dense layer are touched by every event) with traces on one common reference
+time, bounds u once per window of several input events and replays only the neurons that
+may cross; ``sparse_layer`` keeps per-neuron state and a heap of
 predicted crossings, for layers whose events touch few targets (Conv2d).
 """
 import math
