@@ -139,6 +139,54 @@ def _edges(out_t, r, n_out, start, order):
 
 
 @njit(cache=True, nogil=True)
+def _edges_merged(out_t, out_i, r, n_out, start, order):
+    """The window edges of :func:`_edges` by merging two already sorted lists instead of
+    sorting: the openings (the spikes, latest first) and the closings (r_k = t_{k-1} + t_ref
+    for every spike with a predecessor, in the order of the predecessors, latest first; a
+    rounded sum is monotone in t_{k-1}). At equal times a closing goes first: for one neuron
+    that is the order of :func:`_edges` as long as r_k < t_k for every spike (checked: else
+    :func:`_edges` itself is used). Edges of different neurons at one time may come in
+    another order than :func:`_edges` gives them; each edge only changes its own neuron's
+    state, so the sweeps' results are the same."""
+    n = out_t.size
+    nxt = np.full(n, -1, np.int64)   # the next spike of the same neuron
+    for i in range(n_out):
+        for p in range(start[i], start[i + 1] - 1):
+            nxt[order[p]] = order[p + 1]
+    for k in range(n):
+        if r[k] >= out_t[k]:
+            return _edges(out_t, r, n_out, start, order)
+    n_close = n - n_out
+    for i in range(n_out):
+        if start[i + 1] == start[i]:
+            n_close += 1
+    et = np.empty(n + n_close)
+    ek = np.empty(n + n_close, np.int64)
+    eo = np.empty(n + n_close, np.bool_)
+    a = n - 1        # next opening: spike a
+    c = n - 1        # next closing: that of nxt[c] (skipping spikes without a successor)
+    while c >= 0 and nxt[c] < 0:
+        c -= 1
+    e = 0
+    while a >= 0 or c >= 0:
+        if c >= 0 and (a < 0 or r[nxt[c]] >= out_t[a]):
+            k = nxt[c]
+            et[e] = r[k]
+            ek[e] = k
+            eo[e] = False
+            c -= 1
+            while c >= 0 and nxt[c] < 0:
+                c -= 1
+        else:
+            et[e] = out_t[a]
+            ek[e] = a
+            eo[e] = True
+            a -= 1
+        e += 1
+    return et, ek, eo
+
+
+@njit(cache=True, nogil=True)
 def _block_refs(in_t, block):
     """Reference time of each input event's block (see the module docstring)."""
     n = in_t.size
@@ -178,6 +226,7 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
         same (n_in, n_out) layout. False -> CSR: input j reaches targets[indptr[j]:
         indptr[j+1]], w[q] is the weight of link q and widx[q] its index in the flattened
         weight of size n_w (Conv2d: (C_out, C_in, k, k)); the gradient is flattened alike.
+        (:func:`conv_backward` is the same pass for a Conv2d layer without the CSR.)
     kernel : KERNEL_EXP (h = exp(-s/tau_grad)) or KERNEL_DEPSILON (h = d eps/ds).
     drop_nonpositive : drop the share of spikes whose S_k <= 0 (else only S_k == 0).
     clamp : clamp -1/D_k to [clamp_lo, clamp_hi] in the weight gradient (else spikes with
@@ -188,6 +237,48 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
 
     Returns (g_in aligned with in_t, g_w, S, D, n_dropped).
     """
+    return _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, _NO_GEOM, indptr,
+                 targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
+                 drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block)
+
+
+@njit(cache=True, nogil=True)
+def conv_backward(in_t, in_i, in_v, out_t, out_i, g_out, geom, w, tau_m, tau_s, t_ref, kernel,
+                  tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad,
+                  block):
+    """:func:`layer_backward` of a Conv2d layer, its links computed from the geometry
+    (weight sharing) instead of read from a CSR map.
+
+    geom : int64 array (C_in, H, W, C_out, H_out, W_out, k, stride, padding) (``conv_geometry``).
+    w : the layer's weight (C_out, C_in, k, k) flattened, contiguous; the weight gradient
+        comes in the same layout.
+
+    Every pair (event, target) gets the same arithmetic as on the CSR path, and the sums
+    over the targets of one event run in the CSR's order (target index ascending), so the
+    results are identical to :func:`layer_backward` with ``Conv2d.connectivity()``.
+    """
+    E = np.zeros(0, np.int64)
+    n_out = geom[3] * geom[4] * geom[5]
+    return _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, False, geom, E, E, E, w, w.size,
+                 tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
+                 clamp_hi, factor, input_grad, block)
+
+
+def conv_geometry(layer):
+    """The ``geom`` array of :func:`conv_backward` for a Conv2d layer."""
+    C, H, W = layer.in_decl
+    Co, Ho, Wo = layer.out_shape
+    return np.array([C, H, W, Co, Ho, Wo, layer.kernel_size, layer.stride, layer.padding],
+                    np.int64)
+
+
+_NO_GEOM = np.zeros(0, np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, targets, widx,
+          w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
+          clamp_hi, factor, input_grad, block):
     c = tau_m / (tau_m - tau_s)
     exp_kernel = kernel == KERNEL_EXP
     n_spk = out_t.size
@@ -200,8 +291,7 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
         return g_in, g_w, S, D, 0
     start, order = _spikes_by_neuron(out_i, n_out)
     r = _window_starts(out_t, out_i, n_out, t_ref, start, order)
-    et, ek, eo = _edges(out_t, r, n_out, start, order)
-    n_edges = et.size
+    et, ek, eo = _edges_merged(out_t, out_i, r, n_out, start, order)
     ref_of = _block_refs(in_t, block)
     # per-event factors (value included): exp((t_m - ref)/tau) for tau_m, tau_s, tau_grad
     em = np.empty(n_ev)
@@ -214,7 +304,7 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
         eg[m] = in_v[m] * math.exp(d / tau_grad) if exp_kernel else 0.0
 
     # ---- sweep 1 (reverse time): window sums K_tau(k) ----------------------------------
-    Km, Ks, Kg = _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr,
+    Km, Ks, Kg = _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr,
                              targets, w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad,
                              exp_kernel)
     coef_t = np.zeros(n_spk)   # dL/dt_k / S_k
@@ -236,16 +326,18 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
             coef_w[k] = -g / D[k]
 
     # ---- sweep 2 (reverse time): shares and weight gradient ---------------------------
-    _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets, widx, w,
-                  out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
+    _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, targets, widx,
+                  w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
                   coef_w, input_grad, factor, g_in, g_w)
     return g_in, g_w, S, D, n_dropped
 
 
 @njit(cache=True, nogil=True)
-def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets, w, out_t,
-                out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel):
-    """K_tau(k) = sum over W_k of w v exp(-(t_k - t_m)/tau), tau = tau_m, tau_s, tau_grad."""
+def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, targets, w,
+                out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel):
+    """K_tau(k) = sum over W_k of w v exp(-(t_k - t_m)/tau), tau = tau_m, tau_s, tau_grad.
+    The targets of an event: all neurons (is_dense), the Conv2d geometry (geom not empty,
+    w the weight (C_out, C_in, k, k) flattened) or the CSR links (w per link)."""
     n_ev = in_t.size
     n_spk = out_t.size
     n_edges = et.size
@@ -320,6 +412,25 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets
                     wi = w[base + i]
                     Am[i] += wi * a_m
                     As[i] += wi * a_s
+        elif geom.size > 0:
+            ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(j, geom)
+            HWo = geom[4] * geom[5]
+            Wo = geom[5]
+            k = geom[6]
+            st = geom[7]
+            yp = y + geom[8]
+            xp = x + geom[8]
+            for co in range(geom[3]):
+                wb = (co * geom[0] + ci) * k * k
+                for oy in range(oy0, oy1 + 1):
+                    ib = co * HWo + oy * Wo
+                    wr = wb + (yp - oy * st) * k + xp
+                    for ox in range(ox0, ox1 + 1):
+                        i = ib + ox
+                        wi = w[wr - ox * st]
+                        Am[i] += wi * a_m
+                        As[i] += wi * a_s
+                        Ag[i] += wi * a_g
         else:
             for q in range(indptr[j], indptr[j + 1]):
                 i = targets[q]
@@ -353,8 +464,8 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets
 
 
 @njit(cache=True, nogil=True)
-def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targets, widx, w,
-                  out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
+def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, targets, widx,
+                  w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
                   coef_w, input_grad, factor, g_in, g_w):
     """Adds the shares (Eq. 12-13, into g_in when input_grad) and the weight gradient
     (Eq. 14, into g_w) of every pair."""
@@ -427,7 +538,38 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targe
                 else:
                     g_in[m] = factor * (a_s * _dot(w, base, G1, n_out)
                                         - a_m * _dot(w, base, G2, n_out))
-        else:
+        elif geom.size > 0:
+            ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(j, geom)
+            HWo = geom[4] * geom[5]
+            Wo = geom[5]
+            k = geom[6]
+            st = geom[7]
+            yp = y + geom[8]
+            xp = x + geom[8]
+            acc1 = 0.0
+            acc2 = 0.0
+            for co in range(geom[3]):   # targets in ascending index, as the CSR lists them
+                wb = (co * geom[0] + ci) * k * k
+                for oy in range(oy0, oy1 + 1):
+                    ib = co * HWo + oy * Wo
+                    wr = wb + (yp - oy * st) * k + xp
+                    if input_grad:
+                        for ox in range(ox0, ox1 + 1):
+                            i = ib + ox
+                            q = wr - ox * st
+                            g_w[q] += Pm[i] * a_m - Ps[i] * a_s
+                            acc1 += w[q] * G1[i]
+                            acc2 += w[q] * G2[i]
+                    else:
+                        for ox in range(ox0, ox1 + 1):
+                            i = ib + ox
+                            g_w[wr - ox * st] += Pm[i] * a_m - Ps[i] * a_s
+            if input_grad:
+                if exp_kernel:
+                    g_in[m] = factor * eg[m] * acc1
+                else:
+                    g_in[m] = factor * (a_s * acc1 - a_m * acc2)
+        elif input_grad:
             acc1 = 0.0
             acc2 = 0.0
             for q in range(indptr[j], indptr[j + 1]):
@@ -435,11 +577,37 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, indptr, targe
                 g_w[widx[q]] += Pm[i] * a_m - Ps[i] * a_s
                 acc1 += w[q] * G1[i]
                 acc2 += w[q] * G2[i]
-            if input_grad:
-                if exp_kernel:
-                    g_in[m] = factor * eg[m] * acc1
-                else:
-                    g_in[m] = factor * (a_s * acc1 - a_m * acc2)
+            if exp_kernel:
+                g_in[m] = factor * eg[m] * acc1
+            else:
+                g_in[m] = factor * (a_s * acc1 - a_m * acc2)
+        else:
+            for q in range(indptr[j], indptr[j + 1]):
+                i = targets[q]
+                g_w[widx[q]] += Pm[i] * a_m - Ps[i] * a_s
+
+
+@njit(cache=True, nogil=True)
+def _conv_span(j, geom):
+    """Input neuron j of a Conv2d layer (geom as in ``conv_backward``): its channel and
+    position (ci, y, x) and the output rows oy0..oy1 and columns ox0..ox1 (inclusive) whose
+    receptive fields hold it: oy * stride - padding + ky = y for some 0 <= ky < k."""
+    H = geom[1]
+    W = geom[2]
+    k = geom[6]
+    st = geom[7]
+    pad = geom[8]
+    ci = j // (H * W)
+    rem = j - ci * H * W
+    y = rem // W
+    x = rem - y * W
+    a = y + pad - k + 1
+    oy0 = (a + st - 1) // st if a > 0 else 0
+    oy1 = min(geom[4] - 1, (y + pad) // st)
+    a = x + pad - k + 1
+    ox0 = (a + st - 1) // st if a > 0 else 0
+    ox1 = min(geom[5] - 1, (x + pad) // st)
+    return ci, y, x, oy0, oy1, ox0, ox1
 
 
 @njit(cache=True, nogil=True)

@@ -180,16 +180,15 @@ def backward(net: Sequential, rec: Record, grad_out: ArrayLike,
 
 def _prepare(net):
     """Per-layer arrays the kernels need, computed once (shared by threads): the transposed
-    weight of a Dense layer (contiguous rows per input neuron), the CSR links of a Conv2d
-    layer with the weight of each link."""
+    weight of a Dense layer (contiguous rows per input neuron), the flat weight and the
+    geometry of a Conv2d layer (``_backward.conv_backward`` computes its links)."""
     prep = []
     for layer in net.layers:
         if isinstance(layer, Dense):
             prep.append(("dense", np.ascontiguousarray(layer.weight.T).ravel()))
         elif isinstance(layer, Conv2d):
-            indptr, targets, widx = layer.connectivity()
-            prep.append(("conv", np.ascontiguousarray(layer.weight.ravel()[widx]), indptr,
-                         targets, widx))
+            prep.append(("conv", np.ascontiguousarray(layer.weight.ravel()),
+                         _backward.conv_geometry(layer)))
         elif isinstance(layer, MaxPool2d):
             prep.append(("max",))
         elif isinstance(layer, AvgPool2d):
@@ -239,21 +238,23 @@ def _backward_checked(net, rec, grad_out, kernel, tau_grad, opts, prep, input_gr
         if p[0] in ("dense", "conv"):
             nrn = layer_neurons[li - 1]
             block = _backward.block_length(nrn.tau_m, nrn.tau_s, code, tau_grad)
-            if p[0] == "dense":
-                args = (True, _EMPTY_I, _EMPTY_I, _EMPTY_I, p[1], p[1].size)
-            else:
-                args = (False, p[2], p[3], p[4], p[1], layer.weight.size)
+            common = (nrn.tau_m, nrn.tau_s, nrn.t_ref, code, tau_grad,
+                      bool(opts["drop_nonpositive"]), clamp is not None, lo, hi, opts["factor"],
+                      need_in, block)
             if nrn.reset == "membrane":  # adjoint of the reset dependence (docs/gradients.md)
                 g_in, g_w, S, D, nd, totals[li] = _adjoint.layer_backward(
                     below, here, g, layer, nrn, code, tau_grad, opts, need_in)
+            elif p[0] == "conv":
+                g_in, g_w, S, D, nd = _backward.conv_backward(
+                    below.times, below.neurons, below.values, here.times, here.neurons, g,
+                    p[2], p[1], *common)
             else:
                 g_in, g_w, S, D, nd = _backward.layer_backward(
                     below.times, below.neurons, below.values, here.times, here.neurons, g,
-                    below.n_neurons, here.n_neurons, *args, nrn.tau_m, nrn.tau_s, nrn.t_ref,
-                    code, tau_grad, bool(opts["drop_nonpositive"]), clamp is not None, lo, hi,
-                    opts["factor"], need_in, block)
-                if p[0] == "dense":   # the kernel works on W^T
-                    g_w = np.ascontiguousarray(g_w.reshape(layer.n_in, layer.n_out).T)
+                    below.n_neurons, here.n_neurons, True, _EMPTY_I, _EMPTY_I, _EMPTY_I, p[1],
+                    p[1].size, *common)
+                # the kernel works on W^T
+                g_w = np.ascontiguousarray(g_w.reshape(layer.n_in, layer.n_out).T)
             weights[li - 1] = g_w.reshape(layer.weight.shape)
             slopes[li], sums[li], dropped[li - 1] = D, S, int(nd)
             times[li - 1] = g_in if need_in else None

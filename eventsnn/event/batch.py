@@ -402,10 +402,12 @@ def with_supervisory_spikes(out: Events, labels: np.ndarray, t: float) -> Events
 
 # ---- backward ------------------------------------------------------------------------
 def _layer_backward_batch(in_t, in_i, in_v, in_off, out_t, out_i, out_off, g_out, n_in, n_out,
-                          is_dense, indptr, targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel,
-                          tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi, factor,
-                          input_grad, block, per_sample):
-    """``_backward.layer_backward`` for the samples of in_off/out_off (same length).
+                          kind, geom, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
+                          drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block,
+                          per_sample):
+    """The timing backward kernel of one layer for the samples of in_off/out_off (same
+    length): ``_backward.layer_backward`` (kind "dense": w is W^T flattened) or
+    ``_backward.conv_backward`` (kind "conv": w the flat weight, geom its geometry).
 
     Returns (g_in for the input events in_off[0]:in_off[-1] (empty without
     ``input_grad``), weight gradients in the kernel's layout, dropped): the weight gradients
@@ -415,13 +417,20 @@ def _layer_backward_batch(in_t, in_i, in_v, in_off, out_t, out_i, out_off, g_out
     g_in = np.zeros(in_off[n] - in_off[0] if input_grad else 0)
     G = np.zeros((n if per_sample else 1, n_w))
     dropped = 0
+    common = (tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
+              clamp_hi, factor, input_grad, block)
+    empty = np.zeros(0, np.int64)
     for s in range(n):
         a, b = in_off[s], in_off[s + 1]
         c, d = out_off[s], out_off[s + 1]
-        gi, gw, _, _, nd = _backward.layer_backward(
-            in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], n_in, n_out,
-            is_dense, indptr, targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
-            drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block)
+        if kind == "conv":
+            gi, gw, _, _, nd = _backward.conv_backward(
+                in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], geom, w,
+                *common)
+        else:
+            gi, gw, _, _, nd = _backward.layer_backward(
+                in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], n_in,
+                n_out, True, empty, empty, empty, w, n_w, *common)
         if input_grad:
             g_in[a - in_off[0]:b - in_off[0]] = gi
         G[s if per_sample else 0] += gw
@@ -494,15 +503,11 @@ def backward_batch(net: Sequential, levels: Sequence[Events],
         layer = net.layers[li - 1]
         below, here = levels[li - 1], levels[li]
         p = prep[li - 1]
-        need_in = li - 1 >= lowest
+        need_in = input_grad or li - 1 > lowest   # dL/dt of this layer's input events
         if p[0] in ("dense", "conv"):
             nrn = layer_neurons[li - 1]
-            if p[0] == "dense":
-                args = (True, empty, empty, empty, p[1], p[1].size)
-            else:
-                args = (False, p[2], p[3], p[4], p[1], layer.weight.size)
+            args = (p[0], empty if p[0] == "dense" else p[2], p[1], p[1].size)
             gcur = g
-
             block = _backward.block_length(nrn.tau_m, nrn.tau_s, kernel_code, tau_grad)
 
             def run(a, b, gcur=gcur, args=args, below=below, here=here, need_in=need_in, nrn=nrn,
