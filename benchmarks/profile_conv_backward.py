@@ -8,10 +8,11 @@ Builds the row's network as ``benchmarks/train_epoch.py`` does (firing-rate init
 on the first batch), simulates ``--batches`` training batches and records what the backward
 pass of each batch gets (levels, relays, dL/dt of the output events). Then times, process
 CPU time, one thread, best of ``--repeats`` after a warm-up, summed over the batches:
-``backward_batch`` as training calls it, each weighted layer's kernel over the batch, and
-the pieces of a layer's kernel (preparation: window edges, block references, per-event
-factors; sweep 1: window sums; sweep 2: shares and weight gradient). Prints one line per
-item; ``--baseline DIR`` also times the same recorded inputs with the kernels of another
+``backward_batch`` as training calls it, each weighted layer's kernel over the batch (with
+the input time gradient where training computes it), and the pieces of a layer's kernel
+(the per-pair work: the pass with one output spike per sample; the per-spike work: the
+pass with one input event per sample; the window edges). Prints one line per item;
+``--baseline DIR`` also times the same recorded inputs with the kernels of another
 checkout (e.g. main unpacked with ``git archive``) in a subprocess.
 """
 import os
@@ -48,6 +49,7 @@ def record(row, n_batches, seed=0):
 
     import train_epoch as te
     from eventsnn.network import Sequential
+    from eventsnn.train import _take
     from eventsnn.neurons import SRM
     from eventsnn.event.learner import EventLearner
     from eventsnn.train_cli import input_shape, load_dataset, parse_arch
@@ -59,11 +61,11 @@ def record(row, n_batches, seed=0):
     perm = np.random.default_rng(seed).permutation(len(y))[: b * n_batches]
     net = Sequential(*parse_arch(spec["arch"], input_shape(X), 10), neuron=SRM(), rng=0)
     learner = EventLearner(net, rng=0, n_threads=1, **spec["opt"])
-    learner.initialise(X[perm[:b]])
+    learner.initialise(_take(X, perm[:b]))
     batches = []
     for k in range(n_batches):
         idx = perm[k * b:(k + 1) * b]
-        events = learner.encode_batch(X[idx])
+        events = learner.encode_batch(_take(X, idx))
         levels, relays = learner._forward(events)
         out, _, g = learner._loss(levels[-1], np.asarray(y[idx]))
         batches.append((levels[:-1] + [out], relays, g))
@@ -148,12 +150,9 @@ def profile(net, o, batches, repeats, pieces=True):
         res[f"layer {li} {layer!r} kernel (input_grad={need_in})"] = best(kern, repeats)
         if not pieces or not NEW:
             continue
-        E = np.zeros(0, np.int64)
-        if p[0] == "dense":
-            sw = (True, E, E, E, E, p[1])
-        else:
-            sw = (False, p[2], E, E, E, p[1])
-        # the pieces, per sample
+        # the pieces, per sample: the pass without the spikes but one (the per-pair work of
+        # both sweeps: targets of every event), with one input event (the per-spike work:
+        # window edges, factors, coefficients), the window edges alone
         samples = []
         for (levels, _, _), per in zip(batches, grads):
             below, here = levels[li - 1], levels[li]
@@ -163,43 +162,33 @@ def profile(net, o, batches, repeats, pieces=True):
                 samples.append((below.times[a:b], below.neurons[a:b], below.values[a:b],
                                 here.times[c:d], here.neurons[c:d], per[li][c:d]))
         n_out = layer.n_out
-        pre = []
-        for (it, ii, iv, ot, oi, g) in samples:
-            start, order_ = K._spikes_by_neuron(oi, n_out)
-            r = K._window_starts(ot, oi, n_out, nrn.t_ref, start, order_)
-            et, ek, eo = K._edges_merged(ot, oi, r, n_out, start, order_)
-            ref = K._block_refs(it, blk)
-            d = it - ref
-            em, es_, eg = (iv * np.exp(d / tau) for tau in (nrn.tau_m, nrn.tau_s, tg))
-            pre.append((r, et, ek, eo, ref, em, es_, eg))
+        common = (nrn.tau_m, nrn.tau_s, nrn.t_ref, code, tg, bool(o["drop_nonpositive"]),
+                  clamp is not None, lo, hi, o["factor"], need_in, blk)
+        E = np.zeros(0, np.int64)
 
-        def prep_piece():
+        def call(it, ii, iv, ot, oi, g):
+            if p[0] == "conv":
+                K.conv_backward(it, ii, iv, ot, oi, g, p[2], p[1], *common)
+            else:
+                K.layer_backward(it, ii, iv, ot, oi, g, layer.n_in, n_out, True, E, E, E, p[1],
+                                 p[1].size, *common)
+
+        def pairs():
+            for (it, ii, iv, ot, oi, g) in samples:
+                call(it, ii, iv, ot[:1], oi[:1], g[:1])
+
+        def spikes():
+            for (it, ii, iv, ot, oi, g) in samples:
+                call(it[:1], ii[:1], iv[:1], ot, oi, g)
+
+        def edges():
             for (it, ii, iv, ot, oi, g) in samples:
                 start, order_ = K._spikes_by_neuron(oi, n_out)
                 r = K._window_starts(ot, oi, n_out, nrn.t_ref, start, order_)
                 K._edges_merged(ot, oi, r, n_out, start, order_)
-                K._block_refs(it, blk)
-
-        def sweep1():
-            for (it, ii, iv, ot, oi, g), (r, et, ek, eo, ref, em, es_, eg) in zip(samples, pre):
-                K._sweep_sums(it, ii, em, es_, eg, ref, n_out, *sw[:4], sw[5], ot, oi,
-                              et, ek, eo, nrn.tau_m, nrn.tau_s, tg, code == K.KERNEL_EXP)
-
-        gw = np.zeros(layer.weight.size)
-
-        def sweep2(ig):
-            def f():
-                for (it, ii, iv, ot, oi, g), (r, et, ek, eo, ref, em, es_, eg) in zip(samples, pre):
-                    gi = np.zeros(it.size)
-                    ones = np.ones(ot.size)
-                    K._sweep_assign(it, ii, em, es_, eg, ref, n_out, *sw, ot, oi,
-                                    et, ek, eo, nrn.tau_m, nrn.tau_s, tg, code == K.KERNEL_EXP,
-                                    1.3, ones, -ones, ig, 1.0, gi, gw)
-            return f
-        res["  preparation (edges, block refs)"] = best(prep_piece, repeats)
-        res["  sweep 1 (window sums)"] = best(sweep1, repeats)
-        res["  sweep 2, input_grad=False"] = best(sweep2(False), repeats)
-        res["  sweep 2, input_grad=True"] = best(sweep2(True), repeats)
+        res["  per-pair work (one output spike per sample)"] = best(pairs, repeats)
+        res["  per-spike work (one input event per sample)"] = best(spikes, repeats)
+        res["  window edges (spikes grouped, merged)"] = best(edges, repeats)
     return res
 
 

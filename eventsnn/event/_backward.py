@@ -304,9 +304,16 @@ def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, 
         eg[m] = in_v[m] * math.exp(d / tau_grad) if exp_kernel else 0.0
 
     # ---- sweep 1 (reverse time): window sums K_tau(k) ----------------------------------
-    Km, Ks, Kg = _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr,
-                             targets, w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad,
-                             exp_kernel)
+    conv = geom.size > 0
+    if conv:   # channel-last state and weight (see _sweep_sums)
+        nid = _channel_last(geom)
+        wk = np.ascontiguousarray(w.reshape((geom[3], n_w // geom[3])).T).ravel()
+    else:
+        nid = np.zeros(0, np.int64)
+        wk = w
+    Km, Ks, Kg, Fk = _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid,
+                             indptr, targets, wk, out_t, out_i, et, ek, eo, tau_m, tau_s,
+                             tau_grad, exp_kernel)
     coef_t = np.zeros(n_spk)   # dL/dt_k / S_k
     coef_w = np.zeros(n_spk)   # dL/dt_k * (-1 / D_k), clamped
     n_dropped = 0
@@ -326,24 +333,51 @@ def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, 
             coef_w[k] = -g / D[k]
 
     # ---- sweep 2 (reverse time): shares and weight gradient ---------------------------
-    _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, targets, widx,
-                  w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
-                  coef_w, input_grad, factor, g_in, g_w)
+    if conv:
+        g_k = np.zeros(n_w)
+        _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr,
+                      targets, widx, wk, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad,
+                      exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_k)
+        g_w[:] = g_k.reshape((n_w // geom[3], geom[3])).T.ravel()
+    else:
+        _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr,
+                      targets, widx, w, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad,
+                      exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_w)
     return g_in, g_w, S, D, n_dropped
 
 
 @njit(cache=True, nogil=True)
-def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, targets, w,
-                out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel):
-    """K_tau(k) = sum over W_k of w v exp(-(t_k - t_m)/tau), tau = tau_m, tau_s, tau_grad.
-    The targets of an event: all neurons (is_dense), the Conv2d geometry (geom not empty,
-    w the weight (C_out, C_in, k, k) flattened) or the CSR links (w per link)."""
+def _channel_last(geom):
+    """For each Conv2d output neuron i = (co, oy, ox) its index in the channel-last order
+    (oy, ox, co) in which the conv sweeps keep the per-neuron state."""
+    co_n = geom[3]
+    hw = geom[4] * geom[5]
+    nid = np.empty(co_n * hw, np.int64)
+    for co in range(co_n):
+        for p in range(hw):
+            nid[co * hw + p] = p * co_n + co
+    return nid
+
+
+@njit(cache=True, nogil=True)
+def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr, targets,
+                w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel):
+    """K_tau(k) = sum over W_k of w v exp(-(t_k - t_m)/tau), tau = tau_m, tau_s, tau_grad,
+    and Fk: the factors exp(-(t_k - ref)/tau) of each spike whose window opens inside the
+    event loop (sweep 2 opens the same windows at the same references and reuses them).
+    The targets of an event: all neurons (is_dense), the CSR links (w per link) or the
+    Conv2d geometry (geom not empty). A Conv2d layer keeps its per-neuron state channel-last:
+    neuron i at nid[i] (``_channel_last``), w the weight as (C_in, k, k, C_out) flattened, so
+    that the innermost loop runs over the output channels with contiguous state and weights
+    (it vectorises). Each (event, neuron) pair gets the same operation as in any other
+    order, and a neuron's sums run over the events in the same order: same results."""
     n_ev = in_t.size
     n_spk = out_t.size
     n_edges = et.size
     Km = np.zeros(n_spk)
     Ks = np.zeros(n_spk)
     Kg = np.zeros(n_spk)
+    Fk = np.zeros((n_spk, 3))   # factors of each window opened inside the event loop
     # per neuron: factors F of the open window (0 when closed), block accumulators A,
     # window sums X of the finished blocks
     Fm = np.zeros(n_out)
@@ -356,6 +390,12 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, t
     Xs = np.zeros(n_out)
     Xg = np.zeros(n_out)
     cur = np.full(n_out, -1, np.int64)
+    # Conv2d: 2-d views (position, channel) of the channel-last state and (C_in k k, C_out)
+    co_n = geom[3] if geom.size > 0 else 1
+    A_m = Am.reshape((n_out // co_n, co_n))
+    A_s = As.reshape((n_out // co_n, co_n))
+    A_g = Ag.reshape((n_out // co_n, co_n))
+    wk = w.reshape((w.size // co_n, co_n))
     ref = math.nan
     b = 0
     for m in range(n_ev - 1, -1, -1):
@@ -380,12 +420,12 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, t
             ref = ref_of[m]
         while b < n_edges and et[b] >= tm:
             k = ek[b]
-            i = out_i[k]
+            i = out_i[k] if nid.size == 0 else nid[out_i[k]]
             if eo[b]:      # window of k opens (walking back): earlier sums were in a gap
                 cur[i] = k
-                Fm[i] = _decay(out_t[k], ref, tau_m)
-                Fs[i] = _decay(out_t[k], ref, tau_s)
-                Fg[i] = _decay(out_t[k], ref, tau_grad) if exp_kernel else 0.0
+                Fm[i] = Fk[k, 0] = _decay(out_t[k], ref, tau_m)
+                Fs[i] = Fk[k, 1] = _decay(out_t[k], ref, tau_s)
+                Fg[i] = Fk[k, 2] = _decay(out_t[k], ref, tau_grad) if exp_kernel else 0.0
                 Xm[i] = Xs[i] = Xg[i] = 0.0
             else:          # window of k closes
                 Km[k] = Xm[i] + Fm[i] * Am[i]
@@ -414,23 +454,27 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, t
                     As[i] += wi * a_s
         elif geom.size > 0:
             ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(j, geom)
-            HWo = geom[4] * geom[5]
             Wo = geom[5]
             k = geom[6]
             st = geom[7]
             yp = y + geom[8]
             xp = x + geom[8]
-            for co in range(geom[3]):
-                wb = (co * geom[0] + ci) * k * k
-                for oy in range(oy0, oy1 + 1):
-                    ib = co * HWo + oy * Wo
-                    wr = wb + (yp - oy * st) * k + xp
-                    for ox in range(ox0, ox1 + 1):
-                        i = ib + ox
-                        wi = w[wr - ox * st]
-                        Am[i] += wi * a_m
-                        As[i] += wi * a_s
-                        Ag[i] += wi * a_g
+            for oy in range(oy0, oy1 + 1):
+                wr = (ci * k + yp - oy * st) * k + xp
+                for ox in range(ox0, ox1 + 1):
+                    pos = oy * Wo + ox
+                    r = wr - ox * st
+                    if exp_kernel:
+                        for co in range(co_n):
+                            wi = wk[r, co]
+                            A_m[pos, co] += wi * a_m
+                            A_s[pos, co] += wi * a_s
+                            A_g[pos, co] += wi * a_g
+                    else:
+                        for co in range(co_n):
+                            wi = wk[r, co]
+                            A_m[pos, co] += wi * a_m
+                            A_s[pos, co] += wi * a_s
         else:
             for q in range(indptr[j], indptr[j + 1]):
                 i = targets[q]
@@ -441,7 +485,7 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, t
     # edges before the first input event: no event is left, windows close with what they hold
     while b < n_edges:
         k = ek[b]
-        i = out_i[k]
+        i = out_i[k] if nid.size == 0 else nid[out_i[k]]
         if eo[b]:
             cur[i] = k
             Fm[i] = Fs[i] = Fg[i] = 0.0
@@ -460,15 +504,17 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, t
             Km[k] = Xm[i] + Fm[i] * Am[i]
             Ks[k] = Xs[i] + Fs[i] * As[i]
             Kg[k] = Xg[i] + Fg[i] * Ag[i]
-    return Km, Ks, Kg
+    return Km, Ks, Kg, Fk
 
 
 @njit(cache=True, nogil=True)
-def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr, targets, widx,
-                  w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel, c, coef_t,
-                  coef_w, input_grad, factor, g_in, g_w):
+def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr, targets,
+                  widx, w, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad, exp_kernel, c,
+                  coef_t, coef_w, input_grad, factor, g_in, g_w):
     """Adds the shares (Eq. 12-13, into g_in when input_grad) and the weight gradient
-    (Eq. 14, into g_w) of every pair."""
+    (Eq. 14, into g_w) of every pair. Conv2d (geom not empty): state channel-last, w and
+    g_w as (C_in, k, k, C_out) flattened (see ``_sweep_sums``); dL/dt of an input event sums
+    over its targets in the CSR's order (ascending neuron index), as ``layer_backward``."""
     n_ev = in_t.size
     n_edges = et.size
     # per neuron: exponential factors of the open window (0 when closed) and the
@@ -483,6 +529,13 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr,
     Ps = np.zeros(n_out)
     G1 = np.zeros(n_out)
     G2 = np.zeros(n_out)
+    co_n = geom[3] if geom.size > 0 else 1   # Conv2d: 2-d views as in _sweep_sums
+    P_m = Pm.reshape((n_out // co_n, co_n))
+    P_s = Ps.reshape((n_out // co_n, co_n))
+    G_1 = G1.reshape((n_out // co_n, co_n))
+    G_2 = G2.reshape((n_out // co_n, co_n))
+    gk = g_w.reshape((g_w.size // co_n, co_n))
+    wk = w.reshape((w.size // co_n, co_n))
     ref = math.nan
     b = 0
     for m in range(n_ev - 1, -1, -1):
@@ -508,11 +561,11 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr,
             ref = ref_of[m]
         while b < n_edges and et[b] >= tm:
             k = ek[b]
-            i = out_i[k]
+            i = out_i[k] if nid.size == 0 else nid[out_i[k]]
             if eo[b]:
-                Fm[i] = _decay(out_t[k], ref, tau_m)
-                Fs[i] = _decay(out_t[k], ref, tau_s)
-                Fg[i] = _decay(out_t[k], ref, tau_grad) if exp_kernel else 0.0
+                Fm[i] = Fk[k, 0]   # sweep 1's factors: the same edge, the same reference
+                Fs[i] = Fk[k, 1]
+                Fg[i] = Fk[k, 2]
                 cw[i] = c * coef_w[k]
                 ct[i] = coef_t[k]
             else:
@@ -540,31 +593,29 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, indptr,
                                         - a_m * _dot(w, base, G2, n_out))
         elif geom.size > 0:
             ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(j, geom)
-            HWo = geom[4] * geom[5]
             Wo = geom[5]
             k = geom[6]
             st = geom[7]
             yp = y + geom[8]
             xp = x + geom[8]
-            acc1 = 0.0
-            acc2 = 0.0
-            for co in range(geom[3]):   # targets in ascending index, as the CSR lists them
-                wb = (co * geom[0] + ci) * k * k
-                for oy in range(oy0, oy1 + 1):
-                    ib = co * HWo + oy * Wo
-                    wr = wb + (yp - oy * st) * k + xp
-                    if input_grad:
+            for oy in range(oy0, oy1 + 1):
+                wr = (ci * k + yp - oy * st) * k + xp
+                for ox in range(ox0, ox1 + 1):
+                    pos = oy * Wo + ox
+                    r = wr - ox * st
+                    for co in range(co_n):
+                        gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
+            if input_grad:   # in the CSR's order of the targets: co, oy, ox
+                acc1 = 0.0
+                acc2 = 0.0
+                for co in range(co_n):
+                    for oy in range(oy0, oy1 + 1):
+                        wr = (ci * k + yp - oy * st) * k + xp
                         for ox in range(ox0, ox1 + 1):
-                            i = ib + ox
-                            q = wr - ox * st
-                            g_w[q] += Pm[i] * a_m - Ps[i] * a_s
-                            acc1 += w[q] * G1[i]
-                            acc2 += w[q] * G2[i]
-                    else:
-                        for ox in range(ox0, ox1 + 1):
-                            i = ib + ox
-                            g_w[wr - ox * st] += Pm[i] * a_m - Ps[i] * a_s
-            if input_grad:
+                            pos = oy * Wo + ox
+                            wi = wk[wr - ox * st, co]
+                            acc1 += wi * G_1[pos, co]
+                            acc2 += wi * G_2[pos, co]
                 if exp_kernel:
                     g_in[m] = factor * eg[m] * acc1
                 else:
