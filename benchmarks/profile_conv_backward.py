@@ -186,9 +186,9 @@ def profile(net, o, batches, repeats, pieces=True):
                 start, order_ = K._spikes_by_neuron(oi, n_out)
                 r = K._window_starts(ot, oi, n_out, nrn.t_ref, start, order_)
                 K._edges_merged(ot, oi, r, n_out, start, order_)
-        res["  per-pair work (one output spike per sample)"] = best(pairs, repeats)
-        res["  per-spike work (one input event per sample)"] = best(spikes, repeats)
-        res["  window edges (spikes grouped, merged)"] = best(edges, repeats)
+        res[f"  layer {li}: per-pair work (one output spike per sample)"] = best(pairs, repeats)
+        res[f"  layer {li}: per-spike work (one input event per sample)"] = best(spikes, repeats)
+        res[f"  layer {li}: window edges (spikes grouped, merged)"] = best(edges, repeats)
     return res
 
 
