@@ -43,7 +43,10 @@ time (stably, so edges of one neuron at the same time keep their order); before 
 event m is processed every edge at time >= t_m is. Between edges, a neuron's coefficients
 are constant, so an input event costs one pass over its targets with no branch and no
 search: for a Dense layer contiguous rows of the transposed weight W^T (n_in, n_out) and of
-the transposed weight gradient.
+the transposed weight gradient; for a Conv2d layer (``conv_backward``) the targets follow
+from the geometry (weight sharing, no link list), with the per-neuron state kept
+channel-last and the weight and its gradient as (C_in, k, k, C_out), so the innermost loop
+runs over the output channels on contiguous memory.
 
 Two sweeps in reverse time. Sweep 1 accumulates, per neuron and block, A_tau = sum w v e_m
 and folds F * A into the window sums K_tau(k) = sum_{m in W_k} w v exp(-(t_k-t_m)/tau) when
