@@ -117,15 +117,6 @@ def _passes(count, target, n, n_out):
     return count / (n * n_out) >= target
 
 
-def _reaches(nrn, layer, below, t_end, target, n_threads):
-    """True when ``layer`` (its current weight, neuron ``nrn``), fed the batch ``below``,
-    fires at least ``target`` spikes per neuron and sample."""
-    n = below.n_samples
-    budget = _budget(target, n, layer.n_out)
-    count = _count(nrn, layer, below, t_end, budget, n_threads)
-    return count > budget or _passes(count, target, n, layer.n_out)
-
-
 def _mid(lo, hi):
     mid = math.sqrt(lo * hi)
     if not (0.0 < mid < math.inf):  # lo * hi under- or overflowed
