@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 
 from . import _validate as v
-from .event import _engine
+from .event import _conv, _engine
 from .event import batch as _batch
 from .event.forward import kernel_weights
 from .layers import Dense
@@ -63,15 +63,14 @@ def _count_dense(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t
     return total
 
 
-def _count_sparse(t, i, v, off, n_out, indptr, targets, w, tau_m, tau_s, theta,
-                  membrane_reset, t_ref, t_end, budget):
-    """:func:`_count_dense` for a Conv2d layer."""
+def _count_sparse(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
+                  budget):
+    """:func:`_count_dense` for a Conv2d layer (``WT``: ``_conv.transposed_weight``)."""
     total = 0
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
-        ot, _, exceeded = _engine.sparse_layer(t[a:b], i[a:b], v[a:b], n_out, indptr, targets, w,
-                                               tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
-                                               budget - total)
+        ot, _, exceeded = _conv.run_conv(layer, WT, t[a:b], i[a:b], v[a:b], tau_m, tau_s, theta,
+                                         membrane_reset, t_ref, t_end, budget - total)
         if exceeded:
             return -1
         total += ot.size
@@ -94,11 +93,11 @@ def _count(nrn, layer, below, t_end, cap, n_threads):
             return _count_dense(t, i, val, off[a:b + 1], w, tau_m, tau_s, theta, membrane_reset,
                                 t_ref, t_end, cap)
     else:
-        indptr, targets, _ = layer.connectivity()
+        WT = _conv.transposed_weight(layer, w)
 
         def run(a, b):
-            return _count_sparse(t, i, val, off[a:b + 1], layer.n_out, indptr, targets, w, tau_m,
-                                 tau_s, theta, membrane_reset, t_ref, t_end, cap)
+            return _count_sparse(t, i, val, off[a:b + 1], layer, WT, tau_m, tau_s, theta,
+                                 membrane_reset, t_ref, t_end, cap)
     counts = _batch._map_chunks(run, n, n_threads)
     if any(c < 0 for c in counts):
         return cap + 1

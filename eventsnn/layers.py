@@ -191,6 +191,7 @@ class Conv2d(Layer):
                     f"padding={p})", neurons=max(C * H * W, self.out_channels * n_pos),
                     weights=max(self.out_channels * C * k * k, self.out_channels * n_pos * C * k * k))
         self._csr: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+        self._wlink: Optional[np.ndarray] = None
         self._init_bias(bias)
 
     @property
@@ -223,6 +224,17 @@ class Conv2d(Layer):
         if self._csr is None:
             self._csr = _conv_csr(self.in_decl, self.out_shape, self.kernel_size, self.stride, self.padding)
         return self._csr
+
+    def weight_link(self) -> np.ndarray:
+        """For every entry of ``weight.ravel()``, the index of one CSR link that uses it
+        (``connectivity``), -1 where no link does (a kernel position that only meets padding).
+        Built once per geometry."""
+        if getattr(self, "_wlink", None) is None:
+            _, _, widx = self.connectivity()
+            link = np.full(int(np.prod(self.weight_shape)), -1, np.int64)
+            link[widx[::-1]] = np.arange(widx.size - 1, -1, -1, dtype=np.int64)
+            self._wlink = link
+        return self._wlink
 
     def __repr__(self):
         extra = ", bias=True" if self.has_bias else ""

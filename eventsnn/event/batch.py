@@ -25,7 +25,7 @@ from .._constants import DEFAULT_MAX_SPIKES
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
-from . import _backward, _engine, _engine_lif
+from . import _backward, _conv, _engine, _engine_lif
 from .forward import Record, _check_exceeded, kernel_weights
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union, cast
 
@@ -162,15 +162,14 @@ def _dense_batch(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t
     return (*_concat(parts_t, parts_i), bad)
 
 
-def _sparse_batch(t, i, v, off, n_out, indptr, targets, w, tau_m, tau_s, theta,
-                  membrane_reset, t_ref, t_end, max_spikes):
-    """``_engine.sparse_layer`` on samples off[0]..; returns as :func:`_dense_batch`."""
+def _conv_batch(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
+                max_spikes):
+    """``_conv.conv_layer`` on samples off[0]..; returns as :func:`_dense_batch`."""
     parts_t, parts_i, bad = [], [], -1
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
-        ot, oi, exceeded = _engine.sparse_layer(t[a:b], i[a:b], v[a:b], n_out, indptr, targets,
-                                                w, tau_m, tau_s, theta, membrane_reset, t_ref,
-                                                t_end, max_spikes)
+        ot, oi, exceeded = _conv.run_conv(layer, WT, t[a:b], i[a:b], v[a:b], tau_m, tau_s, theta,
+                                          membrane_reset, t_ref, t_end, max_spikes)
         if exceeded and bad < 0:
             bad = s
         parts_t.append(ot)
@@ -303,10 +302,10 @@ def simulate_batch(net: Any, events: Events, t_end: float, n_threads: int = 1,
                 _check_exceeded(True, li, layer, nrn, max_spikes)
             nxt = Events(ot, oi, np.ones(ot.size), oo, layer.n_out)
         elif isinstance(layer, Conv2d):
-            indptr, targets, _ = layer.connectivity()
-            parts = _map_chunks(lambda a, b: _sparse_batch(
-                t, i, v, off[a:b + 1], layer.n_out, indptr, targets, w, tau_m, tau_s, theta,
-                membrane_reset, t_ref, t_stop, max_spikes), n, n_threads)
+            WT = _conv.transposed_weight(layer, w)
+            parts = _map_chunks(lambda a, b: _conv_batch(
+                t, i, v, off[a:b + 1], layer, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
+                t_stop, max_spikes), n, n_threads)
             ot, oi, oo, bad = _join(parts, starts)
             if bad >= 0:
                 _check_exceeded(True, li, layer, nrn, max_spikes)

@@ -11,7 +11,7 @@ from .._constants import DEFAULT_MAX_SPIKES
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
-from . import _engine, _engine_lif
+from . import _conv, _engine, _engine_lif
 from typing import Any, List, Sequence, Tuple, Union
 
 from ..layers import Layer
@@ -106,10 +106,9 @@ def simulate_sample(layers: Sequence[Layer],
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, Conv2d):
-            indptr, targets, widx = layer.connectivity()
-            ot, oi, exceeded = _engine.sparse_layer(t, i, val, layer.n_out, indptr, targets, w,
-                                                    tau_m, tau_s, theta, membrane_reset, t_ref,
-                                                    t_stop, max_spikes)
+            ot, oi, exceeded = _conv.run_conv(layer, _conv.transposed_weight(layer, w), t, i, val,
+                                              tau_m, tau_s, theta, membrane_reset, t_ref, t_stop,
+                                              max_spikes)
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, (MaxPool2d, AvgPool2d)):

@@ -1,0 +1,348 @@
+"""numba kernel of a Conv2d layer of SRM neurons: ``conv_layer``.
+
+Same spikes, bit for bit, as ``_engine.sparse_layer`` on the layer's CSR connectivity (the
+slow readable oracle is the reference engine; tests compare all three). What differs is how
+the work is organised, not the arithmetic done for a neuron:
+
+- targets come from the kernel geometry instead of a CSR list: an input event at (c, y, x)
+  reaches the output positions whose window holds (y, x), every output channel, and reads
+  the weights W[:, c, ky, kx] as one contiguous row of the transposed weight (C_in, k, k,
+  C_out) instead of an int64 target and a float64 weight per synapse;
+- pending crossings sit in buckets, one per input group (the distinct input times), instead
+  of a binary heap. ``sparse_layer`` handles, before applying the group at time t, every
+  heap entry with key <= t; an entry of neuron i is the i's next lower bound or exact
+  crossing. Neurons do not interact within a layer, so what matters for a neuron's spikes is
+  only which group its entry is handled before, never the order between neurons: an entry
+  with key k belongs to the first group at or after k (or to the final sweep up to t_end),
+  found by a galloping search over the group times; a doubly linked list per bucket gives
+  O(1) insert, move and removal. Every neuron sees the same sequence of states, bounds
+  and exact solves as in ``sparse_layer``, hence the same floats.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from ._crossing import RISE_MARGIN, first_crossing, rise_bound
+from ._engine import EPOCH_EXP, _grow, _sorted_output
+
+
+@njit(cache=True, nogil=True)
+def _group_times(in_t, t_end):
+    """Distinct input times up to t_end (the groups of coincident events), and the number of
+    events at or before t_end."""
+    n = 0
+    while n < in_t.size and in_t[n] <= t_end:
+        n += 1
+    gt = np.empty(n)
+    k = 0
+    for e in range(n):
+        if e == 0 or in_t[e] != in_t[e - 1]:
+            gt[k] = in_t[e]
+            k += 1
+    return gt[:k].copy(), n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bucket(gt, p_min, key):
+    """First group p >= p_min with gt[p] >= key (gt sorted), gt.size if there is none."""
+    n = gt.size
+    if p_min >= n:
+        return n
+    if gt[p_min] >= key:
+        return p_min
+    lo = p_min  # gt[lo] < key
+    step = 1
+    hi = lo + 1
+    while hi < n and gt[hi] < key:
+        lo = hi
+        step *= 2
+        hi = lo + step
+    if hi > n:
+        hi = n
+    while hi - lo > 1:  # gt[lo] < key, and hi == n or gt[hi] >= key
+        mid = (lo + hi) >> 1
+        if gt[mid] >= key:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unlink(i, head, nxt, prv, bkt):
+    a = prv[i]
+    b = nxt[i]
+    if a >= 0:
+        nxt[a] = b
+    else:
+        head[bkt[i]] = b
+    if b >= 0:
+        prv[b] = a
+    bkt[i] = -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set_key(i, k, p_min, gt, key, head, nxt, prv, bkt):
+    """Neuron i's entry gets key k, in the bucket of the first group >= p_min at or after k."""
+    key[i] = k
+    b = _bucket(gt, p_min, k)
+    if bkt[i] == b:
+        return
+    if bkt[i] >= 0:
+        _unlink(i, head, nxt, prv, bkt)
+    h = head[b]
+    nxt[i] = h
+    prv[i] = -1
+    if h >= 0:
+        prv[h] = i
+    head[b] = i
+    bkt[i] = b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _drop(i, key, head, nxt, prv, bkt):
+    if bkt[i] >= 0:
+        _unlink(i, head, nxt, prv, bkt)
+    key[i] = math.inf
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _may_improve(M, S, base, L, c, c_pos, inv_m, inv_s, theta):
+    """False only if ``base + rise_bound(M, S, ...)`` is certainly inf or above L (the
+    neuron's entry, or t_end); no divisions and no branches. rise_bound's D is recomputed
+    with reciprocals (a few ulps off), its quotient compared through a product: the margins
+    (1e-6 relative, 1e-9 of the times' magnitude) dwarf those errors and the rounding of
+    base + bound, so a neuron this screen drops would have got no new entry."""
+    u0 = c * (M - S)
+    can = (u0 >= theta) | (M >= theta)
+    D = c * (max(S, 0.0) * inv_s + max(-M, 0.0) * inv_m) if c_pos else \
+        -c * (max(M, 0.0) * inv_m + max(-S, 0.0) * inv_s)
+    gap = theta - u0 - 1e-12 * abs(c) * (abs(M) + abs(S))
+    lhs = gap * (1.0 - RISE_MARGIN)
+    rhs = D * ((L - base) * (1.0 + 1e-6) + 1e-9 * (abs(base) + abs(L)))
+    beyond = (gap > 0.0) & (D > 0.0) & (lhs > rhs)
+    return can & ~beyond
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m, tau_s,
+               theta, membrane_reset, t_ref, t_end, max_spikes):
+    """Simulate one Conv2d layer of SRM neurons (times in ms).
+
+    in_t, in_i, in_v: the input events sorted by time (input neuron c*H*W + y*W + x);
+    WT: the weight transposed to (C_in, k, k, C_out), C-contiguous; the output neuron of
+    channel o at (oy, ox) is o*Ho*Wo + oy*Wo + ox and sees input (y, x) = (oy*stride - pad +
+    ky, ox*stride - pad + kx). Semantics, state and bounds as ``_engine.sparse_layer`` (same
+    spikes bit for bit); see the module docstring for what is organised differently.
+
+    Returns (spike times, neuron indices, exceeded) sorted by (time, neuron); exceeded is
+    True (with some of the spikes) when more than max_spikes spikes were due."""
+    n_pos = Ho * Wo
+    n_out = C_out * n_pos
+    HW = H * W
+    Wf = WT.reshape(-1)
+    c = tau_m / (tau_m - tau_s)
+    span_max = EPOCH_EXP * min(tau_m, tau_s)
+    gt, n_ev = _group_times(in_t, t_end)
+    P = gt.size
+    G = 0.0
+    # neuron state by position, then channel: q = (oy*Wo + ox)*C_out + o (all channels of a
+    # position are reached by the same events, and a weight row is contiguous in o)
+    T = np.zeros(n_out)
+    M = np.zeros(n_out)
+    S = np.zeros(n_out)
+    r = np.full(n_out, -math.inf)
+    exact = np.zeros(n_out, np.bool_)
+    key = np.full(n_out, math.inf)
+    go = np.empty(C_out, np.bool_)
+    c_pos = c > 0.0
+    inv_m = 1.0 / tau_m
+    inv_s = 1.0 / tau_s
+    stamp = np.full(n_pos, -1, np.int64)
+    touched = np.empty(n_pos, np.int64)
+    head = np.full(P + 1, -1, np.int64)
+    nxt = np.empty(n_out, np.int64)
+    prv = np.empty(n_out, np.int64)
+    bkt = np.full(n_out, -1, np.int64)
+    out_t = np.empty(64, np.float64)
+    out_i = np.empty(64, np.int64)
+    n_spk = 0
+    e = 0
+    for p in range(P + 1):
+        t = gt[p] if p < P else math.inf
+        # 1. entries of this group (keys <= t): fire exact ones, refine bounds
+        while head[p] >= 0:
+            i = head[p]
+            t_k = key[i]
+            if t_k > t_end:  # rounding of t_k + s past t_end: never handled (as sparse_layer)
+                _drop(i, key, head, nxt, prv, bkt)
+                continue
+            if exact[i]:
+                _drop(i, key, head, nxt, prv, bkt)
+                exact[i] = False
+                if n_spk >= max_spikes:
+                    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
+                    return t_o, i_o, True
+                out_t, out_i = _grow(out_t, out_i, n_spk)
+                out_t[n_spk] = t_k
+                pos = i // C_out
+                out_i[n_spk] = (i - pos * C_out) * n_pos + pos
+                n_spk += 1
+                rr = t_k + t_ref
+                r[i] = rr
+                if membrane_reset:
+                    S_r = S[i] * math.exp(-(rr - T[i]) / tau_s)
+                    M[i] = S_r
+                    S[i] = S_r
+                    T[i] = rr
+                    d = rise_bound(S_r, S_r, c, tau_m, tau_s, theta)
+                    if rr + d <= t_end:
+                        _set_key(i, rr + d, p, gt, key, head, nxt, prv, bkt)
+                else:
+                    M[i] = 0.0
+                    S[i] = 0.0
+                    T[i] = rr
+                continue
+            if t_k > T[i]:
+                d = t_k - T[i]
+                M[i] *= math.exp(-d / tau_m)
+                S[i] *= math.exp(-d / tau_s)
+                T[i] = t_k
+            d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
+            if d == math.inf or t_k + d > t_end:
+                _drop(i, key, head, nxt, prv, bkt)
+            elif t_k + d > t:
+                _set_key(i, t_k + d, p + 1, gt, key, head, nxt, prv, bkt)
+            else:
+                s = first_crossing(M[i], S[i], 0.0, t_end - t_k, c, tau_m, tau_s, theta)
+                if s == math.inf:
+                    _drop(i, key, head, nxt, prv, bkt)
+                else:
+                    _set_key(i, t_k + s, p, gt, key, head, nxt, prv, bkt)
+                    exact[i] = True
+        if p == P:
+            break
+        # 2. apply the group's inputs, in the frame of G
+        if t - G > span_max:
+            G = t
+        x = t - G
+        fm = math.exp(x / tau_m)
+        fs = math.exp(x / tau_s)
+        n_touch = 0
+        while e < n_ev and in_t[e] == t:
+            j = in_i[e]
+            val = in_v[e]
+            ci = j // HW
+            yx = j - ci * HW
+            y = yx // W
+            xx = yx - y * W
+            # output rows oy with 0 <= y + pad - oy*stride < k, columns alike
+            oy0 = max(0, (y + pad - k + stride) // stride)
+            oy1 = min(Ho - 1, (y + pad) // stride)
+            ox0 = max(0, (xx + pad - k + stride) // stride)
+            ox1 = min(Wo - 1, (xx + pad) // stride)
+            for oy in range(oy0, oy1 + 1):
+                ky = y + pad - oy * stride
+                for ox in range(ox0, ox1 + 1):
+                    kx = xx + pad - ox * stride
+                    wb = ((ci * k + ky) * k + kx) * C_out
+                    pos = oy * Wo + ox
+                    b = pos * C_out
+                    if stamp[pos] != p:
+                        stamp[pos] = p
+                        touched[n_touch] = pos
+                        n_touch += 1
+                    # branch-free scan: any neuron refractory at t, any trace not in G's frame
+                    n_refr = 0
+                    n_frame = 0
+                    for o in range(C_out):
+                        n_refr += t <= r[b + o]
+                        n_frame += T[b + o] != G
+                    special = False
+                    if n_refr + n_frame > 0:
+                        for o in range(C_out):
+                            i = b + o
+                            if t <= r[i] and (t < r[i] or not membrane_reset):
+                                special = True
+                            elif T[i] != G:
+                                # T[i] <= t <= G + EPOCH_EXP min(tau): no overflow
+                                M[i] *= math.exp((T[i] - G) / tau_m)
+                                S[i] *= math.exp((T[i] - G) / tau_s)
+                                T[i] = G
+                    if not special:
+                        for o in range(C_out):
+                            w = Wf[wb + o] * val
+                            M[b + o] += w * fm
+                            S[b + o] += w * fs
+                        continue
+                    for o in range(C_out):
+                        i = b + o
+                        w = Wf[wb + o] * val
+                        if t <= r[i]:
+                            if not membrane_reset:
+                                continue  # full reset: inputs at or before r are forgotten
+                            if t < r[i]:
+                                # refractory: traces are values at r (T[i] = r); the current
+                                # integrates, the membrane restarts from 0 at r
+                                w *= math.exp(-(r[i] - t) / tau_s)
+                                M[i] += w
+                                S[i] += w
+                                continue
+                        M[i] += w * fm
+                        S[i] += w * fs
+            e += 1
+        # 3. a lower bound of the next crossing of every neuron of a touched position
+        # (a full-reset neuron whose input was discarded has M = S = 0: no bound, no entry)
+        dm = math.exp(-x / tau_m)
+        ds = math.exp(-x / tau_s)
+        for q in range(n_touch):
+            b = touched[q] * C_out
+            # screen (branch-free, vectorised): a neuron goes on to rise_bound only if its
+            # bound may be finite and may come before both its entry and t_end
+            n_go = 0
+            for o in range(C_out):
+                i = b + o
+                exact[i] = False  # the solved crossing belonged to the old state: now a bound
+                in_g = T[i] == G
+                m = M[i] * dm if in_g else M[i]
+                sv = S[i] * ds if in_g else S[i]
+                base = t if in_g else r[i]
+                go[o] = _may_improve(m, sv, base, min(key[i], t_end), c, c_pos, inv_m, inv_s,
+                                     theta)
+                n_go += go[o]
+            if n_go == 0:
+                continue
+            for o in range(C_out):
+                if not go[o]:
+                    continue
+                i = b + o
+                if T[i] == G:
+                    d = rise_bound(M[i] * dm, S[i] * ds, c, tau_m, tau_s, theta)
+                    lb = t + d
+                else:  # refractory (membrane reset): traces at r
+                    d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
+                    lb = r[i] + d
+                if lb <= t_end and lb < key[i]:
+                    _set_key(i, lb, p + 1, gt, key, head, nxt, prv, bkt)
+    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
+    return t_o, i_o, False
+
+
+def transposed_weight(layer, w):
+    """The weight that ``conv_layer`` takes, (C_in, k, k, C_out) C-contiguous, from ``w``, the
+    layer's weight values along its CSR links (``forward.kernel_weights``: the snapshot a
+    simulation works with). A weight no link uses (a kernel position that only ever meets
+    padding) is 0: it never reaches a neuron."""
+    link = layer.weight_link()
+    flat = np.where(link >= 0, w[np.maximum(link, 0)], 0.0)
+    return np.ascontiguousarray(flat.reshape(layer.weight_shape).transpose(1, 2, 3, 0))
+
+
+def run_conv(layer, WT, t, i, v, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes):
+    """``conv_layer`` for a bound Conv2d ``layer`` and its ``transposed_weight``."""
+    C_in, H, W = layer.in_shape
+    C_out, Ho, Wo = layer.out_shape
+    return conv_layer(t, i, v, WT, C_in, H, W, C_out, Ho, Wo, layer.kernel_size, layer.stride,
+                      layer.padding, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
+                      max_spikes)
