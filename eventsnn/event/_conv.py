@@ -335,7 +335,8 @@ def transposed_weight(layer, w):
     simulation works with). A weight no link uses (a kernel position that only ever meets
     padding) is 0: it never reaches a neuron."""
     link = layer.weight_link()
-    flat = np.where(link >= 0, w[np.maximum(link, 0)], 0.0)
+    flat = np.zeros(link.size)
+    flat[link >= 0] = w[link[link >= 0]]
     return np.ascontiguousarray(flat.reshape(layer.weight_shape).transpose(1, 2, 3, 0))
 
 

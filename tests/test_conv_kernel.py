@@ -1,0 +1,144 @@
+"""The Conv2d kernel ``_conv.conv_layer`` equals ``_engine.sparse_layer`` bit for bit.
+
+conv_layer computes its targets from the kernel geometry, keeps the neuron state by
+position then channel, queues pending crossings in one bucket per input group and screens
+the bounds; none of that may change a single spike time. sparse_layer (itself checked
+against the reference engine in test_engine_vs_reference.py and test_engine_oracles.py) is
+the oracle here, on random geometries (strides, paddings, kernels that meet only padding),
+both weight signs, coincident inputs, both resets, refractory periods, long silences (the
+common time reference moves) and spike budgets.
+"""
+from collections import Counter
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eventsnn as es
+from eventsnn.event import _conv, _engine
+from eventsnn.event.forward import kernel_weights
+from eventsnn.event.reference import simulate_reference
+
+from .strategies import examples
+
+TAUS = [(5.0, 2.5), (5.0, 3.0), (4.0, 3.0), (2.0, 5.0), (10.0, 1.0), (5.0, 0.05)]
+SEEN = Counter()
+
+
+def _case(seed):
+    rng = np.random.default_rng(seed)
+    C_in = int(rng.integers(1, 4))
+    H, W = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+    pad = int(rng.integers(0, 3))
+    k = int(rng.integers(1, min(H, W) + 2 * pad + 1))
+    k = max(1, min(k, 5))
+    stride = int(rng.integers(1, 4))
+    C_out = int(rng.integers(1, 5))
+    layer = es.Conv2d((C_in, H, W), C_out, k, stride=stride, padding=pad)
+    tau_m, tau_s = TAUS[rng.integers(len(TAUS))]
+    nrn = es.SRM(tau_m, tau_s, float(rng.choice([0.5, 1.0, 2.0])),
+                 str(rng.choice(["full", "membrane"])), float(rng.choice([0.0, 0.5, 2.0])))
+    net = es.Sequential(layer, neuron=nrn)
+    scale = float(rng.choice([1.0, 2.0, 4.0]))
+    layer.weight = rng.normal(0.6, 1.0, layer.weight_shape) * scale  # both signs
+    n_in = C_in * H * W
+    times, idx, vals = [], [], []
+    start = 0.0
+    for _ in range(rng.integers(1, 4)):  # bursts separated by silences of up to 3000 ms
+        n_frames = int(rng.integers(1, 6))
+        for f in range(n_frames):  # frames: many inputs at one time (coincident events)
+            m = int(rng.integers(1, n_in + 1))
+            times.append(np.full(m, start + f * float(rng.choice([1.0, 0.5]))))
+            idx.append(rng.choice(n_in, m, replace=False))
+            vals.append(rng.choice([-1.0, 1.0], m, p=[0.25, 0.75]) * rng.uniform(0.3, 1.5, m))
+        m = int(rng.integers(0, 6))  # loose events at their own times
+        times.append(start + rng.uniform(0.0, 6.0, m))
+        idx.append(rng.integers(0, n_in, m))
+        vals.append(rng.uniform(-1.0, 2.0, m))
+        start += float(rng.choice([10.0, 80.0, 3000.0]))
+    x = es.SpikeTrains(np.concatenate(times), np.concatenate(idx), n_in, np.concatenate(vals))
+    t_end = float(rng.choice([np.inf, start, 4.0]))
+    return net, x, t_end
+
+
+def _both(net, x, t_end, max_spikes):
+    layer = net.layers[0]
+    tau_m, tau_s, theta, membrane_reset, t_ref = net.neuron.as_tuple()
+    w = kernel_weights(layer)
+    indptr, targets, _ = layer.connectivity()
+    old = _engine.sparse_layer(x.times, x.neurons, x.values, layer.n_out, indptr, targets, w,
+                               tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes)
+    new = _conv.run_conv(layer, _conv.transposed_weight(layer, w), x.times, x.neurons, x.values,
+                         tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes)
+    return old, new
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_conv_layer_equals_sparse_layer_bit_for_bit(seed):
+    net, x, t_end = _case(seed)
+    (t0, i0, ex0), (t1, i1, ex1) = _both(net, x, t_end, 100_000)
+    assert not ex0 and not ex1
+    np.testing.assert_array_equal(i1, i0)
+    np.testing.assert_array_equal(t1, t0)  # bit for bit, not within a tolerance
+    nrn = net.neuron
+    SEEN["examples"] += 1
+    SEEN["spikes"] += t0.size > 0
+    SEEN["several spikes of one neuron"] += bool(i0.size and np.bincount(i0).max() > 1)
+    SEEN["membrane reset, t_ref > 0, spikes"] += (nrn.reset == "membrane" and nrn.t_ref > 0
+                                                  and t0.size > 0)
+    SEEN["stride > 1"] += net.layers[0].stride > 1
+    SEEN["padding"] += net.layers[0].padding > 0
+    SEEN["spike after a long silence"] += bool((t0 > 1000.0).any())
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), budget=st.integers(0, 5))
+def test_conv_layer_spike_budget(seed, budget):
+    """Both kernels agree on whether more than max_spikes spikes were due, and return no
+    more than the budget allows when they were."""
+    net, x, t_end = _case(seed)
+    (t0, _, ex0), (t1, _, ex1) = _both(net, x, t_end, budget)
+    assert ex0 == ex1
+    if not ex0:
+        np.testing.assert_array_equal(t1, t0)
+    else:
+        assert t1.size <= budget
+
+
+def test_conv_cases_not_vacuous():
+    if not SEEN:
+        test_conv_layer_equals_sparse_layer_bit_for_bit()
+    n = SEEN["examples"]
+    for key, frac in {"spikes": 0.5, "several spikes of one neuron": 0.1,
+                      "membrane reset, t_ref > 0, spikes": 0.05, "stride > 1": 0.3,
+                      "padding": 0.3, "spike after a long silence": 0.05}.items():
+        assert SEEN[key] >= frac * n, (key, SEEN[key], n)
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_conv_layer_matches_reference_engine(seed):
+    """Through Sequential.simulate (which runs conv_layer) against the readable reference."""
+    net, x, t_end = _case(seed)
+    out = net.simulate(x, t_end=None if t_end == np.inf else t_end, max_spikes=100_000).output
+    ref = simulate_reference(net, x, t_end=None if t_end == np.inf else t_end)[-1]
+    np.testing.assert_array_equal(out.neurons, ref.neurons)
+    np.testing.assert_allclose(out.times, ref.times, atol=1e-9, rtol=0)
+
+
+def test_transposed_weight_layout():
+    """WT[c, ky, kx, o] is weight[o, c, ky, kx] wherever a link uses it, 0 where none does
+    (kernel rows that only meet padding)."""
+    layer = es.Conv2d((2, 1, 2), 3, 3, padding=1)
+    es.Sequential(layer)
+    rng = np.random.default_rng(1)
+    layer.weight = rng.normal(size=layer.weight_shape)
+    WT = _conv.transposed_weight(layer, kernel_weights(layer))
+    assert WT.shape == (2, 3, 3, 3) and WT.flags.c_contiguous
+    _, _, widx = layer.connectivity()
+    used = np.zeros(layer.weight.size, bool)
+    used[widx] = True
+    expect = np.where(used.reshape(layer.weight_shape), layer.weight, 0.0).transpose(1, 2, 3, 0)
+    np.testing.assert_array_equal(WT, expect)
+    assert not used.all()  # the case has weights no link uses
