@@ -125,6 +125,45 @@ def _may_improve(M, S, base, L, c, c_pos, inv_m, inv_s, theta):
     return can & ~beyond
 
 
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _bound_block(b, C_out, exact, T, M, S, r, key, go, G, t, t_end, dm, ds, c, c_pos, inv_m,
+                 inv_s, tau_m, tau_s, theta, p_next, gt, head, nxt, prv, bkt):
+    """New lower bounds of the neurons b..b+C_out-1 (one position) after their inputs at t:
+    a branch-free screen (vectorised) sends to rise_bound only the neurons whose bound may be
+    finite and may come before both their entry and t_end."""
+    n_go = 0
+    for o in range(C_out):
+        i = b + o
+        exact[i] = False  # the solved crossing belonged to the old state: now a bound
+        in_g = T[i] == G
+        m = M[i] * dm if in_g else M[i]
+        sv = S[i] * ds if in_g else S[i]
+        base = t if in_g else r[i]
+        go[o] = _may_improve(m, sv, base, min(key[i], t_end), c, c_pos, inv_m, inv_s, theta)
+        n_go += go[o]
+    if n_go > 0:
+        _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, tau_m, tau_s, theta,
+                  p_next, gt, head, nxt, prv, bkt)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, tau_m, tau_s, theta,
+              p_next, gt, head, nxt, prv, bkt):
+    """rise_bound of the screened neurons of a position, as sparse_layer computes it."""
+    for o in range(C_out):
+        if not go[o]:
+            continue
+        i = b + o
+        if T[i] == G:
+            d = rise_bound(M[i] * dm, S[i] * ds, c, tau_m, tau_s, theta)
+            lb = t + d
+        else:  # refractory (membrane reset): traces at r
+            d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
+            lb = r[i] + d
+        if lb <= t_end and lb < key[i]:
+            _set_key(i, lb, p_next, gt, key, head, nxt, prv, bkt)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m, tau_s,
                theta, membrane_reset, t_ref, t_end, max_spikes):
@@ -229,6 +268,11 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
         x = t - G
         fm = math.exp(x / tau_m)
         fs = math.exp(x / tau_s)
+        dm = math.exp(-x / tau_m)
+        ds = math.exp(-x / tau_s)
+        # a group of one event (the usual case for recorded events) reaches each neuron once:
+        # its bounds are computed right after its input, while the position is in cache
+        single = e + 1 >= n_ev or in_t[e + 1] != t
         n_touch = 0
         while e < n_ev and in_t[e] == t:
             j = in_i[e]
@@ -249,7 +293,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                     wb = ((ci * k + ky) * k + kx) * C_out
                     pos = oy * Wo + ox
                     b = pos * C_out
-                    if stamp[pos] != p:
+                    if not single and stamp[pos] != p:
                         stamp[pos] = p
                         touched[n_touch] = pos
                         n_touch += 1
@@ -270,6 +314,24 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                 M[i] *= math.exp((T[i] - G) / tau_m)
                                 S[i] *= math.exp((T[i] - G) / tau_s)
                                 T[i] = G
+                    if not special and single:
+                        # input, then the screen of the bound, in one vectorised pass
+                        n_go = 0
+                        for o in range(C_out):
+                            i = b + o
+                            w = Wf[wb + o] * val
+                            m = M[i] + w * fm
+                            sv = S[i] + w * fs
+                            M[i] = m
+                            S[i] = sv
+                            exact[i] = False
+                            go[o] = _may_improve(m * dm, sv * ds, t, min(key[i], t_end), c,
+                                                 c_pos, inv_m, inv_s, theta)
+                            n_go += go[o]
+                        if n_go > 0:
+                            _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
+                                      tau_m, tau_s, theta, p + 1, gt, head, nxt, prv, bkt)
+                        continue
                     if not special:
                         for o in range(C_out):
                             w = Wf[wb + o] * val
@@ -291,40 +353,17 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                 continue
                         M[i] += w * fm
                         S[i] += w * fs
+                    if single:
+                        _bound_block(b, C_out, exact, T, M, S, r, key, go, G, t, t_end, dm, ds,
+                                     c, c_pos, inv_m, inv_s, tau_m, tau_s, theta, p + 1, gt,
+                                     head, nxt, prv, bkt)
             e += 1
-        # 3. a lower bound of the next crossing of every neuron of a touched position
-        # (a full-reset neuron whose input was discarded has M = S = 0: no bound, no entry)
-        dm = math.exp(-x / tau_m)
-        ds = math.exp(-x / tau_s)
+        # 3. a lower bound of the next crossing of every neuron of a touched position (a
+        # full-reset neuron whose input was discarded has M = S = 0: no bound, no entry)
         for q in range(n_touch):
-            b = touched[q] * C_out
-            # screen (branch-free, vectorised): a neuron goes on to rise_bound only if its
-            # bound may be finite and may come before both its entry and t_end
-            n_go = 0
-            for o in range(C_out):
-                i = b + o
-                exact[i] = False  # the solved crossing belonged to the old state: now a bound
-                in_g = T[i] == G
-                m = M[i] * dm if in_g else M[i]
-                sv = S[i] * ds if in_g else S[i]
-                base = t if in_g else r[i]
-                go[o] = _may_improve(m, sv, base, min(key[i], t_end), c, c_pos, inv_m, inv_s,
-                                     theta)
-                n_go += go[o]
-            if n_go == 0:
-                continue
-            for o in range(C_out):
-                if not go[o]:
-                    continue
-                i = b + o
-                if T[i] == G:
-                    d = rise_bound(M[i] * dm, S[i] * ds, c, tau_m, tau_s, theta)
-                    lb = t + d
-                else:  # refractory (membrane reset): traces at r
-                    d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
-                    lb = r[i] + d
-                if lb <= t_end and lb < key[i]:
-                    _set_key(i, lb, p + 1, gt, key, head, nxt, prv, bkt)
+            _bound_block(touched[q] * C_out, C_out, exact, T, M, S, r, key, go, G, t, t_end,
+                         dm, ds, c, c_pos, inv_m, inv_s, tau_m, tau_s, theta, p + 1, gt, head,
+                         nxt, prv, bkt)
     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
     return t_o, i_o, False
 
