@@ -8,10 +8,12 @@ from the firing-rate initialisation of ``EventLearner`` (0.5 spikes per neuron, 
 recordings, seed 0) - the settings of docs/benchmarks.md "Event-mode training on N-MNIST".
 
 Timed: ``Sequential.simulate(recordings, t_end=30, n_threads=1)`` (process CPU time, best of
-``--repeats``) and, separately, the Conv2d layer's kernel alone (``_engine.sparse_layer``
-over the same recordings). With ``--baseline DIR`` (a checkout of another version of
-eventsnn) the same measurements run in a subprocess on that code, interleaved with ours
-round by round, and the ratios are printed.
+``--repeats``) and, separately, the first Conv2d layer's kernel alone over the same
+recordings: ``_conv.conv_layer`` (what simulate runs) and ``_engine.sparse_layer`` on the
+layer's CSR links (the kernel it replaced, kept as an oracle), whose spikes must be the same
+bit for bit (checked). With ``--baseline DIR`` (a checkout of another version of eventsnn)
+the same measurements run in a subprocess on that code, interleaved with ours round by
+round, and the ratios are printed.
 
     python benchmarks/conv_forward.py
     python benchmarks/conv_forward.py --baseline /tmp/eventsnn-main
@@ -50,10 +52,17 @@ def setup(args):
 
 
 def measure(args):
-    """One round: (simulate CPU s, conv-kernel CPU s, spikes per recording)."""
+    """One round: (simulate CPU s, conv-kernel CPU s, spikes per recording, sparse_layer CPU s
+    or None when this eventsnn has no conv_layer)."""
+    import numpy as np
+
     from eventsnn.event import _engine
     from eventsnn.event.forward import kernel_weights
 
+    try:
+        from eventsnn.event import _conv
+    except ImportError:  # a baseline from before conv_layer
+        _conv = None
     net, xs = CACHE.get("setup") or setup(args)
     CACHE["setup"] = (net, xs)
     conv = net.layers[0]
@@ -63,17 +72,38 @@ def measure(args):
     tau_m, tau_s, theta, mreset, t_ref = nrn.as_tuple()
     recs = net.simulate(xs, t_end=30.0, n_threads=1)  # warm-up (cache load / compile)
     spikes = sum(len(s) for r in recs for s in r.spikes[1:]) / len(xs)
-    best_sim = best_conv = float("inf")
+
+    def old(x):
+        return _engine.sparse_layer(x.times, x.neurons, x.values, conv.n_out, indptr, targets, w,
+                                    tau_m, tau_s, theta, mreset, t_ref, 30.0, 10_000_000)
+
+    if _conv is not None:
+        WT = _conv.transposed_weight(conv, w)
+
+        def new(x):
+            return _conv.run_conv(conv, WT, x.times, x.neurons, x.values, tau_m, tau_s, theta,
+                                  mreset, t_ref, 30.0, 10_000_000)
+
+        for x in xs:  # the same spikes, bit for bit
+            a, b = old(x), new(x)
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), "spikes differ"
+    best_sim = best_conv = best_old = float("inf")
     for _ in range(args.repeats):
         c0 = time.process_time()
         net.simulate(xs, t_end=30.0, n_threads=1)
         best_sim = min(best_sim, time.process_time() - c0)
         c0 = time.process_time()
         for x in xs:
-            _engine.sparse_layer(x.times, x.neurons, x.values, conv.n_out, indptr, targets, w,
-                                 tau_m, tau_s, theta, mreset, t_ref, 30.0, 10_000_000)
-        best_conv = min(best_conv, time.process_time() - c0)
-    return best_sim, best_conv, spikes
+            old(x)
+        best_old = min(best_old, time.process_time() - c0)
+        if _conv is not None:
+            c0 = time.process_time()
+            for x in xs:
+                new(x)
+            best_conv = min(best_conv, time.process_time() - c0)
+    if _conv is None:
+        return best_sim, best_old, spikes, None
+    return best_sim, best_conv, spikes, best_old
 
 
 CACHE = {}
@@ -115,6 +145,9 @@ def main(argv=None):
         rows.append((ours, base))
         line = (f"round {r + 1}: simulate {1e3 * ours[0] / args.n:.2f} ms/recording, conv kernel "
                 f"{1e3 * ours[1] / args.n:.2f} ms/recording, {ours[2]:.0f} spikes/recording")
+        if ours[3] is not None:
+            line += (f" (sparse_layer {1e3 * ours[3] / args.n:.2f} ms/recording, ratio "
+                     f"{ours[1] / ours[3]:.3f})")
         if base:
             line += (f" | baseline simulate {1e3 * base[0] / args.n:.2f}, conv kernel "
                      f"{1e3 * base[1] / args.n:.2f} ms/recording ({base[2]:.0f} spikes) | ratio "

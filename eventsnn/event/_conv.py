@@ -199,6 +199,11 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     inv_m = 1.0 / tau_m
     inv_s = 1.0 / tau_s
     stamp = np.full(n_pos, -1, np.int64)
+    # clean[pos]: every neuron of the position has its traces in G's frame (T == G) and is
+    # past its refractory end (r < t for every later group): its input needs no checks.
+    # Pops, spikes and moves of G make positions dirty; a scan that finds nothing makes
+    # them clean again
+    clean = np.ones(n_pos, np.bool_)
     touched = np.empty(n_pos, np.int64)
     head = np.full(P + 1, -1, np.int64)
     nxt = np.empty(n_out, np.int64)
@@ -230,6 +235,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                 n_spk += 1
                 rr = t_k + t_ref
                 r[i] = rr
+                clean[pos] = False
                 if membrane_reset:
                     S_r = S[i] * math.exp(-(rr - T[i]) / tau_s)
                     M[i] = S_r
@@ -248,6 +254,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                 M[i] *= math.exp(-d / tau_m)
                 S[i] *= math.exp(-d / tau_s)
                 T[i] = t_k
+                clean[i // C_out] = False
             d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
             if d == math.inf or t_k + d > t_end:
                 _drop(i, key, head, nxt, prv, bkt)
@@ -265,6 +272,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
         # 2. apply the group's inputs, in the frame of G
         if t - G > span_max:
             G = t
+            clean[:] = False
         x = t - G
         fm = math.exp(x / tau_m)
         fs = math.exp(x / tau_s)
@@ -297,14 +305,13 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                         stamp[pos] = p
                         touched[n_touch] = pos
                         n_touch += 1
-                    # branch-free scan: any neuron refractory at t, any trace not in G's frame
-                    n_refr = 0
-                    n_frame = 0
-                    for o in range(C_out):
-                        n_refr += t <= r[b + o]
-                        n_frame += T[b + o] != G
                     special = False
-                    if n_refr + n_frame > 0:
+                    if not clean[pos]:
+                        # any neuron refractory at t, any trace not in G's frame
+                        n_refr = 0
+                        for o in range(C_out):
+                            n_refr += t <= r[b + o]
+                        clean[pos] = n_refr == 0
                         for o in range(C_out):
                             i = b + o
                             if t <= r[i] and (t < r[i] or not membrane_reset):
