@@ -229,12 +229,13 @@ class Conv2d(Layer):
         """For every entry of ``weight.ravel()``, the index of one CSR link that uses it
         (``connectivity``), -1 where no link does (a kernel position that only meets padding).
         Built once per geometry."""
-        if getattr(self, "_wlink", None) is None:
+        link = getattr(self, "_wlink", None)
+        if link is None:
             _, _, widx = self.connectivity()
             link = np.full(int(np.prod(self.weight_shape)), -1, np.int64)
             link[widx[::-1]] = np.arange(widx.size - 1, -1, -1, dtype=np.int64)
             self._wlink = link
-        return self._wlink
+        return link
 
     def __repr__(self):
         extra = ", bias=True" if self.has_bias else ""
