@@ -86,7 +86,10 @@ def real_in(name, value, low, high):
 
 
 def float_array(name, value, ndim=None, finite=True):
-    """Convert to a float64 array; reject non-numeric, wrong rank or non-finite entries."""
+    """Convert to a float64 array; reject non-numeric, wrong rank or non-finite entries.
+
+    With ``ndim`` the value must have that rank as given (a scalar is not a 1-D array);
+    without it a scalar comes back as shape (1,)."""
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -95,9 +98,11 @@ def float_array(name, value, ndim=None, finite=True):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must hold real numbers, got complex values")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    # the rank is checked before ascontiguousarray, which turns a scalar into shape (1,)
     if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+        got = f"a scalar ({arr.item()!r})" if arr.ndim == 0 else f"shape {arr.shape}"
+        raise ValueError(f"{name} must be {ndim}-dimensional, got {got}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
     if finite and arr.size and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return arr

@@ -281,3 +281,36 @@ def test_time_step_counts_are_capped_before_allocating():
         ActivationLearner(es.Sequential(es.Dense(3, 2), rng=0), n_steps=10 ** 8)
     with pytest.raises(ValueError, match="n_steps must be <="):
         nmnist.to_frames(np.zeros(0, dtype=nmnist.EVENT_DTYPE), 10 ** 8)
+
+
+def test_a_scalar_is_not_a_one_dimensional_array():
+    """float_array(ndim=1) once turned 3.0 into [3.0] (np.ascontiguousarray makes 0-d 1-d):
+    every public argument that takes a 1-D array of times or values refuses a scalar."""
+    from eventsnn import encode
+    from eventsnn.dense.psc_network import spike_train_loss
+    from eventsnn.dense.learners_psc import TsslLearner
+    from eventsnn.event.learner import EventLearner
+    from eventsnn.io.tonic import from_tonic
+    net = es.Sequential(es.Dense(3, 2), rng=0)
+    x = es.SpikeTrains([1.0], [0], 3)
+    for scalar in (3.0, np.float64(3.0), np.array(3.0)):
+        with pytest.raises(ValueError, match="times must be 1-dimensional, got a scalar"):
+            es.SpikeTrains(scalar, [0], 3)
+        with pytest.raises(ValueError, match="values must be 1-dimensional"):
+            es.SpikeTrains([1.0], [0], 3, values=scalar)
+        with pytest.raises(ValueError, match="record_times must be 1-dimensional"):
+            net.simulate(x, record_times=scalar)
+        with pytest.raises(ValueError, match="times must be 1-dimensional"):
+            encode.current(np.ones((1, 3)), times=scalar)
+        with pytest.raises(ValueError, match="pattern must be 1-dimensional"):
+            spike_train_loss(np.zeros((1, 1, 2)), [0], 2.0, pattern=scalar)
+        with pytest.raises(ValueError, match="target must be 1-dimensional"):
+            TsslLearner(net, n_steps=1, target=scalar)
+        with pytest.raises((TypeError, ValueError), match="input_times"):
+            EventLearner(net, input_times=scalar)
+    ev = np.zeros((), dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
+    with pytest.raises(ValueError, match="1-dimensional"):
+        from_tonic(ev, (1, 1, 2))
+    # arrays of the right rank still work, one entry included
+    assert es.SpikeTrains([3.0], [0], 3).times.tolist() == [3.0]
+    assert net.simulate(x, record_times=[2.0]).membrane[1].shape[0] == 1
