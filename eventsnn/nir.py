@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from . import _validate as v
-from ._constants import MAX_LAYER_SIZE
+from ._constants import MAX_LAYER_SIZE, MAX_MAGNITUDE
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from .network import Sequential
 from .neurons import LIF, SRM
@@ -486,5 +486,10 @@ def _assemble(layers, specs, area):
             continue
         theta = theta0 if shared else spec[2]
         factor = spec[3] * area * (theta / spec[2])
-        layer.weight = w * factor
+        scaled = w * factor
+        if area != 1.0 and w.size and not (np.max(np.abs(scaled)) <= MAX_MAGNITUDE):
+            raise ValueError(f"dt={area!r} scales the weights of {layer!r} to magnitude "
+                             f"{float(np.max(np.abs(scaled))):.6g}, beyond {MAX_MAGNITUDE:g} "
+                             "(larger values overflow the membrane computation)")
+        layer.weight = scaled
     return net

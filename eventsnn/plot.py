@@ -209,15 +209,16 @@ def _events_of(events: Any, shape: Optional[Tuple[int, int, int]]) -> Tuple[Spik
         return events.to_spike_trains(), events.shape
     if isinstance(events, np.ndarray) and events.dtype.names:
         if shape is None:
-            raise ValueError("a structured event array needs shape=(C, H, W)")
+            raise ValueError("events is a structured event array: it needs shape=(C, H, W)")
         shape = v.shape3("shape", shape)
         return SpikeTrains.from_tonic(events, shape=shape), shape
     if isinstance(events, SpikeTrains):
         if shape is None:
-            raise ValueError("SpikeTrains need shape=(C, H, W) to be drawn as frames")
+            raise ValueError("events is a SpikeTrains: it needs shape=(C, H, W) to be drawn as frames")
         shape = v.shape3("shape", shape)
         if int(np.prod(shape)) != events.n_neurons:
-            raise ValueError(f"shape {shape} holds {int(np.prod(shape))} neurons, not {events.n_neurons}")
+            raise ValueError(f"shape {shape} holds {int(np.prod(shape))} neurons, but events has "
+                             f"n_neurons {events.n_neurons}")
         return events, shape
     raise TypeError("events must be a SpikeTrains, an eventsnn.io.Recording or a structured array")
 

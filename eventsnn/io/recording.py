@@ -83,7 +83,12 @@ class Recording:
         if not merge_polarity:
             idx = idx + ev["p"].astype(np.int64) * (H * W)
             n = P * H * W
-        return SpikeTrains(t * time_scale, idx, n)
+        with np.errstate(over="ignore"):
+            times = t * time_scale
+        if times.size and not np.isfinite(times).all():
+            raise ValueError(f"time_scale={time_scale!r} times the latest event time "
+                             f"{float(t.max())!r} ms overflows float64; use a smaller time_scale")
+        return SpikeTrains(times, idx, n)
 
 
 def sensor_size3(sensor_size: Sequence[int]) -> Tuple[int, int, int]:
