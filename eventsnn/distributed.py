@@ -51,6 +51,8 @@ INSTALL = 'pip install "eventsnn[distributed]"'
 DEFAULT_RETRIES = 3
 #: seconds to wait for a scheduler before giving up
 DEFAULT_TIMEOUT = 10.0
+#: longest wait for a scheduler accepted (seconds)
+MAX_TIMEOUT_S = 86400.0
 #: thread settings of the LocalCluster workers (one core each; results do not depend on them)
 _WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1"}
@@ -160,6 +162,8 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT) -> Connection:
 
     kind, target = parse_address(address)
     timeout = v.positive_float("timeout", timeout)
+    if timeout > MAX_TIMEOUT_S:  # asyncio overflows on 1e308 s and a connect never ends
+        raise ValueError(f"timeout must be <= {MAX_TIMEOUT_S:g} s (a day), got {timeout!r}")
     if kind == "local":
         cluster = local_cluster(target)
         try:

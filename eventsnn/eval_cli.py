@@ -13,6 +13,8 @@ import sys
 import time
 from typing import List, Optional
 
+import numpy as np
+
 from . import argtypes as at
 from .datasets import DATASETS
 from .learner import RULES, get_learner_class
@@ -48,27 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on a Dask cluster: a scheduler address (tcp://HOST:PORT) or "
                         "local:N; the model is sent once, file samples are read by the workers; "
                         "same result as without it (docs/distributed.md; needs eventsnn[distributed])")
-    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.positive_float,
-                   metavar="SECONDS", help="give up reaching the scheduler after this long (default 10)")
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.timeout_seconds,
+                   metavar="SECONDS", help="give up reaching the scheduler after this long, at most 86400 (default 10)")
     return p
 
 
 def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     """The JSON result of ``eventsnn eval`` (on the cluster of ``args.scheduler`` if given)."""
-    if args.scheduler:
-        from .distributed import connect
+    if args.scheduler is not None:
+        from .train_cli import connect_flag
 
-        with connect(args.scheduler, timeout=args.scheduler_timeout or 10.0) as client:
+        with connect_flag(args.scheduler, args.scheduler_timeout) as client:
             return _evaluate(args, client)
     return _evaluate(args, None)
 
 
 def _evaluate(args, client):
     from .train import Trainer
-    from .train_cli import DEFAULTS, _pairs, load_dataset
+    from .train_cli import DEFAULTS, _pairs, input_shape, load_dataset, saved_training
 
     net = Sequential.load(args.model)
-    saved = net.training or {}
+    saved = saved_training(net, args.model)
     if not saved:
         print(f"eventsnn eval: note: {args.model} holds no training options; using the defaults "
               f"(rule {DEFAULTS['rule']}, dataset {DEFAULTS['dataset']}) unless flags say otherwise",
@@ -82,11 +84,29 @@ def _evaluate(args, client):
     opt.update(_pairs(args.opt, "--opt"))
     if rule == "event":
         opt["init"] = False           # the weights are trained: no firing-rate initialisation
-    X_tr, y_tr, X_te, y_te = load_dataset(dataset, data_dir, data, lazy=client is not None)
+    data_from_file = sorted(k for k in data if k not in _pairs(args.data, "--data"))
+    try:
+        X_tr, y_tr, X_te, y_te = load_dataset(dataset, data_dir, data, lazy=client is not None)
+    except (TypeError, ValueError) as exc:
+        if not data_from_file:
+            raise
+        raise ValueError(f"{exc} (dataset options {data_from_file} come from model file "
+                         f"{args.model}; --data KEY=VALUE overrides them)") from None
     X, y = (X_te, y_te) if args.split == "test" else (X_tr, y_tr)
     if args.limit:
         X, y = X[:args.limit], y[:args.limit]
-    learner = get_learner_class(rule)(net, rng=int(saved.get("seed") or 0), **opt)
+    shape = input_shape(X)
+    if int(np.prod(shape)) != net.n_in:
+        raise ValueError(f"model file {args.model} takes {net.n_in} inputs (shape {net.in_shape}) "
+                         f"but dataset {dataset!r} gives {int(np.prod(shape))} per sample")
+    from_file = sorted(k for k in opt if k not in _pairs(args.opt, "--opt") and k != "init")
+    try:
+        learner = get_learner_class(rule)(net, rng=int(saved.get("seed") or 0), **opt)
+    except (TypeError, ValueError) as exc:
+        if not from_file:
+            raise
+        raise ValueError(f"{exc} (rule options {from_file} come from model file {args.model}; "
+                         "--opt KEY=VALUE overrides them)") from None
     trainer = Trainer(learner, batch_size=args.batch, epochs=0, n_threads=args.threads, client=client)
     t0 = time.perf_counter()
     res = trainer.evaluate(X, y)
@@ -99,8 +119,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         out = evaluate(args)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"eventsnn eval: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
+        from .train_cli import one_line
+        print(f"eventsnn eval: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
         print("eventsnn eval: error: out of memory (try --limit or a smaller --batch)", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _validate as v
 from . import argtypes as at
 from .io.detect import FORMATS
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
@@ -61,16 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate the files on a Dask cluster: a scheduler address (tcp://HOST:PORT) "
                         "or local:N; the workers read the files (same paths on every worker); same "
                         "output as without it (docs/distributed.md; needs eventsnn[distributed])")
-    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.positive_float,
-                   metavar="SECONDS", help="give up reaching the scheduler after this long (default 10)")
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.timeout_seconds,
+                   metavar="SECONDS", help="give up reaching the scheduler after this long, at most 86400 (default 10)")
     return p
 
 
 def _check_folder(flag, path):
-    if path is not None:
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise ValueError(f"{flag} {path}: folder {folder} does not exist")
+    """An output path whose folder exists and can be written, and that is not a folder."""
+    from .train_cli import _check_writable
+
+    _check_writable(flag.lstrip("-"), path)
 
 
 def simulate_file(net: Sequential, path: str, settings: Dict[str, Any], keep_record: bool = False
@@ -84,8 +85,11 @@ def simulate_file(net: Sequential, path: str, settings: Dict[str, Any], keep_rec
     from .io import read
 
     rec_file = read(path, format=settings["format"])
-    x = rec_file.to_spike_trains(t_max=settings["t_max"], time_scale=settings["time_scale"],
-                                 merge_polarity=settings["merge_polarity"])
+    try:
+        x = rec_file.to_spike_trains(t_max=settings["t_max"], time_scale=settings["time_scale"],
+                                     merge_polarity=settings["merge_polarity"])
+    except ValueError as exc:   # e.g. --time-scale overflowing the event times
+        raise ValueError(f"{path}: {exc}") from None
     if x.n_neurons != net.n_in:
         C, H, W = rec_file.shape
         raise ValueError(f"{path}: {rec_file.format} events of a {W} x {H} sensor with "
@@ -118,6 +122,14 @@ def _outputs(args):
     folder = args.out_dir if args.out_dir is not None else ""
     if args.out_dir is not None and not os.path.isdir(args.out_dir):
         raise ValueError(f"--out-dir {args.out_dir}: no such folder")
+    if args.out_dir is not None:  # os.access says yes to root on read-only mounts: try a file
+        import tempfile
+        try:
+            with tempfile.NamedTemporaryFile(dir=args.out_dir, prefix=".eventsnn-probe-"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"--out-dir {args.out_dir}: cannot write in this folder "
+                             f"({exc.strerror})") from None
     if args.out is not None:
         return [args.out]
     outs = [os.path.join(folder, f"{Path(e).stem}_spikes.npz") for e in args.events]
@@ -134,25 +146,51 @@ def simulate(args: argparse.Namespace) -> List[Dict[str, Any]]:
     from .network import Sequential
 
     outs = _outputs(args)
-    for flag, path in [("--out", o) for o in outs] + [("--csv", args.csv), ("--raster", args.raster)]:
+    named = [("--out", o) for o in outs] + [("--csv", args.csv), ("--raster", args.raster)]
+    seen = {}
+    for flag, path in named:
         _check_folder(flag, path)
+        if path is not None:
+            key = os.path.abspath(path)
+            if key in seen:
+                raise ValueError(f"{seen[key]} and {flag} both name {path}")
+            seen[key] = flag
     if args.raster:
         from .plot import _plt
-        _plt()                      # fail now, not after the simulation, without matplotlib
+        plt = _plt()                # fail now, not after the simulation, without matplotlib
+        ext = os.path.splitext(args.raster)[1].lstrip(".").lower()
+        formats = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        if ext not in formats:
+            raise ValueError(f"--raster {args.raster}: an image file name ending in one of "
+                             f"{', '.join('.' + f for f in sorted(formats))}")
+    from .train_cli import saved_training
+
     net = Sequential.load(args.model)
-    data = (net.training or {}).get("data") or {}
+    data = saved_training(net, args.model).get("data") or {}
+    for key, conv in (("t_max", v.positive_float), ("time_scale", v.positive_float)):
+        if data.get(key) is not None and getattr(args, key) is None:
+            try:
+                conv(key, data[key])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"model file {args.model}: training data option {exc} (override "
+                                 f"it with --{key.replace('_', '-')})") from None
+    if data.get("merge_polarity") is not None and not isinstance(data["merge_polarity"], bool):
+        raise ValueError(f"model file {args.model}: training data option merge_polarity must be "
+                         f"true or false, got {data['merge_polarity']!r:.80}")
     settings = {
         "format": args.format,
         "t_max": args.t_max if args.t_max is not None else data.get("t_max"),
         "time_scale": args.time_scale if args.time_scale is not None else data.get("time_scale", 1.0),
         "merge_polarity": (args.merge_polarity if args.merge_polarity is not None
-                           else bool(data.get("merge_polarity", False))),
+                           else data.get("merge_polarity") is True),
         "t_end": args.t_end}
     keep = bool(args.raster)
-    if args.scheduler:
-        from .distributed import connect, map_items
+    if args.scheduler is not None:
+        from .distributed import map_items
+        from .train_cli import connect_flag
 
-        with connect(args.scheduler, timeout=args.scheduler_timeout or 10.0) as client:
+        with connect_flag(args.scheduler, args.scheduler_timeout) as client:
             results = map_items(client, _simulate_shared, (net, settings, keep), list(args.events),
                                 chunk_size=1, what="the simulation")
     else:
@@ -178,8 +216,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summaries = simulate(args)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"eventsnn simulate: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
+        from .train_cli import one_line
+        print(f"eventsnn simulate: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
         print("eventsnn simulate: error: out of memory (try --t-max)", file=sys.stderr)

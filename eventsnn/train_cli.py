@@ -257,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train data-parallel on a Dask cluster: a scheduler address "
                         "(tcp://HOST:PORT) or local:N (N local worker processes); same result "
                         "as without it (docs/distributed.md; needs eventsnn[distributed])")
-    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.positive_float, metavar="SECONDS",
-                   help="give up reaching the scheduler after this long (default 10)")
+    p.add_argument("--scheduler-timeout", dest="scheduler_timeout", type=at.timeout_seconds, metavar="SECONDS",
+                   help="give up reaching the scheduler after this long, at most 86400 (default 10)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="progress bar on stderr (default: when stderr is a terminal; "
@@ -339,7 +339,7 @@ _CONFIG_TYPES = {
 }
 
 
-def _check_config_types(path, file_cfg):
+def _check_config_types(path, file_cfg, what="config file"):
     """Config-file values must have their key's JSON type: an integer is an integer (not
     1.9, "3" or true), a number a number, a flag true/false (not "no")."""
     for key, val in file_cfg.items():
@@ -355,9 +355,9 @@ def _check_config_types(path, file_cfg):
         if not ok:
             name = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                     dict: "an object"}[want]
-            raise ValueError(f"config file {path}: {key} must be {name}, got {val!r}")
+            raise ValueError(f"{what} {path}: {key} must be {name}, got {val!r:.80}")
         if key in ("opt", "neuron", "data"):
-            check_option_values(f"config file {path}: {key}", val)
+            check_option_values(f"{what} {path}: {key}", val)
 
 
 def _check_config_ranges(parser, path, file_cfg):
@@ -396,6 +396,21 @@ def _check_writable(key, path):
 
 #: options of a run that a saved model keeps (``eventsnn eval`` reads them back)
 TRAINING_KEYS = ("rule", "dataset", "data", "data_dir", "arch", "opt", "neuron", "seed")
+
+
+def saved_training(net: Any, path: str) -> Dict[str, Any]:
+    """The training options a model file keeps (``net.training``), checked like a config
+    file's (a wrong type, an unknown rule or dataset: ValueError naming the file and key)."""
+    saved = net.training or {}
+    what = "model file"
+    _check_config_types(path, {k: saved[k] for k in TRAINING_KEYS if k in saved}, what)
+    for key, known in (("rule", RULES), ("dataset", DATASETS)):
+        if saved.get(key) is not None and saved[key] not in known:
+            raise ValueError(f"{what} {path}: training option {key} must be one of "
+                             f"{sorted(known)}, got {saved[key]!r:.80}")
+    if saved.get("seed") is not None and saved["seed"] < 0:
+        raise ValueError(f"{what} {path}: seed must be >= 0, got {saved['seed']}")
+    return saved
 
 
 def load_dataset(name: str, data_dir: Optional[str] = None,
@@ -439,13 +454,26 @@ def input_shape(X: Any) -> Tuple[int, ...]:
     return tuple(np.shape(X)[1:])
 
 
+def connect_flag(address: Any, timeout: Optional[float]) -> Any:
+    """``eventsnn.distributed.connect`` for the ``--scheduler`` flag: a bad or unreachable
+    address (whatever Dask raises for it) becomes one ValueError naming the flag."""
+    from .distributed import connect
+
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"--scheduler must be an address 'tcp://HOST:PORT' or 'local:N', got {address!r}")
+    try:
+        return connect(address, timeout=10.0 if timeout is None else timeout)
+    except ImportError:
+        raise
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"--scheduler {address}: {one_line(exc)}") from None
+
+
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Train as ``cfg`` says; returns the metrics dict. With ``cfg["scheduler"]`` the
     training and the test run on a Dask cluster (``eventsnn.distributed``)."""
-    if cfg.get("scheduler"):
-        from .distributed import connect
-
-        with connect(cfg["scheduler"], timeout=cfg.get("scheduler_timeout") or 10.0) as client:
+    if cfg.get("scheduler") is not None:
+        with connect_flag(cfg["scheduler"], cfg.get("scheduler_timeout")) as client:
             return _run(cfg, client)
     return _run(cfg, None)
 
