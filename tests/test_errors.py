@@ -314,3 +314,27 @@ def test_a_scalar_is_not_a_one_dimensional_array():
     # arrays of the right rank still work, one entry included
     assert es.SpikeTrains([3.0], [0], 3).times.tolist() == [3.0]
     assert net.simulate(x, record_times=[2.0]).membrane[1].shape[0] == 1
+
+
+def test_messages_name_the_argument_at_the_last_three_places():
+    import eventsnn.io as eio
+    from eventsnn import plot
+    ev = np.zeros(3, dtype=eio.EVENT_DTYPE)
+    with pytest.raises(ValueError, match="events is a structured event array: it needs shape"):
+        plot.frames(ev)
+    with pytest.raises(ValueError, match="events is a SpikeTrains"):
+        plot.frames(es.SpikeTrains([1.0], [0], 4))
+    big = np.zeros(2, dtype=eio.EVENT_DTYPE)
+    big["t"] = [2 ** 62, 2 ** 63 - 1]
+    rec = eio.Recording(big, (4, 4, 2), "x")
+    with pytest.raises(ValueError, match="time_scale=1e[+]300 .* overflows"):
+        rec.to_spike_trains(time_scale=1e300)
+    assert rec.to_spike_trains(time_scale=2.0).times[-1] == (2 ** 63 - 1) / 1000.0 * 2.0
+
+
+def test_from_nir_dt_that_scales_weights_past_the_cap_names_dt():
+    pytest.importorskip("nir")
+    g = es.to_nir(es.Sequential(es.Dense(4, 3), es.Dense(3, 2), rng=0, neuron=es.SRM(reset="membrane")))
+    with pytest.raises(ValueError, match="dt=1e[+]308 scales the weights"):
+        es.from_nir(g, dt=1e308)
+    assert es.from_nir(g, dt=1e-4).layers[0].weight.shape == (3, 4)
