@@ -147,7 +147,7 @@ def simulate(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
     outs = _outputs(args)
     named = [("--out", o) for o in outs] + [("--csv", args.csv), ("--raster", args.raster)]
-    seen = {}
+    seen: dict = {}
     for flag, path in named:
         _check_folder(flag, path)
         if path is not None:
