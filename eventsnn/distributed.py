@@ -173,12 +173,38 @@ def connect(address: str, timeout: float = DEFAULT_TIMEOUT) -> Connection:
             cluster.close()
             raise
         return Connection(client, cluster)
+    _probe_tcp(target, timeout)
     try:
         client = Client(target, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {target}: {reason}") from None
     return Connection(client)
+
+
+def _probe_tcp(target: str, timeout: float) -> None:
+    """For ``tcp://HOST:PORT`` (or a bare ``HOST:PORT``), open and close a plain socket first:
+    a refused or unroutable address gives SchedulerUnreachable at once, without starting a
+    Dask client (whose connection retries once did not return on a refused port)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    rest = target[len("tcp://"):] if target.startswith("tcp://") else target
+    if "://" in rest:
+        return  # tls://, ucx://, inproc://...: left to Dask
+    try:
+        parts = urlsplit("//" + rest)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {target}: {exc}") from None
+    if not host or port is None:
+        return  # no explicit port: Dask applies its default
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 30.0)):
+            pass
+    except OSError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {target}: {reason}") from None
 
 
 def n_workers(client: Any) -> int:

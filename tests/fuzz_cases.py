@@ -718,9 +718,11 @@ def _eval_simulate_files(d, model, raw):
                   (["simulate", nm, evf, "--out", "/proc/o.npz"], "--out"),
                   (["simulate", nm, evf, "--csv", "/proc/o.csv"], "--csv")]
     for cmd in (["eval", model, "--limit", "8"], ["simulate", nm, evf]):
-        # addresses refused before any connection attempt (tcp://, tls://, ucx:// ones reach
-        # dask.distributed's Client, which once in a few runs did not return: not fuzzed here)
-        for address in ("garbage", "", " ", "local:0", "local:x", "local:99999999999", "local:²"):
+        # addresses refused before any Dask client starts: malformed ones, and tcp:// ones whose
+        # port refuses a plain socket (connect() probes it first). tls:// and ucx:// addresses
+        # reach dask.distributed's Client, which once in a few runs did not return: not fuzzed.
+        for address in ("garbage", "", " ", "local:0", "local:x", "local:99999999999", "local:²",
+                        "tcp://127.0.0.1:1", "127.0.0.1:1"):
             cases.append((cmd + ["--scheduler", address, "--scheduler-timeout", "1"], "--scheduler"))
         for value in ("nan", "-1", "0", "inf", "1e308", "x"):
             cases.append((cmd + ["--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", value],

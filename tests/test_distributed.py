@@ -196,6 +196,19 @@ def test_unreachable_scheduler_is_one_line(capsys):
     assert address in err and len(err.splitlines()) == 1
 
 
+def test_refused_port_fails_at_the_socket_probe_without_a_dask_client(monkeypatch):
+    import distributed
+
+    def no_client(*args, **kwargs):
+        raise AssertionError("a Dask Client was started for a refused port")
+
+    monkeypatch.setattr(distributed, "Client", no_client)
+    port = _free_port()
+    for address in (f"tcp://127.0.0.1:{port}", f"127.0.0.1:{port}"):
+        with pytest.raises(ed.SchedulerUnreachable, match="127.0.0.1"):
+            ed.connect(address, timeout=30)
+
+
 def test_event_files_read_on_access_equal_the_eager_load(tmp_path):
     paths = _recordings(tmp_path, 3)
     lazy = EventFiles(paths, t_max=50.0, time_scale=0.5)
