@@ -88,6 +88,39 @@ def test_aedat4_sample():
 
 
 @needs_data
+def test_aedat4_cut_anywhere_before_its_packet_table_is_refused(tmp_path):
+    pytest.importorskip("aedat")
+    import struct
+    from eventsnn.io.aedat4 import data_table_position
+    raw = (DATA / "tonic_test_samples" / "sample.aedat4").read_bytes()
+    pos = data_table_position(raw[14:14 + 4096])
+    assert 0 < pos < len(raw)
+    read_full = io.read(DATA / "tonic_test_samples" / "sample.aedat4")
+    # independent check of the header field: walking the packets (an 8-byte header (stream
+    # id, size) and the size in bytes each) from the end of the header ends exactly at pos;
+    # cuts between packets and inside packets
+    hdr = 14 + 4 + struct.unpack_from("<i", raw, 14)[0]
+    cuts, at = [], hdr
+    while at < pos:
+        _, size = struct.unpack_from("<ii", raw, at)
+        at += 8 + size
+        cuts.append(at)
+    assert at == pos  # the packets end exactly where the header says the table starts
+    for cut in (cuts[0], cuts[len(cuts) // 2], cuts[-2], pos, pos - 1, hdr + 100):
+        f = tmp_path / f"cut{cut}.aedat4"
+        f.write_bytes(raw[:cut])
+        with pytest.raises(ValueError, match="truncated"):
+            io.read(f)
+    # a file whose writer recorded no table (-1) is read, with a note that it may end early
+    field_at = 14 + 4 + 24 + 12  # root table at 24, dataTablePosition at +12 (this header)
+    assert struct.unpack_from("<q", raw, field_at)[0] == pos
+    f = tmp_path / "open.aedat4"
+    f.write_bytes(raw[:field_at] + struct.pack("<q", -1) + raw[field_at + 8:pos])  # no table
+    rec = io.read(f)
+    assert len(rec) == len(read_full) and any("may end early" in n for n in rec.notes)
+
+
+@needs_data
 def test_aedat4_is_not_read_as_nmnist_and_aedat3_is_refused_clearly(tmp_path):
     from eventsnn.datasets import nmnist
     with pytest.raises(ValueError, match="AEDAT 4.0"):

@@ -44,8 +44,14 @@ def read_aedat4(path: Union[str, "os.PathLike[str]"]) -> Recording:
     with open(path, "rb") as fh:
         if fh.read(14) != b"#!AER-DAT4.0\r\n":
             raise ValueError(f"{path} is not an AEDAT 4.0 file (no '#!AER-DAT4.0' header)")
+        head = fh.read(HEADER_PEEK)
+    table_pos = data_table_position(head)
+    size = os.path.getsize(path)
+    if table_pos is not None and table_pos >= 0 and size <= table_pos:
+        raise ValueError(f"{path}: truncated AEDAT 4.0 file ({size} bytes; its header places "
+                         f"the packet table at byte {table_pos}, after the end)")
     try:
-        return _read(path)
+        rec = _read(path)
     except (ValueError, OSError, MemoryError, ImportError):
         raise
     except BaseException as exc:
@@ -55,6 +61,40 @@ def read_aedat4(path: Union[str, "os.PathLike[str]"]) -> Recording:
             raise ValueError(f"{path}: corrupt or truncated AEDAT 4.0 file "
                              f"({type(exc).__name__}: {_reason(exc)})") from None
         raise
+    if table_pos is None or table_pos < 0:
+        rec.notes.append("the header records no packet table (a recording not closed by its "
+                         "writer): the file may end early, which cannot be checked")
+    return rec
+
+
+#: bytes of the header read to find the packet table's position (the IOHeader's fixed
+#: fields come before its XML description)
+HEADER_PEEK = 4096
+
+
+def data_table_position(head: bytes) -> Union[int, None]:
+    """``dataTablePosition`` of the IOHeader flatbuffer that follows the 14-byte magic line
+    (``head`` starts with its int32 size): the byte offset of the packet table that a
+    writer appends when it closes the file, -1 when it did not. None when the header
+    cannot be parsed (the decoder then reports the file)."""
+    import struct
+
+    try:
+        (n,) = struct.unpack_from("<i", head, 0)
+        buf = head[4:4 + n]
+        (root,) = struct.unpack_from("<I", buf, 0)  # table offset (the file id follows)
+        (soff,) = struct.unpack_from("<i", buf, root)
+        vt = root - soff
+        vsize, _ = struct.unpack_from("<HH", buf, vt)
+        if vsize < 4 + 2 * 2:  # no slot for field 1 (dataTablePosition)
+            return -1
+        (field,) = struct.unpack_from("<H", buf, vt + 4 + 2 * 1)
+        if field == 0:
+            return -1  # absent: the schema's default
+        (pos,) = struct.unpack_from("<q", buf, root + field)
+        return int(pos)
+    except struct.error:
+        return None
 
 
 def _read(path: str) -> Recording:
