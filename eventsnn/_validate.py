@@ -3,6 +3,8 @@
 Every checker names the argument in its message so a user can tell which input was bad.
 """
 import math
+import os
+import stat
 import numbers
 
 import numpy as np
@@ -196,3 +198,17 @@ def magnitude(name, arr, bound=MAX_MAGNITUDE):
             raise ValueError(f"{name} must have magnitude <= {bound:g} (larger values overflow "
                              f"the membrane computation), got {big:g}")
     return arr
+
+
+def regular_file(path):
+    """``path`` as a string, refused with ValueError when it names a device, FIFO or socket
+    (``/dev/zero`` never ends: reading it would grow without bound). A missing path or a
+    folder is left to the caller's own open() and its OSError naming the path."""
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except OSError:
+        return p
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise ValueError(f"{p}: not a regular file (a device, FIFO or socket)")
+    return p

@@ -16,6 +16,8 @@ from typing import Any, Dict
 
 import numpy as np
 
+from . import _validate as _v
+
 FORMAT = "eventsnn.checkpoint"
 VERSION = 1
 
@@ -86,7 +88,7 @@ def load(path: str) -> tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """(meta, arrays) of a checkpoint file; ValueError naming the file when it is not one."""
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(_v.regular_file(path), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
     except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, RecursionError) as exc:

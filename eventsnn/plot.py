@@ -152,7 +152,7 @@ def membrane(record: Any, level: int = 1, neurons: Optional[Iterable[int]] = Non
 def read_log(path: Union[str, os.PathLike]) -> List[dict]:
     """The per-epoch rows of an ``eventsnn train --log`` file (JSON lines)."""
     rows = []
-    with open(os.fspath(path)) as fh:
+    with open(v.regular_file(path)) as fh:
         for k, line in enumerate(fh, 1):
             line = line.strip()
             if not line:

@@ -343,6 +343,13 @@ def group_files_events():
         for bad in ("/dev/null", "/dev/zero", d):
             for fn in (eio.read, eio.read_nmnist, nmnist.read_events):
                 attempt(fn, bad, allowed=FILE_ERRORS)
+        # every other reader of a path: a device that never ends is refused, not read forever
+        from eventsnn import Sequential, checkpoint, plot as eplot
+        from eventsnn.datasets import digits as edigits, dvs_gesture
+        for fn in (Sequential.load, checkpoint.load, eplot.read_log, dvs_gesture.read_labels,
+                   edigits.read_csv):
+            for bad in ("/dev/zero", "/dev/null", d):
+                assert attempt(fn, bad, allowed=FILE_ERRORS) is None, f"{fn.__name__} read {bad}"
         for ss in ((0, 1, 1), (1.5, 2, 2), ("a", 1, 1), (10 ** 20, 1, 1), 5, (True, 2, 2), (34, 34), "abc"):
             attempt(eio.read_bin, bin_file([(1, 1, 0, 0, 1)]), sensor_size=ss)
         ev = np.zeros(2, dtype=nmnist.EVENT_DTYPE)

@@ -10,6 +10,8 @@ import numpy as np
 import os
 from typing import Tuple, Union
 
+from .. import _validate as _v
+
 #: fraction of the digits held out as the test set, and the split's seed
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -23,7 +25,7 @@ def read_csv(path: Union[str, os.PathLike]) -> Tuple[np.ndarray, np.ndarray]:
     int64. The same images as ``load_digits`` without scikit-learn (unsplit)."""
     import os
 
-    a = np.loadtxt(os.fspath(path), delimiter=",", dtype=np.int64, ndmin=2)
+    a = np.loadtxt(_v.regular_file(path), delimiter=",", dtype=np.int64, ndmin=2)
     if a.shape[1] != 65 or a[:, :64].min() < 0 or a[:, :64].max() > 16:
         raise ValueError(f"{path}: expected rows of 64 pixels in 0..16 and a label, got shape {a.shape}")
     return (a[:, :64] / 16.0).reshape(-1, *IN_SHAPE), a[:, 64].copy()

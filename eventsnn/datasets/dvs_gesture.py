@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import List, Tuple, Union
 
+from .. import _validate as _v
+
 import numpy as np
 
 from ..io import read_dvs_gesture
@@ -22,7 +24,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def read_labels(path: PathLike) -> List[Tuple[str, int, str]]:
     """(file name, class id, class name) of every row of a ``labels.csv``."""
-    path = os.fspath(path)
+    path = _v.regular_file(path)
     rows = []
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)

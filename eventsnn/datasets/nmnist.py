@@ -150,6 +150,7 @@ def list_files(path: PathLike, split: str = "train",
     items = []
     lab = _label_file(root, split)
     if lab is not None:
+        _v.regular_file(lab)
         for lineno, line in enumerate(lab.read_text().splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
