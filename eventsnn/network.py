@@ -191,8 +191,8 @@ class Sequential:
             End of the simulation in ms; input events and spikes after it are ignored
             (those at t_end count). None (or inf) runs until no event is pending.
         record_times : array-like of float, optional
-            Times (ms) at which to record the membrane potential of every neuron layer
-            (``record.membrane``).
+            Times (ms), in increasing order, at which to record the membrane potential of
+            every neuron layer (``record.membrane``: one row per time).
         n_threads : int, optional
             Threads for a list of samples, or, for one sample, over the neurons of its wide
             Dense layers (default: numba's thread count). Results do not depend on it.
@@ -233,7 +233,10 @@ class Sequential:
             rt = v.float_array("record_times", record_times, ndim=1)
             if np.any(rt < 0):
                 raise ValueError("record_times must be >= 0 ms")
-            rt = np.sort(rt)
+            if np.any(np.diff(rt) < 0):
+                # sorting them quietly would put record.membrane's rows in another order
+                raise ValueError("record_times must be in increasing order (record.membrane has "
+                                 "one row per time, in that order)")
         record_times = rt
         if not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be a bool, got {progress!r}")

@@ -111,6 +111,8 @@ def test_simulate_errors():
         net.simulate(es.SpikeTrains([1.0], [0], 3), record_times=[nan])
     with pytest.raises(ValueError, match="record_times"):
         net.simulate(es.SpikeTrains([1.0], [0], 3), record_times=[-1.0])
+    with pytest.raises(ValueError, match="increasing order"):  # rows were silently reordered
+        net.simulate(es.SpikeTrains([1.0], [0], 3), record_times=[3.0, 1.5])
     with pytest.raises(ValueError, match="n_threads"):
         net.simulate([es.SpikeTrains([1.0], [0], 3)] * 2, n_threads=0)
 
