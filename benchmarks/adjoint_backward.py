@@ -30,17 +30,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
 
+from _timing import best_cpu  # noqa: E402
+
 TAU_M, TAU_S, THETA, T_REF = 5.0, 1.25, 1.0, 0.1
-
-
-def best_cpu(fn, repeats):
-    fn()  # warm-up (loads or compiles the kernels)
-    best = float("inf")
-    for _ in range(repeats):
-        c0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - c0)
-    return best
 
 
 def main():

@@ -117,14 +117,8 @@ def _evaluate(args, client):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        out = evaluate(args)
-    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
-        from .train_cli import one_line
-        print(f"eventsnn eval: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("eventsnn eval: error: out of memory (try --limit or a smaller --batch)", file=sys.stderr)
-        return 2
-    print(json.dumps(out))
-    return 0
+    from .train_cli import run_command
+    code, out = run_command("eval", "try --limit or a smaller --batch", lambda: evaluate(args))
+    if code == 0:
+        print(json.dumps(out))
+    return code

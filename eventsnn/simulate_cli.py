@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,15 +213,8 @@ def simulate(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summaries = simulate(args)
-    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
-        from .train_cli import one_line
-        print(f"eventsnn simulate: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("eventsnn simulate: error: out of memory (try --t-max)", file=sys.stderr)
-        return 2
-    for summary in summaries:
+    from .train_cli import run_command
+    code, summaries = run_command("simulate", "try --t-max", lambda: simulate(args))
+    for summary in summaries or ():
         print(json.dumps(summary))
-    return 0
+    return code

@@ -32,7 +32,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -542,17 +542,22 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+def run_command(command: str, memory_hint: str, fn: Callable[[], Any]) -> Tuple[int, Any]:
+    """(0, fn()) or, when fn fails on the user's input, (2, None) after one line on stderr:
+    ``eventsnn COMMAND: error: MESSAGE`` (a MemoryError gets ``memory_hint``)."""
+    try:
+        return 0, fn()
+    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
+        print(f"eventsnn {command}: error: {one_line(exc)}", file=sys.stderr)
+    except MemoryError:
+        print(f"eventsnn {command}: error: out of memory ({memory_hint})", file=sys.stderr)
+    return 2, None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        cfg = resolve_config(argv)
-        metrics = run(cfg)
-    except (ValueError, TypeError, OSError, ImportError, OverflowError) as exc:
-        print(f"eventsnn train: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("eventsnn train: error: out of memory (try a smaller --batch, --limit or --arch)",
-              file=sys.stderr)
-        return 2
-    print(json.dumps(metrics, allow_nan=True))
-    return 0
+    code, metrics = run_command("train", "try a smaller --batch, --limit or --arch",
+                                lambda: run(resolve_config(argv)))
+    if code == 0:
+        print(json.dumps(metrics, allow_nan=True))
+    return code
