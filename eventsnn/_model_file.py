@@ -12,18 +12,17 @@ import zipfile
 
 import numpy as np
 
+from ._validate import regular_file
+
 #: largest metadata member read (bytes); real metadata is a few hundred bytes
 MAX_META_BYTES = 1 << 20
-
-
-from ._validate import regular_file as _v_regular_file  # noqa: E402
 
 
 class _Archive:
     """The members of an open model archive, read on demand with their headers checked."""
 
     def __init__(self, path):
-        self.path = _v_regular_file(path)
+        self.path = regular_file(path)
         try:
             self._zip = zipfile.ZipFile(self.path)
         except FileNotFoundError:
