@@ -136,3 +136,72 @@ def rise_bound(M, S, c, tau_m, tau_s, theta):
     if gap <= 0.0 or not D > 0.0:
         return 0.0
     return gap / D * (1.0 - RISE_MARGIN)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _halley_root(M, S, lo, hi, x, c, itau_m, itau_s, theta):
+    """Root of u - theta on [lo, hi] with u(lo) < theta <= u(hi) and one sign change of
+    u - theta there (not necessarily monotone), from the guess x: Halley steps (cubic
+    convergence; u', u'' and u''' cost no more exponentials than u), safeguarded by
+    bisection, to CROSSING_TOL_MS. A step is final when its estimated error after it,
+    (u''^2/(4u'^2) + |u'''|/(6u')) |step|^3, is below a tenth of the tolerance."""
+    if not (lo < x < hi):
+        x = 0.5 * (lo + hi)
+    for _ in range(CROSSING_MAX_ITER):
+        A = c * M * math.exp(-x * itau_m)
+        B = c * S * math.exp(-x * itau_s)
+        f = A - B - theta
+        if f >= 0.0:
+            hi = x
+        else:
+            lo = x
+        if hi - lo <= CROSSING_TOL_MS:
+            return hi
+        d1 = B * itau_s - A * itau_m
+        d2 = A * itau_m * itau_m - B * itau_s * itau_s
+        xn = math.nan
+        if d1 > 0.0:
+            den = 2.0 * d1 * d1 - f * d2
+            if den > 0.0:
+                xn = x - 2.0 * f * d1 / den
+        if not (lo < xn < hi):
+            xn = 0.5 * (lo + hi)
+        else:
+            step = abs(xn - x)
+            if step < 1e-3:
+                d3 = B * itau_s * itau_s * itau_s - A * itau_m * itau_m * itau_m
+                K = d2 * d2 / (4.0 * d1 * d1) + abs(d3) / (6.0 * d1)
+                if K * step * step * step <= 0.1 * CROSSING_TOL_MS:
+                    return xn
+        if abs(xn - x) <= 0.25 * CROSSING_TOL_MS:
+            return xn
+        x = xn
+    return hi
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def interval_crossing(M, S, span, a, b, c, tau_m, tau_s, theta):
+    """First offset s in [0, span] (span finite or inf) with u(s) >= theta, inf if there is
+    none; the same crossing as ``first_crossing(M, S, 0, span, ...)`` to CROSSING_TOL_MS,
+    with a, b = e^{-span/tau_m}, e^{-span/tau_s} given (shared by the neurons of an
+    interval). u at both ends costs no exponential: when u(span) >= theta > u(0), u - theta
+    changes sign once on [0, span] (u has one extremum at most), so the root is bracketed
+    there without locating the extremum; otherwise only a maximum inside can reach theta.
+    The root search starts from the secant of the bracket (``_halley_root``)."""
+    u0 = c * (M - S)
+    if u0 >= theta:
+        return 0.0
+    itau_m = 1.0 / tau_m
+    itau_s = 1.0 / tau_s
+    u1 = c * (M * a - S * b)
+    if u1 >= theta:
+        return _halley_root(M, S, 0.0, span, span * ((theta - u0) / (u1 - u0)), c, itau_m,
+                            itau_s, theta)
+    s_x = extremum_offset(M, S, c, tau_m, tau_s)
+    if not (0.0 < s_x < span):  # False for NaN
+        return math.inf
+    u_x = membrane(M, S, s_x, c, tau_m, tau_s)
+    if u_x < theta:  # a maximum below theta, or a minimum
+        return math.inf
+    return _halley_root(M, S, 0.0, s_x, s_x * ((theta - u0) / (u_x - u0)), c, itau_m, itau_s,
+                        theta)

@@ -1,0 +1,311 @@
+"""Group-interval kernel of a Conv2d layer of SRM neurons: ``grouped_conv_layer``.
+
+For inputs with few distinct times (frames, or the "current" encoder: every pixel at each of
+a handful of times), each time carrying many events. ``_conv.conv_layer`` works per event and
+target (a bound and a queue entry for every update, an exact solve when an entry comes due):
+the right algorithm for recorded events, thousands of groups of one event each. Here the
+work is organised by group instead, O(groups x neurons + events x fan-out + exact solves):
+
+1. the events of a group at time t are added to every target's traces, kept on a common
+   reference time G as in ``_engine.sparse_layer`` (an input costs a multiply-add, no
+   exponential; G moves in epochs of ``EPOCH_EXP``, so no overflow);
+2. every neuron is screened over the interval [t, t_next] up to the next group (t_end after
+   the last) by ``_engine._headroom``, a safe bound of u from the traces and two
+   exponentials per interval shared by all neurons (no per-neuron exponential);
+3. only the neurons the screen cannot clear are searched exactly on the interval
+   (``_crossing.interval_crossing``: u at the interval's ends is free with the shared
+   exponentials, the root is bracketed and found by safeguarded Halley steps), spike, reset and are searched again (membrane reset:
+   several spikes per interval are possible).
+
+Semantics are those of the engine (``_engine`` module docstring): pending crossings fire
+before the inputs of their time, full reset forgets every input at or before t_spk + t_ref,
+membrane reset restarts u from 0 at r = t_spk + t_ref with the current kept (a neuron
+refractory at t, r >= t, has u(s) = S(r) eps(s - r) after r and its M trace is set again
+from S(r) at the first group after r, as ``_engine.dense_layer`` does); a spike due after
+t_end (rounding of t + s) is dropped. The spike times are exact solves from the state at the
+group time instead of from the state at the last lower bound, so they agree with
+``sparse_layer``'s and the reference engine's to the solver's tolerance, not bit for bit.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from ._crossing import interval_crossing, rise_bound
+from ._engine import EPOCH_EXP, _grow, _headroom, _membrane_from_current, _sorted_output
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scatter(in_i, in_v, e0, e1, Wf, HW, W, Ho, Wo, k, stride, pad, C_out, fm, fs, M, S):
+    """Add the events e0..e1-1 (one time) to their targets' traces in the frame of G:
+    M += x fm, S += x fs with x = weight * value (fm = e^{(t - G)/tau_m}, fs alike).
+    Neuron state by position then channel: q = (oy*Wo + ox)*C_out + o."""
+    for e in range(e0, e1):
+        j = in_i[e]
+        val = in_v[e]
+        ci = j // HW
+        yx = j - ci * HW
+        y = yx // W
+        xx = yx - y * W
+        # output rows oy with 0 <= y + pad - oy*stride < k, columns alike
+        oy0 = max(0, (y + pad - k + stride) // stride)
+        oy1 = min(Ho - 1, (y + pad) // stride)
+        ox0 = max(0, (xx + pad - k + stride) // stride)
+        ox1 = min(Wo - 1, (xx + pad) // stride)
+        for oy in range(oy0, oy1 + 1):
+            ky = y + pad - oy * stride
+            for ox in range(ox0, ox1 + 1):
+                kx = xx + pad - ox * stride
+                wb = ((ci * k + ky) * k + kx) * C_out
+                b = (oy * Wo + ox) * C_out
+                for o in range(C_out):
+                    x = Wf[wb + o] * val
+                    M[b + o] += x * fm
+                    S[b + o] += x * fs
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _gather(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, fm, fs, acc, M, S):
+    """Add a group given as its input image X (C_in, H, W flat: the sum of the values of
+    the group's events per input neuron) to the traces: per output position, the weighted
+    sum over the window, one row of C_out per tap, then M += sum fm, S += sum fs."""
+    HW = H * W
+    for oy in range(Ho):
+        y0 = oy * stride - pad
+        ky0 = max(0, -y0)
+        ky1 = min(k, H - y0)
+        for ox in range(Wo):
+            x0 = ox * stride - pad
+            kx0 = max(0, -x0)
+            kx1 = min(k, W - x0)
+            acc[:] = 0.0
+            hit = False
+            for ci in range(C_in):
+                for ky in range(ky0, ky1):
+                    row = ci * HW + (y0 + ky) * W + x0
+                    for kx in range(kx0, kx1):
+                        xv = X[row + kx]
+                        if xv != 0.0:
+                            hit = True
+                            wb = ((ci * k + ky) * k + kx) * C_out
+                            for o in range(C_out):
+                                acc[o] += Wf[wb + o] * xv
+            if hit:
+                b = (oy * Wo + ox) * C_out
+                for o in range(C_out):
+                    M[b + o] += acc[o] * fm
+                    S[b + o] += acc[o] * fs
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand):
+    """Neurons whose ``_headroom`` over the interval is not positive (u may reach theta)
+    into cand; returns their number."""
+    n = 0
+    for i in range(M.size):
+        h = _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta)
+        cand[n] = i  # branch-free compaction: candidates are a minority, but not rare
+        n += h <= 0.0
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _sort_spikes(out_t, out_i, n0, n1):
+    """Sort the spikes n0..n1-1 by (time, neuron) in place: by time, then each run of equal
+    times by neuron (ties are rare)."""
+    if n1 - n0 < 2:
+        return
+    order = np.argsort(out_t[n0:n1])
+    tt = out_t[n0:n1][order]
+    ii = out_i[n0:n1][order]
+    m = tt.size
+    k = 0
+    while k < m:
+        k1 = k + 1
+        while k1 < m and tt[k1] == tt[k]:
+            k1 += 1
+        for p in range(k + 1, k1):  # insertion sort of the run by neuron
+            v = ii[p]
+            q = p - 1
+            while q >= k and ii[q] > v:
+                ii[q + 1] = ii[q]
+                q -= 1
+            ii[q + 1] = v
+        k = k1
+    out_t[n0:n1] = tt
+    out_i[n0:n1] = ii
+
+
+@njit(cache=True, nogil=True)
+def _output(out_t, out_i, n):
+    """The spikes, each interval's already sorted, in (time, neuron) order: intervals follow
+    one another in time, so only a spike at a group time shared by two intervals (a
+    rounding case) can be out of order; then everything is sorted again."""
+    for k in range(n - 1):
+        if out_t[k] > out_t[k + 1] or (out_t[k] == out_t[k + 1] and out_i[k] > out_i[k + 1]):
+            return _sorted_output(out_t, out_i, n)
+    return out_t[:n].copy(), out_i[:n].copy()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m,
+                       tau_s, theta, membrane_reset, t_ref, t_end, max_spikes):
+    """Simulate one Conv2d layer of SRM neurons group by group (times in ms).
+
+    Arguments and result as ``_conv.conv_layer``: in_t, in_i, in_v the input events sorted
+    by time (input neuron c*H*W + y*W + x); WT the weight transposed to (C_in, k, k, C_out),
+    C-contiguous; output neuron o*Ho*Wo + oy*Wo + ox. Returns (spike times, neuron indices,
+    exceeded) sorted by (time, neuron); exceeded is True (with some of the spikes) when more
+    than max_spikes spikes were due. See the module docstring for the algorithm."""
+    n_pos = Ho * Wo
+    n_out = C_out * n_pos
+    HW = H * W
+    Wf = WT.reshape(-1)
+    c = tau_m / (tau_m - tau_s)
+    itau_m = 1.0 / tau_m
+    itau_s = 1.0 / tau_s
+    span_max = EPOCH_EXP * min(tau_m, tau_s)
+    n_ev = 0
+    while n_ev < in_t.size and in_t[n_ev] <= t_end:
+        n_ev += 1
+    # traces by position then channel (a weight row is contiguous in the channel)
+    M = np.zeros(n_out)
+    S = np.zeros(n_out)
+    r = np.full(n_out, -math.inf)
+    cand = np.empty(n_out, np.int64)
+    n_in = C_in * HW
+    X = np.zeros(n_in)
+    acc = np.empty(C_out)
+    # neurons with r >= the time of the group they last spiked after: refractory (or, under
+    # membrane reset, with M to set from S(r)) at some later group
+    refr = np.empty(n_out, np.int64)
+    is_refr = np.zeros(n_out, np.bool_)
+    n_refr = 0
+    fix_i = np.empty(n_out, np.int64)
+    fix_s = np.empty(n_out)
+    out_t = np.empty(64, np.float64)
+    out_i = np.empty(64, np.int64)
+    n_spk = 0
+    G = in_t[0] if n_ev > 0 else 0.0
+    t_prev = G
+    ds_prev = 1.0
+    e = 0
+    while e < n_ev:
+        t = in_t[e]
+        e1 = e + 1
+        while e1 < n_ev and in_t[e1] == t:
+            e1 += 1
+        t_next = in_t[e1] if e1 < n_ev else t_end
+        span = t_next - t
+        # 1. refractory neurons: those still refractory at t stay listed; under membrane
+        # reset the others get M from S(r) (S at the previous group time, taken before G moves)
+        kk = 0
+        n_fix = 0
+        for q in range(n_refr):
+            i = refr[q]
+            if r[i] >= t:
+                refr[kk] = i
+                kk += 1
+            else:
+                is_refr[i] = False
+                if membrane_reset:
+                    fix_i[n_fix] = i
+                    fix_s[n_fix] = S[i] * ds_prev
+                    n_fix += 1
+        n_refr = kk
+        if t - G > span_max:  # a new epoch: traces into the frame of t
+            rm = math.exp(-(t - G) / tau_m)
+            rs = math.exp(-(t - G) / tau_s)
+            for i in range(n_out):
+                M[i] *= rm
+                S[i] *= rs
+            G = t
+        for q in range(n_fix):
+            i = fix_i[q]
+            M[i] = _membrane_from_current(fix_s[q], r[i], t_prev, G, tau_m, tau_s)
+        x = t - G
+        fm = math.exp(x / tau_m)
+        fs = math.exp(x / tau_s)
+        dm = math.exp(-x / tau_m)
+        ds = math.exp(-x / tau_s)
+        a = math.exp(-span / tau_m)
+        b = math.exp(-span / tau_s)
+        # 2. the group's inputs
+        if (e1 - e) * 4 >= n_in:
+            for q in range(e, e1):
+                X[in_i[q]] += in_v[q]
+            _gather(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, fm, fs, acc, M, S)
+            for q in range(e, e1):
+                X[in_i[q]] = 0.0
+        else:
+            _scatter(in_i, in_v, e, e1, Wf, HW, W, Ho, Wo, k, stride, pad, C_out, fm, fs, M, S)
+        if not membrane_reset:
+            # full reset: a neuron refractory at t had M = S = 0 and forgets these inputs
+            for q in range(n_refr):
+                M[refr[q]] = 0.0
+                S[refr[q]] = 0.0
+        # 3. screen every neuron over [t, t_next]; refractory ones (membrane reset) are
+        # searched anyway (their M is not in use)
+        n_cand = _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand)
+        if membrane_reset:
+            for q in range(n_refr):
+                i = refr[q]
+                if _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta) > 0.0:
+                    cand[n_cand] = i
+                    n_cand += 1
+        # 4. exact search of the candidates on the interval, with resets
+        n0 = n_spk
+        for q in range(n_cand):
+            i = cand[q]
+            ri = r[i]
+            S_t = S[i] * ds
+            spiked = False
+            while True:
+                if membrane_reset and ri >= t:
+                    # refractory at t: u(s) = S(r) eps(s - r) after r, searched from r
+                    if ri > t_next:
+                        break
+                    S_r = S_t * math.exp(-(ri - t) / tau_s)
+                    rest = t_next - ri
+                    if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > rest:
+                        break
+                    sc = interval_crossing(S_r, S_r, rest, math.exp(-rest / tau_m),
+                                           math.exp(-rest / tau_s), c, tau_m, tau_s, theta)
+                    if sc == math.inf:
+                        break
+                    t_spk = ri + sc
+                else:
+                    sc = interval_crossing(M[i] * dm, S_t, span, a, b, c, tau_m, tau_s, theta)
+                    if sc == math.inf:
+                        break
+                    t_spk = t + sc
+                if t_spk > t_end:  # rounding of t + s past t_end: not a spike (as sparse_layer)
+                    break
+                if n_spk >= max_spikes:
+                    _sort_spikes(out_t, out_i, n0, n_spk)
+                    t_o, i_o = _output(out_t, out_i, n_spk)
+                    return t_o, i_o, True
+                if n_spk >= out_t.size:
+                    out_t, out_i = _grow(out_t, out_i, n_spk)
+                out_t[n_spk] = t_spk
+                pos = i // C_out
+                out_i[n_spk] = (i - pos * C_out) * n_pos + pos
+                n_spk += 1
+                ri = t_spk + t_ref
+                spiked = True
+                if not membrane_reset:
+                    M[i] = 0.0
+                    S[i] = 0.0
+                    break
+            if spiked:
+                r[i] = ri
+                if not is_refr[i]:
+                    is_refr[i] = True
+                    refr[n_refr] = i
+                    n_refr += 1
+        _sort_spikes(out_t, out_i, n0, n_spk)
+        t_prev = t
+        ds_prev = ds
+        e = e1
+    t_o, i_o = _output(out_t, out_i, n_spk)
+    return t_o, i_o, False
