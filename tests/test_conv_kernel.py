@@ -69,7 +69,8 @@ def _both(net, x, t_end, max_spikes):
     old = _engine.sparse_layer(x.times, x.neurons, x.values, layer.n_out, indptr, targets, w,
                                tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes)
     new = _conv.run_conv(layer, _conv.transposed_weight(layer, w), x.times, x.neurons, x.values,
-                         tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes)
+                         tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes,
+                         kernel="event")  # the group-interval kernel: tests/test_grouped.py
     return old, new
 
 

@@ -25,6 +25,7 @@ from numba import njit
 
 from ._crossing import RISE_MARGIN, first_crossing, rise_bound
 from ._engine import EPOCH_EXP, _grow, _sorted_output
+from ._grouped import grouped_conv_layer
 
 
 @njit(cache=True, nogil=True)
@@ -386,10 +387,51 @@ def transposed_weight(layer, w):
     return np.ascontiguousarray(flat.reshape(layer.weight_shape).transpose(1, 2, 3, 0))
 
 
-def run_conv(layer, WT, t, i, v, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes):
-    """``conv_layer`` for a bound Conv2d ``layer`` and its ``transposed_weight``."""
+#: ``run_conv`` takes the group-interval kernel (``_grouped.grouped_conv_layer``) when
+#: groups x output neurons is at most this many times the synaptic updates, events x
+#: fan-out: per neuron and group it costs a screen and a share of the convolution (~9 ns
+#: here), the event kernel ~20 ns per update (benchmarks/conv_kernels.py, digits 16C3p1)
+GROUPED_COST_RATIO = 2.0
+
+KERNELS = ("auto", "event", "grouped")
+
+
+@njit(cache=True, nogil=True)
+def _n_groups(in_t, t_end):
+    """(events at or before t_end, distinct times among them)."""
+    n = 0
+    g = 0
+    while n < in_t.size and in_t[n] <= t_end:
+        if n == 0 or in_t[n] != in_t[n - 1]:
+            g += 1
+        n += 1
+    return n, g
+
+
+def prefers_grouped(layer, t, t_end):
+    """True when the cost model picks the group-interval kernel for the input times ``t``
+    (sorted, ms) of a Conv2d ``layer``: few distinct times carrying many events each."""
+    n_ev, n_groups = _n_groups(t, t_end)
+    reach = -(-layer.kernel_size // layer.stride)  # output rows (columns) an input reaches
+    fan_out = layer.out_shape[0] * reach * reach
+    return n_groups * layer.n_out <= GROUPED_COST_RATIO * n_ev * fan_out
+
+
+def run_conv(layer, WT, t, i, v, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes,
+             kernel="auto"):
+    """Simulate a bound Conv2d ``layer`` with its ``transposed_weight``: ``conv_layer`` (the
+    event kernel) or ``_grouped.grouped_conv_layer`` (the group-interval kernel), as
+    ``kernel`` says; "auto" asks the cost model (``prefers_grouped``). Both give the same
+    spikes to the crossing solver's tolerance; the event kernel's equal ``sparse_layer``'s
+    bit for bit."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     C_in, H, W = layer.in_shape
     C_out, Ho, Wo = layer.out_shape
+    if kernel == "grouped" or (kernel == "auto" and prefers_grouped(layer, t, t_end)):
+        return grouped_conv_layer(t, i, v, WT, C_in, H, W, C_out, Ho, Wo, layer.kernel_size,
+                                  layer.stride, layer.padding, tau_m, tau_s, theta,
+                                  membrane_reset, t_ref, t_end, max_spikes)
     return conv_layer(t, i, v, WT, C_in, H, W, C_out, Ho, Wo, layer.kernel_size, layer.stride,
                       layer.padding, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
                       max_spikes)

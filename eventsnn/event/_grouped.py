@@ -259,13 +259,20 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
             i = cand[q]
             ri = r[i]
             S_t = S[i] * ds
+            S_o = S_t
+            t_o = t
             spiked = False
             while True:
                 if membrane_reset and ri >= t:
                     # refractory at t: u(s) = S(r) eps(s - r) after r, searched from r
                     if ri > t_next:
                         break
-                    S_r = S_t * math.exp(-(ri - t) / tau_s)
+                    # the current at r from its value at the previous r (or t): chained
+                    # short decays, as sparse_layer does (one long decay from t would put
+                    # a rounding of (r - t)/tau_s into every later spike of a burst)
+                    S_r = S_o * math.exp(-(ri - t_o) / tau_s)
+                    S_o = S_r
+                    t_o = ri
                     rest = t_next - ri
                     if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > rest:
                         break
