@@ -4,10 +4,12 @@ For each row of ``train_epoch.py`` with a convolution (digits 16C3p1-P2-10, N-MN
 12C5s2-MP2-10, the paper net 12C5p1-P2-64C5-P2-10) the network is built and initialised as
 ``train_epoch.py`` does (firing-rate initialisation on the first batch), the first ``--n``
 training samples are simulated, and the input events of every Conv2d layer are kept. Then,
-per layer, ``_engine.sparse_layer`` (the CSR kernel) and ``_conv.conv_layer`` (the Conv2d
-kernel that simulate and training run) process the same samples: their spikes are checked
-equal bit for bit, and the CPU time per sample (one thread, best of ``--repeats``, the two
-kernels alternating) is printed with the ratio.
+per layer, ``_engine.sparse_layer`` (the CSR kernel), ``_conv.conv_layer`` (the Conv2d event
+kernel) and ``_grouped.grouped_conv_layer`` (the group-interval kernel) process the same
+samples: the event kernel's spikes are checked equal to sparse_layer's bit for bit, the
+grouped kernel's to within 1e-9 ms, and the CPU time per sample (one thread, best of
+``--repeats``, the kernels alternating) is printed with the ratios to sparse_layer, and
+the samples for which ``run_conv``'s cost model picks the grouped kernel.
 
     python benchmarks/conv_kernels.py [--rows cnn,nmnist,paper] [--n 100]
 """
@@ -69,22 +71,40 @@ def compare(layer, ev, nrn, t_end, repeats):
     def new(s):
         a, b = off[s], off[s + 1]
         return _conv.run_conv(layer, WT, ev.times[a:b], ev.neurons[a:b], ev.values[a:b], tau_m,
-                              tau_s, theta, mreset, t_ref, t_end, 10_000_000)
+                              tau_s, theta, mreset, t_ref, t_end, 10_000_000, **event_kw)
 
+    def grouped(s):
+        a, b = off[s], off[s + 1]
+        return _conv.run_conv(layer, WT, ev.times[a:b], ev.neurons[a:b], ev.values[a:b], tau_m,
+                              tau_s, theta, mreset, t_ref, t_end, 10_000_000, kernel="grouped")
+
+    # a baseline checkout without the grouped kernel: its run_conv is the event kernel
+    has_grouped = hasattr(_conv, "prefers_grouped")
+    event_kw = {"kernel": "event"} if has_grouped else {}
     n = ev.n_samples
     spikes = 0
+    picks = 0
     for s in range(n):
         r0, r1 = old(s), new(s)
         assert np.array_equal(r0[0], r1[0]) and np.array_equal(r0[1], r1[1]), f"sample {s} differs"
+        if has_grouped:
+            r2 = grouped(s)
+            assert np.array_equal(r0[1], r2[1]) and np.allclose(r0[0], r2[0], rtol=0, atol=1e-9), \
+                f"sample {s}: grouped kernel differs"
+            a, b = off[s], off[s + 1]
+            picks += _conv.prefers_grouped(layer, ev.times[a:b], t_end)
         spikes += r0[0].size
-    best = {"sparse_layer": np.inf, "conv_layer": np.inf}
+    kernels = (("sparse_layer", old), ("conv_layer", new))
+    if has_grouped:
+        kernels += (("grouped", grouped),)
+    best = {label: np.inf for label, _ in kernels}
     for _ in range(repeats):
-        for label, f in (("sparse_layer", old), ("conv_layer", new)):
+        for label, f in kernels:
             c0 = time.process_time()
             for s in range(n):
                 f(s)
             best[label] = min(best[label], time.process_time() - c0)
-    return best, spikes / n, ev.times.size / n
+    return best, spikes / n, ev.times.size / n, picks
 
 
 def main():
@@ -96,12 +116,13 @@ def main():
     args = ap.parse_args()
     for name in args.rows.split(","):
         for label, layer, ev, nrn, t_end in conv_inputs(name, args.n, args.data_dir):
-            best, spk, n_ev = compare(layer, ev, nrn, t_end, args.repeats)
+            best, spk, n_ev, picks = compare(layer, ev, nrn, t_end, args.repeats)
             n = ev.n_samples
-            print(f"{label}: {n_ev:.0f} input events, {spk:.0f} spikes per sample (same bit for "
-                  f"bit); sparse_layer {1e3 * best['sparse_layer'] / n:.3f} ms, conv_layer "
-                  f"{1e3 * best['conv_layer'] / n:.3f} ms per sample, ratio "
-                  f"{best['conv_layer'] / best['sparse_layer']:.3f}", flush=True)
+            times = ", ".join(f"{k} {1e3 * v / n:.3f} ms ({v / best['sparse_layer']:.3f})"
+                              for k, v in best.items())
+            print(f"{label}: {n_ev:.0f} input events, {spk:.0f} spikes per sample; per sample "
+                  f"(ratio to sparse_layer): {times}; run_conv picks the grouped kernel for "
+                  f"{picks} of {n} samples", flush=True)
 
 
 if __name__ == "__main__":

@@ -397,24 +397,24 @@ KERNELS = ("auto", "event", "grouped")
 
 
 @njit(cache=True, nogil=True)
-def _n_groups(in_t, t_end):
-    """(events at or before t_end, distinct times among them)."""
+def _grouped_cheaper(in_t, t_end, n_out, fan_out, ratio):
+    """groups x n_out <= ratio x events x fan_out over the events at or before t_end."""
     n = 0
     g = 0
     while n < in_t.size and in_t[n] <= t_end:
         if n == 0 or in_t[n] != in_t[n - 1]:
             g += 1
         n += 1
-    return n, g
+    return g * n_out <= ratio * n * fan_out
 
 
 def prefers_grouped(layer, t, t_end):
     """True when the cost model picks the group-interval kernel for the input times ``t``
     (sorted, ms) of a Conv2d ``layer``: few distinct times carrying many events each."""
-    n_ev, n_groups = _n_groups(t, t_end)
+    C_out, Ho, Wo = layer.out_shape
     reach = -(-layer.kernel_size // layer.stride)  # output rows (columns) an input reaches
-    fan_out = layer.out_shape[0] * reach * reach
-    return n_groups * layer.n_out <= GROUPED_COST_RATIO * n_ev * fan_out
+    return _grouped_cheaper(t, float(t_end), C_out * Ho * Wo, C_out * reach * reach,
+                            float(GROUPED_COST_RATIO))
 
 
 def run_conv(layer, WT, t, i, v, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes,

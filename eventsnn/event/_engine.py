@@ -860,7 +860,17 @@ def pool_relay(in_t, in_i, in_v, unit_of, n_units, is_max, scale):
                 slot[u] = 0
                 units[n_u] = u
                 n_u += 1
-        units_g = np.sort(units[:n_u])
+        if n_u <= 16:  # the usual few units per time: sorted in place, no allocation
+            for k in range(1, n_u):
+                u = units[k]
+                q = k - 1
+                while q >= 0 and units[q] > u:
+                    units[q + 1] = units[q]
+                    q -= 1
+                units[q + 1] = u
+            units_g = units[:n_u]
+        else:
+            units_g = np.sort(units[:n_u])
         for k in range(n_u):
             u = units_g[k]
             slot[u] = n_out + k

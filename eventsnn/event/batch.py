@@ -200,6 +200,8 @@ def _pool_batch(t, i, v, off, unit_of, n_units, is_max, scale):
 def _chunks(n, n_threads):
     """Contiguous sample ranges, one per thread."""
     k = max(1, min(n_threads, n))
+    if k == 1:
+        return [(0, n)] if n > 0 else []
     edges = np.linspace(0, n, k + 1).round().astype(np.int64)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
