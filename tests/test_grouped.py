@@ -276,3 +276,18 @@ def test_training_gradients_unchanged(monkeypatch):
             continue
         assert np.abs(b).max() > 0
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("reset", ["full", "membrane"])
+def test_grouped_many_spikes_at_one_time(reset):
+    """Uniform frames: the interior positions of a channel see the same input, so their
+    spikes coincide (many ties of the (time, neuron) order); as sparse_layer."""
+    layer = es.Conv2d((1, 12, 12), 4, 3, padding=1)
+    net = es.Sequential(layer, neuron=es.SRM(reset=reset), rng=0)
+    layer.weight = np.abs(layer.weight) + 0.3
+    x = es.SpikeTrains(np.repeat([0.0, 1.0, 2.0], 144), np.tile(np.arange(144), 3), 144)
+    t0, i0, _ = _sparse_run(net, x, 10.0, 100_000)
+    t1, i1, _ = _grouped_run(net, x, 10.0, 100_000)
+    assert t0.size > 500 and np.unique(t0).size < t0.size / 4
+    np.testing.assert_array_equal(i1, i0)
+    np.testing.assert_allclose(t1, t0, rtol=0, atol=TOL_MS)

@@ -110,28 +110,49 @@ def _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand):
 
 
 @njit(cache=True, nogil=True)
-def _sort_spikes(out_t, out_i, n0, n1):
-    """Sort the spikes n0..n1-1 by (time, neuron) in place: by time, then each run of equal
-    times by neuron (ties are rare)."""
-    if n1 - n0 < 2:
+def _sort_spikes(out_t, out_i, n0, n1, lo, hi):
+    """Sort the spikes n0..n1-1, all with times in [lo, hi], by (time, neuron) in place: a
+    bucket pass on the time (as many buckets as spikes, so a bucket holds one or two) and
+    an insertion sort of the nearly sorted result; with no finite span, np.argsort."""
+    m = n1 - n0
+    if m < 2:
         return
-    order = np.argsort(out_t[n0:n1])
-    tt = out_t[n0:n1][order]
-    ii = out_i[n0:n1][order]
-    m = tt.size
-    k = 0
-    while k < m:
-        k1 = k + 1
-        while k1 < m and tt[k1] == tt[k]:
-            k1 += 1
-        for p in range(k + 1, k1):  # insertion sort of the run by neuron
-            v = ii[p]
-            q = p - 1
-            while q >= k and ii[q] > v:
-                ii[q + 1] = ii[q]
-                q -= 1
-            ii[q + 1] = v
-        k = k1
+    span = hi - lo
+    tt = np.empty(m)
+    ii = np.empty(m, np.int64)
+    if span > 0.0 and span < math.inf:
+        cnt = np.zeros(m + 1, np.int64)
+        scale = m / span
+        for k in range(n0, n1):
+            cnt[min(max(int((out_t[k] - lo) * scale), 0), m - 1) + 1] += 1
+        for q in range(m):
+            cnt[q + 1] += cnt[q]
+        for k in range(n0, n1):
+            q = min(max(int((out_t[k] - lo) * scale), 0), m - 1)
+            tt[cnt[q]] = out_t[k]
+            ii[cnt[q]] = out_i[k]
+            cnt[q] += 1
+    else:
+        order = np.argsort(out_t[n0:n1])
+        for k in range(m):
+            tt[k] = out_t[n0 + order[k]]
+            ii[k] = out_i[n0 + order[k]]
+    moves = 0
+    for p in range(1, m):  # insertion sort by (time, neuron)
+        tv = tt[p]
+        iv = ii[p]
+        q = p - 1
+        while q >= 0 and (tt[q] > tv or (tt[q] == tv and ii[q] > iv)):
+            tt[q + 1] = tt[q]
+            ii[q + 1] = ii[q]
+            q -= 1
+        tt[q + 1] = tv
+        ii[q + 1] = iv
+        moves += p - 1 - q
+        if moves > 16 * m:
+            # many spikes at one time (neurons with the same input): O(m log m) instead
+            tt, ii = _sorted_output(out_t[n0:n1], out_i[n0:n1], m)
+            break
     out_t[n0:n1] = tt
     out_i[n0:n1] = ii
 
@@ -289,7 +310,7 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
                 if t_spk > t_end:  # rounding of t + s past t_end: not a spike (as sparse_layer)
                     break
                 if n_spk >= max_spikes:
-                    _sort_spikes(out_t, out_i, n0, n_spk)
+                    _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
                     t_o, i_o = _output(out_t, out_i, n_spk)
                     return t_o, i_o, True
                 if n_spk >= out_t.size:
@@ -310,7 +331,7 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
                     is_refr[i] = True
                     refr[n_refr] = i
                     n_refr += 1
-        _sort_spikes(out_t, out_i, n0, n_spk)
+        _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
         t_prev = t
         ds_prev = ds
         e = e1
