@@ -448,24 +448,44 @@ def _sum_rows(G):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _pool_backward_kernel(g_out, out_offsets, src, in_offsets, winner, is_max, adjusted, k2):
+    out = np.zeros(src.size)
+    cnt = np.zeros(g_out.size, np.int64)
+    if adjusted and not is_max:
+        for s in range(in_offsets.size - 1):
+            for e in range(in_offsets[s], in_offsets[s + 1]):
+                if src[e] >= 0:
+                    cnt[src[e] + out_offsets[s]] += 1
+    for s in range(in_offsets.size - 1):
+        base = out_offsets[s]
+        for e in range(in_offsets[s], in_offsets[s + 1]):
+            if src[e] < 0:
+                continue
+            o = src[e] + base
+            if is_max:
+                if winner[e]:
+                    out[e] = g_out[o]
+            elif adjusted:
+                out[e] = g_out[o] / cnt[o]
+            else:
+                out[e] = g_out[o] / k2
+    return out
+
+
 def pool_backward_batch(g_out: np.ndarray, out_offsets: np.ndarray, src: np.ndarray,
                         winner: np.ndarray, in_offsets: np.ndarray, is_max: bool,
                         adjusted: bool, k2: float) -> np.ndarray:
-    """``backward.pool_backward`` of every sample at once: src indexes each sample's own
-    relayed events, so it is shifted by that sample's offset first."""
-    shift = np.repeat(out_offsets[:-1], np.diff(in_offsets))
-    ok = src >= 0
-    gsrc = np.where(ok, src + shift, -1)
-    out = np.zeros(src.size)
-    if is_max:
-        sel = ok & winner
-        out[sel] = g_out[gsrc[sel]]
-    elif adjusted:
-        cnt = np.bincount(gsrc[ok], minlength=g_out.size)
-        out[ok] = g_out[gsrc[ok]] / cnt[gsrc[ok]]
-    else:
-        out[ok] = g_out[gsrc[ok]] / k2
-    return out
+    """``backward.pool_backward`` of every sample at once (one pass in numba): src indexes
+    each sample's own relayed events, so it is shifted by that sample's offset first. Max:
+    the winner gets the gradient of its relayed event; average: the gradient over the
+    number of events merged into it (``adjusted``) or over k^2."""
+    return _pool_backward_kernel(np.ascontiguousarray(g_out, dtype=np.float64),
+                                 np.ascontiguousarray(out_offsets, dtype=np.int64),
+                                 np.ascontiguousarray(src, dtype=np.int64),
+                                 np.ascontiguousarray(in_offsets, dtype=np.int64),
+                                 np.ascontiguousarray(winner, dtype=np.bool_), bool(is_max),
+                                 bool(adjusted), float(k2))
 
 
 def backward_batch(net: Sequential, levels: Sequence[Events],
