@@ -1,6 +1,6 @@
 """The group-interval Conv2d kernel ``_grouped.grouped_conv_layer`` against the reference
-engine, ``_engine.sparse_layer`` and ``_conv.conv_layer``; its solver
-``_crossing.interval_crossing`` against ``first_crossing``; the dispatch of ``run_conv``.
+engine and ``_engine.sparse_layer``; its solver ``_crossing.interval_crossing`` against
+``first_crossing``; the dispatch of ``_conv.run_conv``; training gradients with either kernel.
 
 The kernel solves each crossing from the state at the group time rather than from the last
 lower bound, so spike times agree with the other kernels to the solver's tolerance (the
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eventsnn as es
-from eventsnn.event import _conv, _engine, _grouped
+from eventsnn.event import _conv, _engine
 from eventsnn.event._crossing import first_crossing, interval_crossing
 from eventsnn.event._engine import EPOCH_EXP
 from eventsnn.event.forward import kernel_weights
