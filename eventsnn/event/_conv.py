@@ -398,19 +398,23 @@ KERNELS = ("auto", "event", "grouped")
 
 @njit(cache=True, nogil=True)
 def _grouped_cheaper(in_t, t_end, n_out, fan_out, ratio):
-    """groups x n_out <= ratio x events x fan_out over the events at or before t_end."""
+    """groups x n_out <= ratio x events x fan_out over the events at or before t_end, and
+    groups of two events or more on average (with one event per group the grouped kernel
+    does the event kernel's work plus a screen of every neuron; it could only win on layers
+    so small that both kernels cost next to nothing)."""
     n = 0
     g = 0
     while n < in_t.size and in_t[n] <= t_end:
         if n == 0 or in_t[n] != in_t[n - 1]:
             g += 1
         n += 1
-    return g * n_out <= ratio * n * fan_out
+    return n >= 2 * g and g * n_out <= ratio * n * fan_out
 
 
 def prefers_grouped(layer, t, t_end):
     """True when the cost model picks the group-interval kernel for the input times ``t``
-    (sorted, ms) of a Conv2d ``layer``: few distinct times carrying many events each."""
+    (sorted, ms) of a Conv2d ``layer``: few distinct times carrying many events each
+    (``_grouped_cheaper``)."""
     C_out, Ho, Wo = layer.out_shape
     reach = -(-layer.kernel_size // layer.stride)  # output rows (columns) an input reaches
     return _grouped_cheaper(t, float(t_end), C_out * Ho * Wo, C_out * reach * reach,
