@@ -227,6 +227,12 @@ def test_dispatch_picks_grouped_for_frames_and_event_kernel_for_recordings():
     rng = np.random.default_rng(1)
     rec = np.sort(rng.uniform(0, 100, 300))  # recorded events: one per time
     assert not _conv.prefers_grouped(layer, rec, math.inf)
+    # one event per group: the event kernel even where every event reaches every neuron
+    tiny = es.Conv2d((1, 1, 1), 1, 1)
+    es.Sequential(tiny, rng=0)
+    assert not _conv.prefers_grouped(tiny, np.array([0.0, 1.0]), math.inf)
+    assert _conv.prefers_grouped(tiny, np.array([0.0, 0.0, 1.0, 1.0]), math.inf)
+    assert not _conv.prefers_grouped(layer, x.times, -1.0)  # nothing before t_end
     # what "auto" runs is bit for bit the chosen kernel
     _, _, WT, (tau_m, tau_s, theta, mreset, t_ref) = _args(net)
     for st_, t_end, kind in ((x, 10.0, "grouped"),

@@ -408,7 +408,7 @@ def _grouped_cheaper(in_t, t_end, n_out, fan_out, ratio):
         if n == 0 or in_t[n] != in_t[n - 1]:
             g += 1
         n += 1
-    return n >= 2 * g and g * n_out <= ratio * n * fan_out
+    return g > 0 and n >= 2 * g and g * n_out <= ratio * n * fan_out
 
 
 def prefers_grouped(layer, t, t_end):
