@@ -164,7 +164,8 @@ def _dense_batch(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t
 
 def _conv_batch(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
                 max_spikes):
-    """``_conv.conv_layer`` on samples off[0]..; returns as :func:`_dense_batch`."""
+    """``_conv.run_conv`` (the event or the group-interval kernel, as its cost model picks
+    per sample) on samples off[0]..; returns as :func:`_dense_batch`."""
     parts_t, parts_i, bad = [], [], -1
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
