@@ -65,11 +65,13 @@ def _scatter(in_i, in_v, e0, e1, Wf, HW, W, Ho, Wo, k, stride, pad, C_out, fm, f
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _gather(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, fm, fs, acc, M, S):
-    """Add a group given as its input image X (C_in, H, W flat: the sum of the values of
-    the group's events per input neuron) to the traces: per output position, the weighted
-    sum over the window, one row of C_out per tap, then M += sum fm, S += sum fs."""
+def _correlate(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, R):
+    """R = the correlation of the input image X (C_in, H, W flat: the sum of the values of
+    a group's events per input neuron) with the kernel, in the state order (position, then
+    channel): per output position the weighted sum over its window, one row of C_out
+    weights per tap; 0 where the window holds no input."""
     HW = H * W
+    R[:] = 0.0
     for oy in range(Ho):
         y0 = oy * stride - pad
         ky0 = max(0, -y0)
@@ -78,23 +80,36 @@ def _gather(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, fm, fs, acc, M, S)
             x0 = ox * stride - pad
             kx0 = max(0, -x0)
             kx1 = min(k, W - x0)
-            acc[:] = 0.0
-            hit = False
+            b = (oy * Wo + ox) * C_out
             for ci in range(C_in):
                 for ky in range(ky0, ky1):
                     row = ci * HW + (y0 + ky) * W + x0
                     for kx in range(kx0, kx1):
                         xv = X[row + kx]
                         if xv != 0.0:
-                            hit = True
                             wb = ((ci * k + ky) * k + kx) * C_out
                             for o in range(C_out):
-                                acc[o] += Wf[wb + o] * xv
-            if hit:
-                b = (oy * Wo + ox) * C_out
-                for o in range(C_out):
-                    M[b + o] += acc[o] * fm
-                    S[b + o] += acc[o] * fs
+                                R[b + o] += Wf[wb + o] * xv
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _add_image(R, fm, fs, M, S):
+    """M += R fm, S += R fs: a group's correlation into the traces in the frame of G."""
+    for i in range(M.size):
+        r = R[i]
+        M[i] += r * fm
+        S[i] += r * fs
+
+
+@njit(cache=True, nogil=True)
+def _same_events(in_i, in_v, e0, e1, p0, p1):
+    """The events e0..e1-1 are those of p0..p1-1 (neurons and values, in order)."""
+    if e1 - e0 != p1 - p0:
+        return False
+    for q in range(e1 - e0):
+        if in_i[e0 + q] != in_i[p0 + q] or in_v[e0 + q] != in_v[p0 + q]:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -196,7 +211,9 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
     cand = np.empty(n_out, np.int64)
     n_in = C_in * HW
     X = np.zeros(n_in)
-    acc = np.empty(C_out)
+    R = np.zeros(n_out)
+    p0 = 0  # events p0..p1-1: the last dense group, whose correlation R holds
+    p1 = -1
     # neurons with r >= the time of the group they last spiked after: refractory (or, under
     # membrane reset, with M to set from S(r)) at some later group
     refr = np.empty(n_out, np.int64)
@@ -253,11 +270,17 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
         b = math.exp(-span / tau_s)
         # 2. the group's inputs
         if (e1 - e) * 4 >= n_in:
-            for q in range(e, e1):
-                X[in_i[q]] += in_v[q]
-            _gather(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, fm, fs, acc, M, S)
-            for q in range(e, e1):
-                X[in_i[q]] = 0.0
+            # a dense group as an image; the same events as the last dense group (frames
+            # repeated, as the "current" encoder does at every input time): the same R
+            if not _same_events(in_i, in_v, e, e1, p0, p1):
+                for q in range(e, e1):
+                    X[in_i[q]] += in_v[q]
+                _correlate(X, Wf, C_in, H, W, Ho, Wo, k, stride, pad, C_out, R)
+                for q in range(e, e1):
+                    X[in_i[q]] = 0.0
+                p0 = e
+                p1 = e1
+            _add_image(R, fm, fs, M, S)
         else:
             _scatter(in_i, in_v, e, e1, Wf, HW, W, Ho, Wo, k, stride, pad, C_out, fm, fs, M, S)
         if not membrane_reset:
