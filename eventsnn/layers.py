@@ -6,7 +6,7 @@ neurons and relay events; Flatten only changes the nominal shape.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -56,6 +56,11 @@ class Layer:
 
     @weight.setter
     def weight(self, value: ArrayLike) -> None:
+        self._weight = self._checked_weight(value).copy()
+
+    def _checked_weight(self, value: ArrayLike) -> np.ndarray:
+        """``value`` as a float64 array of ``weight_shape``, finite and of magnitude at most
+        1e100 (not copied); the errors of the ``weight`` setter."""
         if not self.has_weight:
             raise AttributeError(f"{type(self).__name__} has no weight")
         arr = v.float_array("weight", value, finite=False)
@@ -64,7 +69,7 @@ class Layer:
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"weight of {self!r} must be finite (no NaN or inf)")
         v.magnitude(f"weight of {self!r}", arr)  # |w| <= 1e100: no overflow to inf/NaN
-        self._weight = arr.copy()
+        return arr
 
     @property
     def bias(self) -> Optional[np.ndarray]:
@@ -125,6 +130,13 @@ class Dense(Layer):
     Default weights are uniform in +-sqrt(6 / n_in) (He); eventsnn.init rescales them.
     ``bias=True`` adds a trainable per-neuron bias of shape (n_out,), initialised to zeros
     (dense ANTLR neuron only; see :attr:`Layer.bias`).
+
+    The weights are stored as their transpose, a C-contiguous (n_in, n_out) array (the
+    event kernels read the n_out weights of one input as one contiguous row); ``weight`` is
+    a view of that storage with the shape (n_out, n_in), so in-place edits through it
+    (``layer.weight[3, 4] = 0.5``, ``layer.weight *= 2``, optimiser steps) reach the
+    kernels with no copy. Assigning ``layer.weight = array`` validates the array and
+    copies it into new storage, as for every layer.
     """
 
     has_neurons = True
@@ -132,6 +144,8 @@ class Dense(Layer):
 
     def __init__(self, n_in: int, n_out: int, bias: bool = False) -> None:
         super().__init__()
+        # W.T, C-contiguous (n_in, n_out); None until initialised (typed Any like _weight)
+        self._weight_t: Any = None
         self.n_in_decl = v.positive_int("n_in", n_in)
         self.n_out_decl = v.positive_int("n_out", n_out)
         _check_size(f"Dense({self.n_in_decl}, {self.n_out_decl})",
@@ -154,9 +168,28 @@ class Dense(Layer):
         return self._bound(in_shape if in_shape is not None else (self.n_in_decl,),
                            (self.n_out_decl,))
 
+    @property
+    def weight(self) -> np.ndarray:
+        """The weight array (n_out, n_in): a transposed view of the layer's storage
+        (``weight_t``), writable in place; None before the layer is initialised."""
+        w = self._weight_t
+        return cast(np.ndarray, None) if w is None else w.T   # None as Layer.weight gives
+
+    @weight.setter
+    def weight(self, value: ArrayLike) -> None:
+        # a new C-contiguous (n_in, n_out) copy, never a view of the caller's array
+        self._weight_t = np.array(self._checked_weight(value).T, order="C", copy=True)
+
+    @property
+    def weight_t(self) -> np.ndarray:
+        """The stored transpose of ``weight``: a C-contiguous (n_in, n_out) array, the
+        array the event kernels read (row j: the weights of input j to every neuron).
+        Shares memory with ``weight``; None before the layer is initialised."""
+        return self._weight_t
+
     def init_weight(self, rng: np.random.Generator) -> None:
         bound = np.sqrt(6.0 / self.n_in_decl)
-        self._weight = rng.uniform(-bound, bound, size=self.weight_shape)
+        self.weight = rng.uniform(-bound, bound, size=self.weight_shape)
 
     def __repr__(self):
         extra = ", bias=True" if self.has_bias else ""

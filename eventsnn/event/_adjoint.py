@@ -474,7 +474,7 @@ def layer_backward(below, here, g_out, layer, neuron, kernel, tau_grad, opts, in
     if isinstance(layer, Dense):
         g_in, gWT, Sh, D, nd, totals = dense_membrane_backward(
             below.times, below.neurons, below.values, here.times, here.neurons, g_out,
-            np.ascontiguousarray(layer.weight.T), *common)
+            layer.weight_t, *common)
         g_w = gWT.T.copy()
     else:
         indptr, targets, widx = layer.connectivity()

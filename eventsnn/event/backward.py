@@ -185,7 +185,7 @@ def _prepare(net):
     prep = []
     for layer in net.layers:
         if isinstance(layer, Dense):
-            prep.append(("dense", np.ascontiguousarray(layer.weight.T).ravel()))
+            prep.append(("dense", layer.weight_t.ravel()))   # the storage itself: no copy
         elif isinstance(layer, Conv2d):
             prep.append(("conv", np.ascontiguousarray(layer.weight.ravel()),
                          _backward.conv_geometry(layer)))

@@ -12,7 +12,7 @@ from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
 from . import _conv, _engine, _engine_lif
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, List, Sequence, Tuple, Union, cast
 
 from ..layers import Layer
 from ..neurons import SRM
@@ -62,10 +62,11 @@ def dense_csr(weight: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def layer_connectivity(layer: Layer) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, targets, weights) of a Dense or Conv2d layer."""
-    if isinstance(layer, Conv2d):
-        indptr, targets, widx = layer.connectivity()
-    else:
-        indptr, targets, widx = dense_csr(layer.weight)
+    if isinstance(layer, Dense):
+        indptr, targets, _ = dense_csr(layer.weight)
+        # the links run input by input, each over every neuron: exactly W.T's rows
+        return indptr, targets, layer.weight_t.ravel()
+    indptr, targets, widx = cast(Conv2d, layer).connectivity()
     return indptr, targets, np.ascontiguousarray(layer.weight.ravel()[widx])
 
 
@@ -74,8 +75,9 @@ def simulate_sample(layers: Sequence[Layer],
                     t_end: Optional[float], record_times: Optional[np.ndarray],
                     layer_weights: Sequence[Any], max_spikes: int = DEFAULT_MAX_SPIKES,
                     n_threads: int = 1) -> Record:
-    """Simulate one sample; ``layer_weights`` are the weights as they were when the call
-    started (transposed for Dense), so concurrent samples see one network. ``neuron`` is the
+    """Simulate one sample; ``layer_weights`` are the layers' ``kernel_weights``, taken once
+    per call so that concurrent samples see one network (for Dense the layer's own W.T
+    storage: the weights must not be edited while a simulation runs). ``neuron`` is the
     neuron of every layer, or a list with one entry per layer (None for layers without
     neurons). Raises ValueError when a layer would emit more than ``max_spikes`` spikes.
     ``n_threads`` > 1 splits wide Dense layers over threads inside the sample (same result)."""
@@ -151,10 +153,12 @@ def _check_exceeded(exceeded, li, layer, neuron, max_spikes):
 
 
 def kernel_weights(layer: Layer) -> Any:
-    """The array a layer's kernel takes: W.T for Dense, weight values along the CSR links for
-    Conv2d, the unit map for pooling, None otherwise."""
+    """The array a layer's kernel takes: W.T for Dense (the layer's own storage,
+    ``Dense.weight_t``: no copy, so the kernels see in-place edits of ``weight`` made before
+    the call), weight values along the CSR links for Conv2d, the unit map for pooling, None
+    otherwise."""
     if isinstance(layer, Dense):
-        return np.ascontiguousarray(layer.weight.T)
+        return layer.weight_t
     if isinstance(layer, Conv2d):
         _, _, widx = layer.connectivity()
         return np.ascontiguousarray(layer.weight.ravel()[widx])
