@@ -67,16 +67,13 @@ def dense_block_size(n_in, n_out):
 
 
 @njit(cache=True, nogil=True)
-def _add_save(M, S, M0, S0, row, wm, ws):
-    """M0, S0 = M, S (the state before a window); then M += x wm, S += x ws for x = row."""
-    for i in range(M.size):
+def _add_into(Mi, Si, Mo, So, row, wm, ws):
+    """Mo = Mi + x wm, So = Si + x ws for x = row (Mi, Si: the state before a window,
+    kept for replays; Mo, So: the state after it)."""
+    for i in range(Mi.size):
         x = row[i]
-        m = M[i]
-        s = S[i]
-        M0[i] = m
-        S0[i] = s
-        M[i] = m + x * wm
-        S[i] = s + x * ws
+        Mo[i] = Mi[i] + x * wm
+        So[i] = Si[i] + x * ws
 
 
 @njit(cache=True, nogil=True)
@@ -166,13 +163,14 @@ def _bound(M, S, H, P, dm, ds, a, b, c, itau_m, itau_s, theta):
 
 
 @njit(cache=True, nogil=True)
-def _save_bound(M, S, M0, S0, H, P, dm, ds, a, b, c, itau_m, itau_s, theta):
-    """_bound, and M0, S0 = M, S (the state before a window, for replays)."""
-    for i in range(M.size):
-        m = M[i]
-        s = S[i]
-        M0[i] = m
-        S0[i] = s
+def _copy_bound(Mi, Si, Mo, So, H, P, dm, ds, a, b, c, itau_m, itau_s, theta):
+    """_bound of Mi, Si (the state before a window, kept for replays), and Mo, So = Mi, Si
+    (the state the window's inputs are added to)."""
+    for i in range(Mi.size):
+        m = Mi[i]
+        s = Si[i]
+        Mo[i] = m
+        So[i] = s
         H[i] = _headroom(m, s, dm, ds, a, b, c, itau_m, itau_s, theta)
         P[i] = 0.0
 
@@ -187,6 +185,84 @@ def _flag(P, H, E, flag):
         flag[i] = hit
         n += hit
     return n
+
+
+@njit(cache=True, nogil=True)
+def _window8(Mi, Si, Mo, So, flag, r1, r2, r3, r4, r5, r6, r7, r8, wm, ws, e, dm, ds, a, b,
+             c, itau_m, itau_s, theta, E):
+    """One pass for the common window: one input at its first time and 8 input events
+    e..e+7 in all (rows r1..r8), from the state Mi, Si before the window (kept for
+    replays) to the state after it, Mo, So. Fuses _copy_bound, the sweeps with their
+    positive parts and _flag: the same operations in the same order, so the same bits, but
+    each neuron's state is read and written once per window, and H, P stay in registers.
+    Returns the number flagged."""
+    wm1, wm2, wm3, wm4 = wm[e], wm[e + 1], wm[e + 2], wm[e + 3]
+    wm5, wm6, wm7, wm8 = wm[e + 4], wm[e + 5], wm[e + 6], wm[e + 7]
+    ws1, ws2, ws3, ws4 = ws[e], ws[e + 1], ws[e + 2], ws[e + 3]
+    ws5, ws6, ws7, ws8 = ws[e + 4], ws[e + 5], ws[e + 6], ws[e + 7]
+    n = 0
+    for i in range(Mi.size):
+        m = Mi[i]
+        s = Si[i]
+        h = _headroom(m, s, dm, ds, a, b, c, itau_m, itau_s, theta)
+        x1 = r1[i]
+        x2 = r2[i]
+        x3 = r3[i]
+        x4 = r4[i]
+        d1 = x1 * wm1
+        d2 = x2 * wm2
+        d3 = x3 * wm3
+        d4 = x4 * wm4
+        m = (((m + d1) + d2) + d3) + d4
+        s = (((s + x1 * ws1) + x2 * ws2) + x3 * ws3) + x4 * ws4
+        p = (((0.0 + max(d1, 0.0)) + max(d2, 0.0)) + max(d3, 0.0)) + max(d4, 0.0)
+        x1 = r5[i]
+        x2 = r6[i]
+        x3 = r7[i]
+        x4 = r8[i]
+        d1 = x1 * wm5
+        d2 = x2 * wm6
+        d3 = x3 * wm7
+        d4 = x4 * wm8
+        Mo[i] = (((m + d1) + d2) + d3) + d4
+        So[i] = (((s + x1 * ws5) + x2 * ws6) + x3 * ws7) + x4 * ws8
+        p = (((p + max(d1, 0.0)) + max(d2, 0.0)) + max(d3, 0.0)) + max(d4, 0.0)
+        hit = p * E >= h
+        flag[i] = hit
+        n += hit
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _sweep_window(Mi, Si, M, S, H, P, flag, WT, lo, hi, in_i, wm, ws, e0, e1, e2, dm, ds, a,
+                  b, c, itau_m, itau_s, theta, E):
+    """The inputs e0..e2-1 of a window (its first group e0..e1-1) on every neuron of a
+    block, from the state before the window Mi, Si (left as it is, for replays) to the
+    state after it, M, S: the bound of u over the window (H), the positive parts of the
+    later M increments (P), and the flags (``_flag``; returns their number). ``_window8``
+    does the same in one pass for the common window shape."""
+    if e1 - e0 == 1:
+        # one input at the first time: the bound from the state before the window, the
+        # inputs all count in P (E over the whole window)
+        _copy_bound(Mi, Si, M, S, H, P, dm, ds, a, b, c, itau_m, itau_s, theta)
+        q = e0
+    else:
+        # coincident inputs at the first time: added first, then the bound
+        _add_into(Mi, Si, M, S, WT[in_i[e0], lo:hi], wm[e0], ws[e0])
+        for q in range(e0 + 1, e1):
+            _add(M, S, WT[in_i[q], lo:hi], wm[q], ws[q])
+        _bound(M, S, H, P, dm, ds, a, b, c, itau_m, itau_s, theta)
+        q = e1
+    while q + 3 < e2:
+        _add_pos4(M, S, P, WT[in_i[q], lo:hi], wm[q], ws[q], WT[in_i[q + 1], lo:hi], wm[q + 1], ws[q + 1],
+                  WT[in_i[q + 2], lo:hi], wm[q + 2], ws[q + 2], WT[in_i[q + 3], lo:hi], wm[q + 3], ws[q + 3])
+        q += 4
+    if q + 1 < e2:
+        _add_pos2(M, S, P, WT[in_i[q], lo:hi], wm[q], ws[q], WT[in_i[q + 1], lo:hi], wm[q + 1], ws[q + 1])
+        q += 2
+    if q < e2:
+        _add_pos(M, S, P, WT[in_i[q], lo:hi], wm[q], ws[q])
+    return _flag(P, H, E, flag)
 
 
 #: input events per window of a Dense layer (``_dense_windows``): one bound of u per window
@@ -311,10 +387,11 @@ def _merge_blocks(parts_t, parts_i, total, exceeded):
 
 
 @njit(cache=True, nogil=True)
-def _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M, S, r, c, tau_m,
-            tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk, max_spikes):
+def _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, Mi, Si, M, S, r, c,
+            tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk, max_spikes):
     """Neuron i of a block over the groups g0..g1-1 of one window, group by group from its
-    state before the window (M, S in the frame of G, as every neuron): add the group's
+    state before the window (Mi, Si in the frame of G, as every neuron; the state after it
+    goes to M, S): add the group's
     inputs, bound u up to the next group (``_headroom``), search the exact crossing where
     the bound reaches theta, reset. The same operations as the window sweep on the traces, so the
     result does not depend on which neurons a window replays.
@@ -325,8 +402,8 @@ def _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M, S,
     Returns (out_t, out_i, n_spk, exceeded)."""
     itau_m = 1.0 / tau_m
     itau_s = 1.0 / tau_s
-    m = M[i]
-    s = S[i]
+    m = Mi[i]
+    s = Si[i]
     ri = r[i]
     for g in range(g0, g1):
         t = gt[g]
@@ -335,7 +412,7 @@ def _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M, S,
         refr = ri >= t
         if membrane_reset or not refr:  # full reset: inputs at or before r are forgotten
             for q in range(gs[g], gs[g + 1]):
-                x = Wb[in_i[q], i]
+                x = WT[in_i[q], lo + i]
                 m += x * wm[q]
                 s += x * ws[q]
         if refr and not membrane_reset:
@@ -402,19 +479,18 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
     Returns (times, global neuron indices, count, exceeded), unsorted."""
     gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs = sched
     n_out = hi - lo
-    # the block's own contiguous copy of its weight columns: compact in cache, and plain
-    # row[i] indexing in the sweep (an offset index row[lo + i] defeated vectorisation)
-    if lo == 0 and hi == WT.shape[1]:
-        Wb = WT
-    else:
-        Wb = np.ascontiguousarray(WT[:, lo:hi])
+    # the sweeps read the block's part of a weight row as a contiguous slice WT[j, lo:hi]
+    # (plain row[i] indexing: an offset index row[lo + i] defeated vectorisation); no copy
     c = tau_m / (tau_m - tau_s)
     itau_m = 1.0 / tau_m
     itau_s = 1.0 / tau_s
+    # the state (traces in the frame of G) after the last window, and the buffers of the
+    # next window's: a window reads M, S and writes M1, S1, then the two swap, so the state
+    # before a window stays available for replays without a copy
     M = np.zeros(n_out)
     S = np.zeros(n_out)
-    M0 = np.empty(n_out)
-    S0 = np.empty(n_out)
+    M1 = np.empty(n_out)
+    S1 = np.empty(n_out)
     H = np.empty(n_out)
     P = np.zeros(n_out)
     r = np.full(n_out, -math.inf)      # end of refractoriness (full reset: discard inputs <= r)
@@ -459,31 +535,19 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
         # over the window from the traces, the other groups' inputs with their positive parts
         e0 = gs[g0]
         e1 = gs[g0 + 1]
-        if e1 - e0 == 1:
-            # one input at the first time: the bound from the state before the window, the
-            # inputs all count in P (wE over the whole window)
-            _save_bound(M, S, M0, S0, H, P, gdm[g0], gds[g0], wa[w], wb[w], c, itau_m,
-                        itau_s, theta)
-            q = e0
-        else:
-            # coincident inputs at the first time: added first, then the bound
-            _add_save(M, S, M0, S0, Wb[in_i[e0]], wm[e0], ws[e0])
-            for q in range(e0 + 1, e1):
-                _add(M, S, Wb[in_i[q]], wm[q], ws[q])
-            _bound(M, S, H, P, gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta)
-            q = e1
         e2 = gs[g1]
-        while q + 3 < e2:
-            _add_pos4(M, S, P, Wb[in_i[q]], wm[q], ws[q], Wb[in_i[q + 1]], wm[q + 1], ws[q + 1],
-                      Wb[in_i[q + 2]], wm[q + 2], ws[q + 2], Wb[in_i[q + 3]], wm[q + 3],
-                      ws[q + 3])
-            q += 4
-        if q + 1 < e2:
-            _add_pos2(M, S, P, Wb[in_i[q]], wm[q], ws[q], Wb[in_i[q + 1]], wm[q + 1], ws[q + 1])
-            q += 2
-        if q < e2:
-            _add_pos(M, S, P, Wb[in_i[q]], wm[q], ws[q])
-        n_flag = _flag(P, H, wE[w], flag)
+        if e1 - e0 == 1 and e2 - e0 == 8:
+            n_flag = _window8(M, S, M1, S1, flag, WT[in_i[e0], lo:hi], WT[in_i[e0 + 1], lo:hi],
+                              WT[in_i[e0 + 2], lo:hi], WT[in_i[e0 + 3], lo:hi], WT[in_i[e0 + 4], lo:hi],
+                              WT[in_i[e0 + 5], lo:hi], WT[in_i[e0 + 6], lo:hi], WT[in_i[e0 + 7], lo:hi], wm, ws, e0,
+                              gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta, wE[w])
+        else:
+            n_flag = _sweep_window(M, S, M1, S1, H, P, flag, WT, lo, hi, in_i, wm, ws, e0, e1, e2,
+                                   gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta,
+                                   wE[w])
+        M0, S0 = M, S      # the state before the window
+        M, S = M1, S1      # the state after it
+        M1, S1 = M0, S0    # the next window's buffers
         for q in range(n_refr):
             i = refr[q]
             n_flag += 1 - int(flag[i])
@@ -505,11 +569,9 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
             i = cand[ci]
             r_i = r[i]
             while True:
-                M[i] = M0[i]
-                S[i] = S0[i]
                 r[i] = r_i
-                n = _replay(i, g0, g1, Wb, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M,
-                            S, r, c, tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t,
+                n = _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M0,
+                            S0, M, S, r, c, tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t,
                             out_i, n_spk, max_spikes)
                 if n != -1:
                     break
