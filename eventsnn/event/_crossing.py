@@ -63,14 +63,18 @@ def _root(M, S, lo, hi, c, tau_m, tau_s, theta):
     """Root of u - theta on [lo, hi] where u is increasing, u(lo) < theta <= u(hi)."""
     x = 0.5 * (lo + hi)
     for _ in range(CROSSING_MAX_ITER):
-        f = membrane(M, S, x, c, tau_m, tau_s) - theta
+        # u and du/ds at x from one pair of exponentials (the values membrane and
+        # membrane_slope give, bit for bit)
+        em = math.exp(-x / tau_m)
+        es = math.exp(-x / tau_s)
+        f = c * (M * em - S * es) - theta
         if f >= 0.0:
             hi = x
         else:
             lo = x
         if hi - lo <= CROSSING_TOL_MS:
             return hi
-        df = membrane_slope(M, S, x, c, tau_m, tau_s)
+        df = c * (S * es / tau_s - M * em / tau_m)
         xn = x - f / df if df > 0.0 else math.nan
         if not (lo < xn < hi):
             xn = 0.5 * (lo + hi)
@@ -86,7 +90,8 @@ def first_crossing(M, S, s_lo, s_hi, c, tau_m, tau_s, theta):
 
     s_hi may be inf (u decays to 0 < theta, so only a maximum can reach threshold).
     """
-    u_lo = membrane(M, S, s_lo, c, tau_m, tau_s)
+    # at s_lo = 0 (the usual call) u is c (M - S): exp(-0) = 1, the same value
+    u_lo = c * (M - S) if s_lo == 0.0 else membrane(M, S, s_lo, c, tau_m, tau_s)
     if u_lo >= theta:
         return s_lo
     s_x = extremum_offset(M, S, c, tau_m, tau_s)

@@ -428,10 +428,16 @@ def _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, Mi, S
         span = t_next - t
         refr = ri >= t
         if membrane_reset or not refr:  # full reset: inputs at or before r are forgotten
-            for q in range(gs[g], gs[g + 1]):
-                x = WT[in_i[q], lo + i]
-                m += x * wm[q]
-                s += x * ws[q]
+            if g1 == g0 + 1:
+                # a window of one group (coincident inputs): the sweep has left exactly
+                # these sums, added in this order, in M, S
+                m = M[i]
+                s = S[i]
+            else:
+                for q in range(gs[g], gs[g + 1]):
+                    x = WT[in_i[q], lo + i]
+                    m += x * wm[q]
+                    s += x * ws[q]
         if refr and not membrane_reset:
             continue  # M = S = 0 until r, and no input before the next group
         S_t = s * gds[g]
