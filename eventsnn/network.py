@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _validate as v
-from ._constants import DEFAULT_MAX_SPIKES, MAX_SPIKES_CAP
+from ._constants import DEFAULT_MAX_SPIKES, MAX_MAGNITUDE, MAX_SPIKES_CAP
 from ._model_file import open_model
 from .layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, reject_biases
 from .neurons import EVENT_NEURONS, LIF, SRM
@@ -294,11 +294,17 @@ class Sequential:
                 bar.close()
 
     def _check_weights(self):
+        from ._scan import max_abs_finite
+
         for k, layer in enumerate(self.layers):
-            if layer.has_weight and not np.all(np.isfinite(layer.weight)):
-                raise ValueError(f"weight of layer {k} ({layer!r}) holds NaN or inf")
-            if layer.has_weight:  # in-place edits bypass the setter's |w| <= 1e100 check
-                v.magnitude(f"weight of layer {k} ({layer!r})", layer.weight)
+            if layer.has_weight:  # in-place edits bypass the setter's checks
+                big, finite = max_abs_finite(layer.weight)
+                if not finite:
+                    raise ValueError(f"weight of layer {k} ({layer!r}) holds NaN or inf")
+                if big > MAX_MAGNITUDE:   # the message of _validate.magnitude
+                    raise ValueError(f"weight of layer {k} ({layer!r}) must have magnitude <= "
+                                     f"{MAX_MAGNITUDE:g} (larger values overflow the membrane "
+                                     f"computation), got {big:g}")
             if layer.has_bias and not np.all(np.isfinite(layer.bias)):
                 raise ValueError(f"bias of layer {k} ({layer!r}) holds NaN or inf")
 
