@@ -137,7 +137,7 @@ def test_windows_schedule():
     t = np.sort(np.r_[rng.uniform(0, 400, 300), np.full(20, 17.0)])
     v = rng.uniform(-1, 1, t.size)
     sched = _engine._dense_windows(t, v, 350.0, 5.0, 1.25, 8)
-    gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs = sched
+    gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs, qE = sched
     assert gs[-1] == np.searchsorted(t, 350.0, side="right")
     assert wst[0] == 0 and wst[-1] == gt.size
     for w in range(wst.size - 1):
