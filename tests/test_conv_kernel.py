@@ -1,8 +1,9 @@
-"""The Conv2d kernel ``_conv.conv_layer`` equals ``_engine.sparse_layer`` bit for bit.
+"""The Conv2d kernel ``_conv.conv_layer`` gives the spikes of ``_engine.sparse_layer``.
 
 conv_layer computes its targets from the kernel geometry, keeps the neuron state by
-position then channel, queues pending crossings in one bucket per input group and screens
-the bounds; none of that may change a single spike time. sparse_layer (itself checked
+position then channel, queues pending crossings in one bucket per input group, bounds them
+with tangents instead of ``rise_bound`` and solves from other states; the same neurons must
+spike, at times within TOL_MS (the fast-vs-reference tolerance). sparse_layer (itself checked
 against the reference engine in test_engine_vs_reference.py and test_engine_oracles.py) is
 the oracle here, on random geometries (strides, paddings, kernels that meet only padding),
 both weight signs, coincident inputs, both resets, refractory periods, long silences (the
@@ -21,6 +22,7 @@ from eventsnn.event.reference import simulate_reference
 
 from .strategies import examples
 
+TOL_MS = 1e-9
 TAUS = [(5.0, 2.5), (5.0, 3.0), (4.0, 3.0), (2.0, 5.0), (10.0, 1.0), (5.0, 0.05)]
 SEEN = Counter()
 
@@ -74,14 +76,23 @@ def _both(net, x, t_end, max_spikes):
     return old, new
 
 
+def _assert_same_spikes(got, want):
+    """Same neurons, times within TOL_MS. Spikes come sorted by (time, neuron): two spikes
+    within TOL_MS of each other may swap, so compare each neuron's own spike train."""
+    assert got[0].size == want[0].size
+    for i in np.unique(want[1]):
+        np.testing.assert_allclose(got[0][got[1] == i], want[0][want[1] == i], rtol=0,
+                                   atol=TOL_MS)
+    np.testing.assert_array_equal(np.sort(got[1]), np.sort(want[1]))
+
+
 @settings(max_examples=examples(200), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
-def test_conv_layer_equals_sparse_layer_bit_for_bit(seed):
+def test_conv_layer_matches_sparse_layer(seed):
     net, x, t_end = _case(seed)
     (t0, i0, ex0), (t1, i1, ex1) = _both(net, x, t_end, 100_000)
     assert not ex0 and not ex1
-    np.testing.assert_array_equal(i1, i0)
-    np.testing.assert_array_equal(t1, t0)  # bit for bit, not within a tolerance
+    _assert_same_spikes((t1, i1), (t0, i0))
     nrn = net.neuron
     SEEN["examples"] += 1
     SEEN["spikes"] += t0.size > 0
@@ -99,17 +110,17 @@ def test_conv_layer_spike_budget(seed, budget):
     """Both kernels agree on whether more than max_spikes spikes were due, and return no
     more than the budget allows when they were."""
     net, x, t_end = _case(seed)
-    (t0, _, ex0), (t1, _, ex1) = _both(net, x, t_end, budget)
+    (t0, i0, ex0), (t1, i1, ex1) = _both(net, x, t_end, budget)
     assert ex0 == ex1
     if not ex0:
-        np.testing.assert_array_equal(t1, t0)
+        _assert_same_spikes((t1, i1), (t0, i0))
     else:
         assert t1.size <= budget
 
 
 def test_conv_cases_not_vacuous():
     if not SEEN:
-        test_conv_layer_equals_sparse_layer_bit_for_bit()
+        test_conv_layer_matches_sparse_layer()
     n = SEEN["examples"]
     for key, frac in {"spikes": 0.5, "several spikes of one neuron": 0.1,
                       "membrane reset, t_ref > 0, spikes": 0.05, "stride > 1": 0.3,

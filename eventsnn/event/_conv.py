@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._crossing import RISE_MARGIN, first_crossing, rise_bound
+from ._crossing import RISE_MARGIN, first_crossing
 from ._engine import EPOCH_EXP, _grow, _sorted_output
 from ._grouped import grouped_conv_layer
 
@@ -44,30 +44,45 @@ def _group_times(in_t, t_end):
     return gt[:k].copy(), n
 
 
+@njit(cache=True, nogil=True)
+def _group_index(gt):
+    """A uniform grid over the group times for ``_bucket``: (grid, t0, inv_dx) with
+    grid[q] the first group whose cell int((gt[p] - t0) * inv_dx) is >= q, two cells per
+    group. Rounding is monotone, so gt[p] >= key implies cell(gt[p]) >= cell(key): the
+    first group at or after key is never before grid[cell(key)]."""
+    P = gt.size
+    n_cells = 2 * P + 1
+    t0 = gt[0] if P > 0 else 0.0
+    span = gt[P - 1] - t0 if P > 0 else 0.0
+    inv_dx = n_cells / span if span > 0.0 else 0.0
+    grid = np.empty(n_cells + 1, np.int64)
+    q = 0
+    for p in range(P):
+        cp = min(int((gt[p] - t0) * inv_dx), n_cells)
+        while q <= cp:
+            grid[q] = p
+            q += 1
+    while q <= n_cells:
+        grid[q] = P
+        q += 1
+    return grid, t0, inv_dx
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _bucket(gt, p_min, key):
-    """First group p >= p_min with gt[p] >= key (gt sorted), gt.size if there is none."""
+def _bucket(gt, gi, p_min, key):
+    """First group p >= p_min with gt[p] >= key (gt sorted), gt.size if there is none: from
+    the grid cell of key, a short forward scan."""
     n = gt.size
-    if p_min >= n:
+    if p_min >= n or not key <= gt[n - 1]:
         return n
-    if gt[p_min] >= key:
-        return p_min
-    lo = p_min  # gt[lo] < key
-    step = 1
-    hi = lo + 1
-    while hi < n and gt[hi] < key:
-        lo = hi
-        step *= 2
-        hi = lo + step
-    if hi > n:
-        hi = n
-    while hi - lo > 1:  # gt[lo] < key, and hi == n or gt[hi] >= key
-        mid = (lo + hi) >> 1
-        if gt[mid] >= key:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    grid, t0, inv_dx = gi
+    x = (key - t0) * inv_dx
+    p = p_min
+    if x > 0.0:
+        p = max(p, grid[int(x)])  # x <= the cell of gt[n - 1] <= n_cells
+    while gt[p] < key:
+        p += 1
+    return p
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -84,10 +99,10 @@ def _unlink(i, head, nxt, prv, bkt):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _set_key(i, k, p_min, gt, key, head, nxt, prv, bkt):
+def _set_key(i, k, p_min, gt, gi, key, head, nxt, prv, bkt):
     """Neuron i's entry gets key k, in the bucket of the first group >= p_min at or after k."""
     key[i] = k
-    b = _bucket(gt, p_min, k)
+    b = _bucket(gt, gi, p_min, k)
     if bkt[i] == b:
         return
     if bkt[i] >= 0:
@@ -109,60 +124,86 @@ def _drop(i, key, head, nxt, prv, bkt):
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _may_improve(M, S, base, L, c, c_pos, inv_m, inv_s, theta):
-    """False only if ``base + rise_bound(M, S, ...)`` is certainly inf or above L (the
-    neuron's entry, or t_end); no divisions and no branches. rise_bound's D is recomputed
-    with reciprocals (a few ulps off), its quotient compared through a product: the margins
-    (1e-6 relative, 1e-9 of the times' magnitude) dwarf those errors and the rounding of
-    base + bound, so a neuron this screen drops would have got no new entry."""
-    u0 = c * (M - S)
-    can = (u0 >= theta) | (M >= theta)
-    D = c * (max(S, 0.0) * inv_s + max(-M, 0.0) * inv_m) if c_pos else \
-        -c * (max(M, 0.0) * inv_m + max(-S, 0.0) * inv_s)
-    gap = theta - u0 - 1e-12 * abs(c) * (abs(M) + abs(S))
-    lhs = gap * (1.0 - RISE_MARGIN)
-    rhs = D * ((L - base) * (1.0 + 1e-6) + 1e-9 * (abs(base) + abs(L)))
-    beyond = (gap > 0.0) & (D > 0.0) & (lhs > rhs)
-    return can & ~beyond
+def _tangent_bound(m, s, c, inv_m, inv_s, theta):
+    """Safe lower bound (ms, >= 0) of the first offset at which u reaches theta, for the
+    traces m, s at offset 0; inf when u cannot reach theta (given no further input).
+
+    If u(0) < theta and u reaches theta at x_c, u rises to its only extremum (a maximum,
+    after x_c: u decays to 0 < theta) and u'' changes sign at most once, so u is concave on
+    [0, x_c] (convex there, u' could not fall back to 0 at the maximum and stay bounded
+    after it). Hence u(x) <= u(0) + u'(0) x on [0, x_c]: x_c >= (theta - u(0)) / u'(0), and
+    u'(0) <= 0 means no crossing. Refreshing this bound from the reached key is Newton's
+    method from the left, which converges quadratically (the bound of ``rise_bound`` uses an
+    upper bound of u' instead and converges linearly). The gap is shrunk by the rounding of
+    u(0), u'(0) grown by its rounding (1e-12 of the terms: cancellation near the maximum) and
+    the quotient shrunk by RISE_MARGIN, so that the bound stays below the crossing the exact
+    solver locates."""
+    cm = c * m
+    cs = c * s
+    gap = theta - (cm - cs) - 1e-12 * (abs(cm) + abs(cs))
+    if gap <= 0.0:
+        return 0.0
+    if m < theta:  # u's maximum is m e^{-x*/tau_m} <= m (rise_bound)
+        return math.inf
+    am = cm * inv_m
+    bs = cs * inv_s
+    du = bs - am + 1e-12 * (abs(am) + abs(bs))
+    if not du > 0.0:
+        return math.inf
+    return gap / du * (1.0 - RISE_MARGIN)
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _bound_block(b, C_out, exact, T, M, S, r, key, go, G, t, t_end, dm, ds, c, c_pos, inv_m,
-                 inv_s, tau_m, tau_s, theta, p_next, gt, head, nxt, prv, bkt):
-    """New lower bounds of the neurons b..b+C_out-1 (one position) after their inputs at t:
-    a branch-free screen (vectorised) sends to rise_bound only the neurons whose bound may be
-    finite and may come before both their entry and t_end."""
+def _may_improve(m, s, base, L, c, inv_m, inv_s, theta):
+    """False only if ``base + _tangent_bound(m, s, ...)`` is certainly inf or above L (the
+    neuron's entry, or t_end): the same gap and slope, the quotient compared through a
+    product (margins 1e-6 relative and 1e-9 of the times' magnitude cover its rounding and
+    that of base + bound). No divisions and no branches: it vectorises."""
+    cm = c * m
+    cs = c * s
+    gap = theta - (cm - cs) - 1e-12 * (abs(cm) + abs(cs))
+    am = cm * inv_m
+    bs = cs * inv_s
+    du = bs - am + 1e-12 * (abs(am) + abs(bs))
+    lhs = gap * (1.0 - RISE_MARGIN)
+    rhs = du * ((L - base) * (1.0 + 1e-6) + 1e-9 * (abs(base) + abs(L)))
+    return (gap <= 0.0) | ((m >= theta) & (du > 0.0) & (lhs < rhs))
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
+                 p_next, gt, gi, head, nxt, prv, bkt):
+    """New lower bounds of the neurons b..b+C_out-1 (one position) after their inputs at t
+    (several inputs, or a position with refractory neurons): a branch-free screen first."""
     n_go = 0
     for o in range(C_out):
         i = b + o
-        exact[i] = False  # the solved crossing belonged to the old state: now a bound
         in_g = T[i] == G
         m = M[i] * dm if in_g else M[i]
         sv = S[i] * ds if in_g else S[i]
         base = t if in_g else r[i]
-        go[o] = _may_improve(m, sv, base, min(key[i], t_end), c, c_pos, inv_m, inv_s, theta)
+        go[o] = _may_improve(m, sv, base, min(key[i], t_end), c, inv_m, inv_s, theta)
         n_go += go[o]
     if n_go > 0:
-        _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, tau_m, tau_s, theta,
-                  p_next, gt, head, nxt, prv, bkt)
+        _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
+                  p_next, gt, gi, head, nxt, prv, bkt)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, tau_m, tau_s, theta,
-              p_next, gt, head, nxt, prv, bkt):
-    """rise_bound of the screened neurons of a position, as sparse_layer computes it."""
+def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
+              p_next, gt, gi, head, nxt, prv, bkt):
+    """_tangent_bound of the screened neurons of a position; a bound before the neuron's
+    entry replaces it."""
     for o in range(C_out):
         if not go[o]:
             continue
         i = b + o
         if T[i] == G:
-            d = rise_bound(M[i] * dm, S[i] * ds, c, tau_m, tau_s, theta)
-            lb = t + d
+            lb = t + _tangent_bound(M[i] * dm, S[i] * ds, c, inv_m, inv_s, theta)
         else:  # refractory (membrane reset): traces at r
-            d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
-            lb = r[i] + d
+            lb = r[i] + _tangent_bound(M[i], S[i], c, inv_m, inv_s, theta)
         if lb <= t_end and lb < key[i]:
-            _set_key(i, lb, p_next, gt, key, head, nxt, prv, bkt)
+            _set_key(i, lb, p_next, gt, gi, key, head, nxt, prv, bkt)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -173,8 +214,8 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     in_t, in_i, in_v: the input events sorted by time (input neuron c*H*W + y*W + x);
     WT: the weight transposed to (C_in, k, k, C_out), C-contiguous; the output neuron of
     channel o at (oy, ox) is o*Ho*Wo + oy*Wo + ox and sees input (y, x) = (oy*stride - pad +
-    ky, ox*stride - pad + kx). Semantics, state and bounds as ``_engine.sparse_layer`` (same
-    spikes bit for bit); see the module docstring for what is organised differently.
+    ky, ox*stride - pad + kx). Semantics and state as ``_engine.sparse_layer`` (spike times
+    within the solver's tolerance of it); see the module docstring for what differs.
 
     Returns (spike times, neuron indices, exceeded) sorted by (time, neuron); exceeded is
     True (with some of the spikes) when more than max_spikes spikes were due."""
@@ -185,6 +226,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     c = tau_m / (tau_m - tau_s)
     span_max = EPOCH_EXP * min(tau_m, tau_s)
     gt, n_ev = _group_times(in_t, t_end)
+    gi = _group_index(gt)
     P = gt.size
     G = 0.0
     # neuron state by position, then channel: q = (oy*Wo + ox)*C_out + o (all channels of a
@@ -193,17 +235,18 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     M = np.zeros(n_out)
     S = np.zeros(n_out)
     r = np.full(n_out, -math.inf)
-    exact = np.zeros(n_out, np.bool_)
     key = np.full(n_out, math.inf)
+    # the entry of neuron q is its exact crossing iff solved[q] > stamp[position]: solved in
+    # the pop phase of group solved[q], after the position's last input (group stamp[pos])
+    solved = np.full(n_out, -1, np.int64)
+    stamp = np.full(n_pos, -1, np.int64)
     go = np.empty(C_out, np.bool_)
-    c_pos = c > 0.0
     inv_m = 1.0 / tau_m
     inv_s = 1.0 / tau_s
-    stamp = np.full(n_pos, -1, np.int64)
     # clean[pos]: every neuron of the position has its traces in G's frame (T == G) and is
     # past its refractory end (r < t for every later group): its input needs no checks.
-    # Pops, spikes and moves of G make positions dirty; a scan that finds nothing makes
-    # them clean again
+    # Spikes and moves of G make positions dirty; a scan that finds nothing makes them
+    # clean again
     clean = np.ones(n_pos, np.bool_)
     touched = np.empty(n_pos, np.int64)
     head = np.full(P + 1, -1, np.int64)
@@ -223,15 +266,15 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
             if t_k > t_end:  # rounding of t_k + s past t_end: never handled (as sparse_layer)
                 _drop(i, key, head, nxt, prv, bkt)
                 continue
-            if exact[i]:
+            pos = i // C_out
+            if solved[i] > stamp[pos]:
                 _drop(i, key, head, nxt, prv, bkt)
-                exact[i] = False
+                solved[i] = -1
                 if n_spk >= max_spikes:
                     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
                     return t_o, i_o, True
                 out_t, out_i = _grow(out_t, out_i, n_spk)
                 out_t[n_spk] = t_k
-                pos = i // C_out
                 out_i[n_spk] = (i - pos * C_out) * n_pos + pos
                 n_spk += 1
                 rr = t_k + t_ref
@@ -242,32 +285,34 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                     M[i] = S_r
                     S[i] = S_r
                     T[i] = rr
-                    d = rise_bound(S_r, S_r, c, tau_m, tau_s, theta)
+                    d = _tangent_bound(S_r, S_r, c, inv_m, inv_s, theta)
                     if rr + d <= t_end:
-                        _set_key(i, rr + d, p, gt, key, head, nxt, prv, bkt)
-                else:
+                        _set_key(i, rr + d, p, gt, gi, key, head, nxt, prv, bkt)
+                else:  # zero traces are the same in every frame
                     M[i] = 0.0
                     S[i] = 0.0
-                    T[i] = rr
+                    T[i] = G
                 continue
+            # a bound was reached with no input since: the state at t_k (not stored: the
+            # traces stay in G's frame), then a new bound or the exact solve
+            m = M[i]
+            sv = S[i]
             if t_k > T[i]:
                 d = t_k - T[i]
-                M[i] *= math.exp(-d / tau_m)
-                S[i] *= math.exp(-d / tau_s)
-                T[i] = t_k
-                clean[i // C_out] = False
-            d = rise_bound(M[i], S[i], c, tau_m, tau_s, theta)
+                m *= math.exp(-d / tau_m)
+                sv *= math.exp(-d / tau_s)
+            d = _tangent_bound(m, sv, c, inv_m, inv_s, theta)
             if d == math.inf or t_k + d > t_end:
                 _drop(i, key, head, nxt, prv, bkt)
             elif t_k + d > t:
-                _set_key(i, t_k + d, p + 1, gt, key, head, nxt, prv, bkt)
+                _set_key(i, t_k + d, p + 1, gt, gi, key, head, nxt, prv, bkt)
             else:
-                s = first_crossing(M[i], S[i], 0.0, t_end - t_k, c, tau_m, tau_s, theta)
+                s = first_crossing(m, sv, 0.0, t_end - t_k, c, tau_m, tau_s, theta)
                 if s == math.inf:
                     _drop(i, key, head, nxt, prv, bkt)
                 else:
-                    _set_key(i, t_k + s, p, gt, key, head, nxt, prv, bkt)
-                    exact[i] = True
+                    _set_key(i, t_k + s, p, gt, gi, key, head, nxt, prv, bkt)
+                    solved[i] = p
         if p == P:
             break
         # 2. apply the group's inputs, in the frame of G
@@ -277,8 +322,8 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
         x = t - G
         fm = math.exp(x / tau_m)
         fs = math.exp(x / tau_s)
-        dm = math.exp(-x / tau_m)
-        ds = math.exp(-x / tau_s)
+        dm = 1.0 / fm
+        ds = 1.0 / fs
         # a group of one event (the usual case for recorded events) reaches each neuron once:
         # its bounds are computed right after its input, while the position is in cache
         single = e + 1 >= n_ev or in_t[e + 1] != t
@@ -302,10 +347,11 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                     wb = ((ci * k + ky) * k + kx) * C_out
                     pos = oy * Wo + ox
                     b = pos * C_out
-                    if not single and stamp[pos] != p:
+                    if stamp[pos] != p:
                         stamp[pos] = p
-                        touched[n_touch] = pos
-                        n_touch += 1
+                        if not single:
+                            touched[n_touch] = pos
+                            n_touch += 1
                     special = False
                     if not clean[pos]:
                         # any neuron refractory at t, any trace not in G's frame
@@ -323,7 +369,9 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                 S[i] *= math.exp((T[i] - G) / tau_s)
                                 T[i] = G
                     if not special and single:
-                        # input, then the screen of the bound, in one vectorised pass
+                        # input, then the screen of the bound, in one vectorised pass; an
+                        # input with w <= 0 only delays crossings (the PSP kernel is >= 0):
+                        # the entry stays a lower bound
                         n_go = 0
                         for o in range(C_out):
                             i = b + o
@@ -332,13 +380,13 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                             sv = S[i] + w * fs
                             M[i] = m
                             S[i] = sv
-                            exact[i] = False
-                            go[o] = _may_improve(m * dm, sv * ds, t, min(key[i], t_end), c,
-                                                 c_pos, inv_m, inv_s, theta)
+                            go[o] = (w > 0.0) & _may_improve(m * dm, sv * ds, t,
+                                                             min(key[i], t_end), c, inv_m,
+                                                             inv_s, theta)
                             n_go += go[o]
                         if n_go > 0:
                             _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
-                                      tau_m, tau_s, theta, p + 1, gt, head, nxt, prv, bkt)
+                                      inv_m, inv_s, theta, p + 1, gt, gi, head, nxt, prv, bkt)
                         continue
                     if not special:
                         for o in range(C_out):
@@ -362,16 +410,14 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                         M[i] += w * fm
                         S[i] += w * fs
                     if single:
-                        _bound_block(b, C_out, exact, T, M, S, r, key, go, G, t, t_end, dm, ds,
-                                     c, c_pos, inv_m, inv_s, tau_m, tau_s, theta, p + 1, gt,
-                                     head, nxt, prv, bkt)
+                        _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
+                                     inv_m, inv_s, theta, p + 1, gt, gi, head, nxt, prv, bkt)
             e += 1
         # 3. a lower bound of the next crossing of every neuron of a touched position (a
         # full-reset neuron whose input was discarded has M = S = 0: no bound, no entry)
         for q in range(n_touch):
-            _bound_block(touched[q] * C_out, C_out, exact, T, M, S, r, key, go, G, t, t_end,
-                         dm, ds, c, c_pos, inv_m, inv_s, tau_m, tau_s, theta, p + 1, gt, head,
-                         nxt, prv, bkt)
+            _bound_block(touched[q] * C_out, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds,
+                         c, inv_m, inv_s, theta, p + 1, gt, gi, head, nxt, prv, bkt)
     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
     return t_o, i_o, False
 
