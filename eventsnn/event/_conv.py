@@ -69,13 +69,12 @@ def _group_index(gt):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bucket(gt, gi, p_min, key):
+def _bucket(gt, grid, t0, inv_dx, p_min, key):
     """First group p >= p_min with gt[p] >= key (gt sorted), gt.size if there is none: from
     the grid cell of key, a short forward scan."""
     n = gt.size
     if p_min >= n or not key <= gt[n - 1]:
         return n
-    grid, t0, inv_dx = gi
     x = (key - t0) * inv_dx
     p = p_min
     if x > 0.0:
@@ -99,10 +98,10 @@ def _unlink(i, head, nxt, prv, bkt):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _set_key(i, k, p_min, gt, gi, key, head, nxt, prv, bkt):
+def _set_key(i, k, p_min, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt):
     """Neuron i's entry gets key k, in the bucket of the first group >= p_min at or after k."""
     key[i] = k
-    b = _bucket(gt, gi, p_min, k)
+    b = _bucket(gt, grid, t0, inv_dx, p_min, k)
     if bkt[i] == b:
         return
     if bkt[i] >= 0:
@@ -172,7 +171,7 @@ def _may_improve(m, s, base, L, c, inv_m, inv_s, theta):
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
-                 p_next, gt, gi, head, nxt, prv, bkt):
+                 p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt):
     """New lower bounds of the neurons b..b+C_out-1 (one position) after their inputs at t
     (several inputs, or a position with refractory neurons): a branch-free screen first."""
     n_go = 0
@@ -186,12 +185,12 @@ def _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, i
         n_go += go[o]
     if n_go > 0:
         _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
-                  p_next, gt, gi, head, nxt, prv, bkt)
+                  p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
-              p_next, gt, gi, head, nxt, prv, bkt):
+              p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt):
     """_tangent_bound of the screened neurons of a position; a bound before the neuron's
     entry replaces it."""
     for o in range(C_out):
@@ -203,7 +202,7 @@ def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_
         else:  # refractory (membrane reset): traces at r
             lb = r[i] + _tangent_bound(M[i], S[i], c, inv_m, inv_s, theta)
         if lb <= t_end and lb < key[i]:
-            _set_key(i, lb, p_next, gt, gi, key, head, nxt, prv, bkt)
+            _set_key(i, lb, p_next, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -226,7 +225,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     c = tau_m / (tau_m - tau_s)
     span_max = EPOCH_EXP * min(tau_m, tau_s)
     gt, n_ev = _group_times(in_t, t_end)
-    gi = _group_index(gt)
+    grid, t0, inv_dx = _group_index(gt)
     P = gt.size
     G = 0.0
     # neuron state by position, then channel: q = (oy*Wo + ox)*C_out + o (all channels of a
@@ -287,7 +286,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                     T[i] = rr
                     d = _tangent_bound(S_r, S_r, c, inv_m, inv_s, theta)
                     if rr + d <= t_end:
-                        _set_key(i, rr + d, p, gt, gi, key, head, nxt, prv, bkt)
+                        _set_key(i, rr + d, p, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
                 else:  # zero traces are the same in every frame
                     M[i] = 0.0
                     S[i] = 0.0
@@ -305,13 +304,13 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
             if d == math.inf or t_k + d > t_end:
                 _drop(i, key, head, nxt, prv, bkt)
             elif t_k + d > t:
-                _set_key(i, t_k + d, p + 1, gt, gi, key, head, nxt, prv, bkt)
+                _set_key(i, t_k + d, p + 1, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
             else:
                 s = first_crossing(m, sv, 0.0, t_end - t_k, c, tau_m, tau_s, theta)
                 if s == math.inf:
                     _drop(i, key, head, nxt, prv, bkt)
                 else:
-                    _set_key(i, t_k + s, p, gt, gi, key, head, nxt, prv, bkt)
+                    _set_key(i, t_k + s, p, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
                     solved[i] = p
         if p == P:
             break
@@ -386,7 +385,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                             n_go += go[o]
                         if n_go > 0:
                             _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
-                                      inv_m, inv_s, theta, p + 1, gt, gi, head, nxt, prv, bkt)
+                                      inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
                         continue
                     if not special:
                         for o in range(C_out):
@@ -411,13 +410,13 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                         S[i] += w * fs
                     if single:
                         _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
-                                     inv_m, inv_s, theta, p + 1, gt, gi, head, nxt, prv, bkt)
+                                     inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
             e += 1
         # 3. a lower bound of the next crossing of every neuron of a touched position (a
         # full-reset neuron whose input was discarded has M = S = 0: no bound, no entry)
         for q in range(n_touch):
             _bound_block(touched[q] * C_out, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds,
-                         c, inv_m, inv_s, theta, p + 1, gt, gi, head, nxt, prv, bkt)
+                         c, inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
     return t_o, i_o, False
 
