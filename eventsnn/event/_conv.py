@@ -239,7 +239,9 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     # the pop phase of group solved[q], after the position's last input (group stamp[pos])
     solved = np.full(n_out, -1, np.int64)
     stamp = np.full(n_pos, -1, np.int64)
-    go = np.empty(C_out, np.bool_)
+    n_words = (C_out + 7) // 8
+    go = np.zeros(8 * n_words, np.bool_)  # whole 8-byte words: scanned 8 flags at a time
+    go_words = go.view(np.uint64)
     inv_m = 1.0 / tau_m
     inv_s = 1.0 / tau_s
     # clean[pos]: every neuron of the position has its traces in G's frame (T == G) and is
@@ -258,16 +260,23 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     e = 0
     for p in range(P + 1):
         t = gt[p] if p < P else math.inf
-        # 1. entries of this group (keys <= t): fire exact ones, refine bounds
+        # 1. entries of this group (keys <= t): fire exact ones, refine bounds. The queue
+        # operations of this loop and of the input's bounds below are written out: numba
+        # counts references (atomically) to every array passed to a helper, even an inlined
+        # one, which cost a fifth of the kernel
         while head[p] >= 0:
             i = head[p]
+            nb = nxt[i]  # take i's entry off the bucket
+            head[p] = nb
+            if nb >= 0:
+                prv[nb] = -1
+            bkt[i] = -1
             t_k = key[i]
+            key[i] = math.inf
             if t_k > t_end:  # rounding of t_k + s past t_end: never handled (as sparse_layer)
-                _drop(i, key, head, nxt, prv, bkt)
                 continue
             pos = i // C_out
             if solved[i] > stamp[pos]:
-                _drop(i, key, head, nxt, prv, bkt)
                 solved[i] = -1
                 if n_spk >= max_spikes:
                     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
@@ -302,16 +311,34 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                 sv *= math.exp(-d / tau_s)
             d = _tangent_bound(m, sv, c, inv_m, inv_s, theta)
             if d == math.inf or t_k + d > t_end:
-                _drop(i, key, head, nxt, prv, bkt)
-            elif t_k + d > t:
-                _set_key(i, t_k + d, p + 1, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
+                continue
+            if t_k + d > t:
+                nk = t_k + d
+                q = p + 1
             else:
                 s = first_crossing(m, sv, 0.0, t_end - t_k, c, tau_m, tau_s, theta)
                 if s == math.inf:
-                    _drop(i, key, head, nxt, prv, bkt)
-                else:
-                    _set_key(i, t_k + s, p, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
-                    solved[i] = p
+                    continue
+                nk = t_k + s
+                q = p
+                solved[i] = p
+            # into the bucket of the first group q' >= q at or after nk (as _bucket)
+            key[i] = nk
+            if q < P and nk <= gt[P - 1]:
+                xq = (nk - t0) * inv_dx
+                if xq > 0.0:
+                    q = max(q, grid[int(xq)])
+                while gt[q] < nk:
+                    q += 1
+            else:
+                q = P
+            h = head[q]
+            nxt[i] = h
+            prv[i] = -1
+            if h >= 0:
+                prv[h] = i
+            head[q] = i
+            bkt[i] = q
         if p == P:
             break
         # 2. apply the group's inputs, in the frame of G
@@ -383,9 +410,48 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                                              min(key[i], t_end), c, inv_m,
                                                              inv_s, theta)
                             n_go += go[o]
-                        if n_go > 0:
-                            _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
-                                      inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
+                        if n_go == 0:
+                            continue
+                        for wq in range(n_words):  # the flags 8 at a time
+                            if go_words[wq] == 0:
+                                continue
+                            for o in range(8 * wq, min(8 * wq + 8, C_out)):
+                                if not go[o]:
+                                    continue
+                                i = b + o
+                                lb = t + _tangent_bound(M[i] * dm, S[i] * ds, c, inv_m, inv_s,
+                                                        theta)
+                                if not (lb <= t_end and lb < key[i]):
+                                    continue
+                                key[i] = lb
+                                q = p + 1  # the bucket, as _bucket
+                                if q < P and lb <= gt[P - 1]:
+                                    xq = (lb - t0) * inv_dx
+                                    if xq > 0.0:
+                                        q = max(q, grid[int(xq)])
+                                    while gt[q] < lb:
+                                        q += 1
+                                else:
+                                    q = P
+                                qo = bkt[i]
+                                if qo == q:
+                                    continue
+                                if qo >= 0:  # off its old bucket (as _unlink)
+                                    pa = prv[i]
+                                    nb = nxt[i]
+                                    if pa >= 0:
+                                        nxt[pa] = nb
+                                    else:
+                                        head[qo] = nb
+                                    if nb >= 0:
+                                        prv[nb] = pa
+                                h = head[q]
+                                nxt[i] = h
+                                prv[i] = -1
+                                if h >= 0:
+                                    prv[h] = i
+                                head[q] = i
+                                bkt[i] = q
                         continue
                     if not special:
                         for o in range(C_out):
