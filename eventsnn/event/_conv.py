@@ -170,6 +170,43 @@ def _may_improve(m, s, base, L, c, inv_m, inv_s, theta):
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _tangent_g(m, s, a, bb, a_m, b_s, th_fm, theta):
+    """``_tangent_bound`` of the traces m, s held in G's frame, at the group's time t, with
+    the group's constants a = c e^{-x/tau_m}, bb = c e^{-x/tau_s} (x = t - G), a_m = a /
+    tau_m, b_s = bb / tau_s, th_fm = theta e^{x/tau_m} (1 - 1e-12) (the test m(t) < theta
+    with a margin for its rounding)."""
+    cm = a * m
+    cs = bb * s
+    gap = theta - (cm - cs) - 1e-12 * (abs(cm) + abs(cs))
+    if gap <= 0.0:
+        return 0.0
+    if m < th_fm:
+        return math.inf
+    am = a_m * m
+    bs = b_s * s
+    du = bs - am + 1e-12 * (abs(am) + abs(bs))
+    if not du > 0.0:
+        return math.inf
+    return gap / du * (1.0 - RISE_MARGIN)
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _screen_g(m, s, w, key, a, bb, a_m, b_s, th_fm, theta, t, t_end, tol_t):
+    """False only if the input w <= 0 (it can only delay a crossing) or ``t + _tangent_g(m,
+    s, ...)`` is certainly inf or not before min(key, t_end): the quotient compared through
+    a product, with margins (2e-6 relative, tol_t = 2e-9 |t|) that cover its rounding and
+    that of t + bound. No divisions and no branches: it vectorises."""
+    cm = a * m
+    cs = bb * s
+    gap = theta - (cm - cs) - 1e-12 * (abs(cm) + abs(cs))
+    am = a_m * m
+    bs = b_s * s
+    du = bs - am + 1e-12 * (abs(am) + abs(bs))
+    rhs = du * ((min(key, t_end) - t) * (1.0 + 2e-6) + tol_t)
+    return (w > 0.0) & ((gap <= 0.0) | ((m >= th_fm) & (du > 0.0) & (gap * (1.0 - RISE_MARGIN) < rhs)))
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
                  p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt):
     """New lower bounds of the neurons b..b+C_out-1 (one position) after their inputs at t
@@ -350,6 +387,12 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
         fs = math.exp(x / tau_s)
         dm = 1.0 / fm
         ds = 1.0 / fs
+        a_g = c * dm
+        b_g = c * ds
+        a_m = a_g * inv_m
+        b_s = b_g * inv_s
+        th_fm = theta * fm * (1.0 - 1e-12)
+        tol_t = 2e-9 * abs(t)
         # a group of one event (the usual case for recorded events) reaches each neuron once:
         # its bounds are computed right after its input, while the position is in cache
         single = e + 1 >= n_ev or in_t[e + 1] != t
@@ -406,9 +449,8 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                             sv = S[i] + w * fs
                             M[i] = m
                             S[i] = sv
-                            go[o] = (w > 0.0) & _may_improve(m * dm, sv * ds, t,
-                                                             min(key[i], t_end), c, inv_m,
-                                                             inv_s, theta)
+                            go[o] = _screen_g(m, sv, w, key[i], a_g, b_g, a_m, b_s, th_fm,
+                                              theta, t, t_end, tol_t)
                             n_go += go[o]
                         if n_go == 0:
                             continue
@@ -419,8 +461,8 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                 if not go[o]:
                                     continue
                                 i = b + o
-                                lb = t + _tangent_bound(M[i] * dm, S[i] * ds, c, inv_m, inv_s,
-                                                        theta)
+                                lb = t + _tangent_g(M[i], S[i], a_g, b_g, a_m, b_s, th_fm,
+                                                    theta)
                                 if not (lb <= t_end and lb < key[i]):
                                     continue
                                 key[i] = lb
