@@ -12,11 +12,12 @@ common time reference moves) and spike budgets.
 from collections import Counter
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import eventsnn as es
 from eventsnn.event import _conv, _engine
+from eventsnn.event._engine import EPOCH_EXP
 from eventsnn.event.forward import kernel_weights
 from eventsnn.event.reference import simulate_reference
 
@@ -154,3 +155,63 @@ def test_transposed_weight_layout():
     expect = np.where(used.reshape(layer.weight_shape), layer.weight, 0.0).transpose(1, 2, 3, 0)
     np.testing.assert_array_equal(WT, expect)
     assert not used.all()  # the case has weights no link uses
+
+
+CROSS_TAUS = [(5.0, 1.25), (5.0, 3.0), (4.0, 3.0), (2.0, 5.0), (0.3, 6.0), (5.0, 1e-3)]
+
+
+def _grid_crossing(M, S, tau_m, tau_s, theta):
+    """First offset on a fine grid where the closed-form u reaches theta (None if none), and
+    the grid's maximum of u: an oracle independent of the kernels."""
+    c = tau_m / (tau_m - tau_s)
+    s = np.concatenate([np.linspace(0.0, 5 * max(tau_m, tau_s), 200_001), [1e3, 1e4]])
+    u = c * (M * np.exp(-s / tau_m) - S * np.exp(-s / tau_s))
+    above = np.nonzero(u >= theta)[0]
+    return (s[above[0]] if above.size else None), u.max()
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(M=st.floats(-20.0, 20.0), S=st.floats(-20.0, 20.0), taus=st.sampled_from(CROSS_TAUS),
+       theta=st.sampled_from([0.5, 1.0, 3.0]), frac=st.sampled_from([0.0, 0.02, 1.0]))
+def test_tangent_bounds_are_below_the_first_crossing(M, S, taus, theta, frac):
+    """The tangent bound (from the traces at the offset, and in G's frame with the group's
+    constants, x ms after G, up to the EPOCH_EXP min(tau) the kernel allows) never exceeds the first crossing on a fine grid; the screen
+    lets every input through whose bound would come before the neuron's entry."""
+    tau_m, tau_s = taus
+    c = tau_m / (tau_m - tau_s)
+    first, _ = _grid_crossing(M, S, tau_m, tau_s, theta)
+    d = _conv._tangent_bound(M, S, c, 1 / tau_m, 1 / tau_s, theta)
+    x = frac * EPOCH_EXP * min(tau_m, tau_s)
+    fm, fs = np.exp(x / tau_m), np.exp(x / tau_s)
+    a, bb = c / fm, c / fs
+    consts = (a, bb, a / tau_m, bb / tau_s, theta * fm * (1 - 1e-12), theta)
+    m, s = M * fm, S * fs  # the same traces held in the frame of G = t - x
+    dg = _conv._tangent_g(m, s, *consts)
+    if first is not None:
+        event("crossing")
+        assert d <= first + 1e-12 and dg <= first + 1e-12
+    t = 12.5
+    for key in (np.inf, t + 0.5 * dg, t + dg, t + 2 * dg + 1e-3):
+        if t + dg < key:
+            assert _conv._screen_g(m, s, 1.0, key, *consts, t, np.inf, 2e-9 * t)
+    assert not _conv._screen_g(m, s, -1.0, np.inf, *consts, t, np.inf, 2e-9 * t)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(M=st.floats(-20.0, 20.0), S=st.floats(-20.0, 20.0), taus=st.sampled_from(CROSS_TAUS),
+       theta=st.sampled_from([0.5, 1.0, 3.0]), s_hi=st.sampled_from([np.inf, 2.0]))
+def test_newton_crossing_matches_first_crossing(M, S, taus, theta, s_hi):
+    """conv_layer's solver (Newton from the left) finds first_crossing's crossing, within
+    1e-9 ms, or none when it finds none (ties at the threshold aside)."""
+    from eventsnn.event._crossing import first_crossing
+
+    tau_m, tau_s = taus
+    c = tau_m / (tau_m - tau_s)
+    got = _conv._newton_crossing(M, S, s_hi, c, tau_m, tau_s, theta)
+    want = first_crossing(M, S, 0.0, s_hi, c, tau_m, tau_s, theta)
+    if np.isfinite(want):
+        event("crossing")
+        assert abs(got - want) < 1e-9
+    else:
+        _, peak = _grid_crossing(M, S, tau_m, tau_s, theta)
+        assert got == np.inf or abs(peak - theta) < 1e-9 or abs(want - s_hi) < 1e-9

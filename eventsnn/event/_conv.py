@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .._constants import CROSSING_TOL_MS
 from ._crossing import RISE_MARGIN, first_crossing
 from ._engine import EPOCH_EXP, _grow, _sorted_output
 from ._grouped import grouped_conv_layer
@@ -150,6 +151,32 @@ def _tangent_bound(m, s, c, inv_m, inv_s, theta):
     if not du > 0.0:
         return math.inf
     return gap / du * (1.0 - RISE_MARGIN)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _newton_crossing(m, s, s_hi, c, tau_m, tau_s, theta):
+    """First offset in [0, s_hi] at which u reaches theta for the traces m, s at offset 0;
+    inf if there is none. Newton's method from the left: u is concave up to a crossing from
+    below (see ``_tangent_bound``), so the steps rise monotonically to it, and u' <= 0
+    before theta is reached means no crossing. One pair of exponentials per step serves u
+    and u'. A grazing approach converges slowly: after 50 steps ``first_crossing`` decides."""
+    x = 0.0
+    for _ in range(50):
+        A = m * math.exp(-x / tau_m)
+        B = s * math.exp(-x / tau_s)
+        u = c * (A - B)
+        if u >= theta:
+            return x
+        du = c * (B / tau_s - A / tau_m)
+        if not du > 0.0:
+            return math.inf
+        step = (theta - u) / du
+        x += step
+        if x > s_hi:
+            return math.inf
+        if step <= 0.25 * CROSSING_TOL_MS:
+            return x
+    return first_crossing(m, s, 0.0, s_hi, c, tau_m, tau_s, theta)
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -353,7 +380,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                 nk = t_k + d
                 q = p + 1
             else:
-                s = first_crossing(m, sv, 0.0, t_end - t_k, c, tau_m, tau_s, theta)
+                s = _newton_crossing(m, sv, t_end - t_k, c, tau_m, tau_s, theta)
                 if s == math.inf:
                     continue
                 nk = t_k + s
