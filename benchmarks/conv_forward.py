@@ -11,7 +11,7 @@ Timed: ``Sequential.simulate(recordings, t_end=30, n_threads=1)`` (process CPU t
 ``--repeats``) and, separately, the first Conv2d layer's kernel alone over the same
 recordings: ``_conv.conv_layer`` (what simulate runs) and ``_engine.sparse_layer`` on the
 layer's CSR links (the kernel it replaced, kept as an oracle), whose spikes must be the same
-bit for bit (checked). With ``--baseline DIR`` (a checkout of another version of eventsnn)
+neurons at times within 1e-9 ms (checked). With ``--baseline DIR`` (a checkout of another version of eventsnn)
 the same measurements run in a subprocess on that code, interleaved with ours round by
 round, and the ratios are printed.
 
@@ -84,9 +84,9 @@ def measure(args):
             return _conv.run_conv(conv, WT, x.times, x.neurons, x.values, tau_m, tau_s, theta,
                                   mreset, t_ref, 30.0, 10_000_000)
 
-        for x in xs:  # the same spikes, bit for bit
+        for x in xs:  # the same spikes, within the fast-vs-reference tolerance
             a, b = old(x), new(x)
-            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), "spikes differ"
+            assert same_spikes(a, b), "spikes differ"
     best_sim = best_conv = best_old = float("inf")
     for _ in range(args.repeats):
         c0 = time.process_time()
@@ -107,6 +107,19 @@ def measure(args):
 
 
 CACHE = {}
+
+
+def same_spikes(a, b, tol_ms=1e-9):
+    """(times, neurons, ...) outputs of two kernels: the same neurons spike the same number
+    of times, at times within tol_ms (spikes within tol_ms of each other may swap order)."""
+    import numpy as np
+
+    if a[0].size != b[0].size:
+        return False
+    oa = np.lexsort((a[0], a[1]))
+    ob = np.lexsort((b[0], b[1]))
+    return bool(np.array_equal(a[1][oa], b[1][ob])
+                and np.all(np.abs(a[0][oa] - b[0][ob]) <= tol_ms))
 
 
 def main(argv=None):
