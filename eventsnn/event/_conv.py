@@ -1,22 +1,33 @@
 """numba kernel of a Conv2d layer of SRM neurons: ``conv_layer``.
 
-Same spikes, bit for bit, as ``_engine.sparse_layer`` on the layer's CSR connectivity (the
-slow readable oracle is the reference engine; tests compare all three). What differs is how
-the work is organised, not the arithmetic done for a neuron:
+The semantics and neuron state of ``_engine.sparse_layer`` on the layer's CSR connectivity,
+with the same neurons spiking at times within the exact solver's tolerance (not bit for
+bit: the bounds and the solver differ). Tests compare it with ``sparse_layer`` and the
+reference engine (the slow readable oracle) within 1e-9 ms. What differs:
 
 - targets come from the kernel geometry instead of a CSR list: an input event at (c, y, x)
   reaches the output positions whose window holds (y, x), every output channel, and reads
   the weights W[:, c, ky, kx] as one contiguous row of the transposed weight (C_in, k, k,
-  C_out) instead of an int64 target and a float64 weight per synapse;
+  C_out) instead of an int64 target and a float64 weight per synapse; the state is stored
+  by position, then channel, so a position's C_out neurons are one vectorised pass;
+- the lower bound of a crossing is the tangent of u (``_tangent_bound``: u is concave up to
+  a crossing from below), not ``rise_bound``'s bound of the slope: refreshing it from a
+  reached entry is Newton's method from the left, so few entries come back, and a neuron
+  past its maximum below threshold is dropped at once; the exact crossing is solved by the
+  same Newton iteration (``_newton_crossing``);
+- an input with w v <= 0 only delays crossings (the PSP kernel is >= 0): its neuron keeps
+  its entry, with no screen or bound; other one-event inputs pass a branch-free screen in
+  G's frame (is the bound finite and before the entry?) before any bound is computed;
+- a reached entry is refreshed from the traces decayed to its key without storing them (the
+  traces stay in G's frame: no re-framing at the next input), and an entry is exact iff it
+  was solved after the position's last input (group stamps; no per-neuron flag to clear);
 - pending crossings sit in buckets, one per input group (the distinct input times), instead
   of a binary heap. ``sparse_layer`` handles, before applying the group at time t, every
-  heap entry with key <= t; an entry of neuron i is the i's next lower bound or exact
-  crossing. Neurons do not interact within a layer, so what matters for a neuron's spikes is
-  only which group its entry is handled before, never the order between neurons: an entry
-  with key k belongs to the first group at or after k (or to the final sweep up to t_end),
-  found by a galloping search over the group times; a doubly linked list per bucket gives
-  O(1) insert, move and removal. Every neuron sees the same sequence of states, bounds
-  and exact solves as in ``sparse_layer``, hence the same floats.
+  heap entry with key <= t. Neurons do not interact within a layer, so what matters for a
+  neuron's spikes is only which group its entry is handled before, never the order between
+  neurons: an entry with key k belongs to the first group at or after k (or to the final
+  sweep up to t_end), found from a uniform grid over the group times (``_group_index``);
+  a doubly linked list per bucket gives O(1) insert, move and removal.
 """
 import math
 
@@ -114,13 +125,6 @@ def _set_key(i, k, p_min, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt):
         prv[h] = i
     head[b] = i
     bkt[i] = b
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _drop(i, key, head, nxt, prv, bkt):
-    if bkt[i] >= 0:
-        _unlink(i, head, nxt, prv, bkt)
-    key[i] = math.inf
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
