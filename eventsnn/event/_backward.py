@@ -256,9 +256,10 @@ def conv_backward(in_t, in_i, in_v, out_t, out_i, g_out, geom, w, tau_m, tau_s, 
     w : the layer's weight (C_out, C_in, k, k) flattened, contiguous; the weight gradient
         comes in the same layout.
 
-    Every pair (event, target) gets the same arithmetic as on the CSR path, and the sums
-    over the targets of one event run in the CSR's order (target index ascending), so the
-    results are identical to :func:`layer_backward` with ``Conv2d.connectivity()``.
+    Every pair (event, target) gets the same arithmetic as on the CSR path, so the weight
+    gradient, S and D are identical to :func:`layer_backward` with ``Conv2d.connectivity()``;
+    dL/dt of an input event sums its targets per output channel first (vectorised), so it
+    equals the CSR path's up to the rounding of the sum.
     """
     E = np.zeros(0, np.int64)
     n_out = geom[3] * geom[4] * geom[5]
@@ -517,7 +518,8 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, in
     """Adds the shares (Eq. 12-13, into g_in when input_grad) and the weight gradient
     (Eq. 14, into g_w) of every pair. Conv2d (geom not empty): state channel-last, w and
     g_w as (C_in, k, k, C_out) flattened (see ``_sweep_sums``); dL/dt of an input event sums
-    over its targets in the CSR's order (ascending neuron index), as ``layer_backward``."""
+    over its targets by output channel, then over the channels (the CSR path sums in target
+    order: the same value up to rounding)."""
     n_ev = in_t.size
     n_edges = et.size
     # per neuron: exponential factors of the open window (0 when closed) and the
@@ -539,6 +541,8 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, in
     G_2 = G2.reshape((n_out // co_n, co_n))
     gk = g_w.reshape((g_w.size // co_n, co_n))
     wk = w.reshape((w.size // co_n, co_n))
+    s1 = np.zeros(co_n)   # per-channel partial sums of an event's dL/dt (Conv2d)
+    s2 = np.zeros(co_n)
     ref = math.nan
     b = 0
     for m in range(n_ev - 1, -1, -1):
@@ -601,24 +605,35 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, in
             st = geom[7]
             yp = y + geom[8]
             xp = x + geom[8]
-            for oy in range(oy0, oy1 + 1):
-                wr = (ci * k + yp - oy * st) * k + xp
-                for ox in range(ox0, ox1 + 1):
-                    pos = oy * Wo + ox
-                    r = wr - ox * st
-                    for co in range(co_n):
-                        gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
-            if input_grad:   # in the CSR's order of the targets: co, oy, ox
+            if not input_grad:
+                for oy in range(oy0, oy1 + 1):
+                    wr = (ci * k + yp - oy * st) * k + xp
+                    for ox in range(ox0, ox1 + 1):
+                        pos = oy * Wo + ox
+                        r = wr - ox * st
+                        for co in range(co_n):
+                            gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
+            else:
+                # dL/dt of the event in the same pass: one partial sum per output channel
+                # (contiguous rows, it vectorises), then the sum over the channels
+                for co in range(co_n):
+                    s1[co] = 0.0
+                    s2[co] = 0.0
+                for oy in range(oy0, oy1 + 1):
+                    wr = (ci * k + yp - oy * st) * k + xp
+                    for ox in range(ox0, ox1 + 1):
+                        pos = oy * Wo + ox
+                        r = wr - ox * st
+                        for co in range(co_n):
+                            gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
+                            wi = wk[r, co]
+                            s1[co] += wi * G_1[pos, co]
+                            s2[co] += wi * G_2[pos, co]
                 acc1 = 0.0
                 acc2 = 0.0
                 for co in range(co_n):
-                    for oy in range(oy0, oy1 + 1):
-                        wr = (ci * k + yp - oy * st) * k + xp
-                        for ox in range(ox0, ox1 + 1):
-                            pos = oy * Wo + ox
-                            wi = wk[wr - ox * st, co]
-                            acc1 += wi * G_1[pos, co]
-                            acc2 += wi * G_2[pos, co]
+                    acc1 += s1[co]
+                    acc2 += s2[co]
                 if exp_kernel:
                     g_in[m] = factor * eg[m] * acc1
                 else:
