@@ -307,6 +307,12 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     # the pop phase of group solved[q], after the position's last input (group stamp[pos])
     solved = np.full(n_out, -1, np.int64)
     stamp = np.full(n_pos, -1, np.int64)
+    # (position, channel) views: indexed by a range variable o, the innermost loops need no
+    # negative-index fix-up per element (with a flat index b + o they did not vectorise)
+    M2 = M.reshape((n_pos, C_out))
+    S2 = S.reshape((n_pos, C_out))
+    K2 = key.reshape((n_pos, C_out))
+    W2 = Wf.reshape((C_in * k * k, C_out))
     n_words = (C_out + 7) // 8
     go = np.zeros(8 * n_words, np.bool_)  # whole 8-byte words: scanned 8 flags at a time
     go_words = go.view(np.uint64)
@@ -444,7 +450,8 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                 ky = y + pad - oy * stride
                 for ox in range(ox0, ox1 + 1):
                     kx = xx + pad - ox * stride
-                    wb = ((ci * k + ky) * k + kx) * C_out
+                    wr = (ci * k + ky) * k + kx
+                    wb = wr * C_out
                     pos = oy * Wo + ox
                     b = pos * C_out
                     if stamp[pos] != p:
@@ -474,13 +481,12 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                         # the entry stays a lower bound
                         n_go = 0
                         for o in range(C_out):
-                            i = b + o
-                            w = Wf[wb + o] * val
-                            m = M[i] + w * fm
-                            sv = S[i] + w * fs
-                            M[i] = m
-                            S[i] = sv
-                            go[o] = _screen_g(m, sv, w, key[i], a_g, b_g, a_m, b_s, th_fm,
+                            w = W2[wr, o] * val
+                            m = M2[pos, o] + w * fm
+                            sv = S2[pos, o] + w * fs
+                            M2[pos, o] = m
+                            S2[pos, o] = sv
+                            go[o] = _screen_g(m, sv, w, K2[pos, o], a_g, b_g, a_m, b_s, th_fm,
                                               theta, t, t_end, tol_t)
                             n_go += go[o]
                         if n_go == 0:
@@ -528,9 +534,9 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                         continue
                     if not special:
                         for o in range(C_out):
-                            w = Wf[wb + o] * val
-                            M[b + o] += w * fm
-                            S[b + o] += w * fs
+                            w = W2[wr, o] * val
+                            M2[pos, o] += w * fm
+                            S2[pos, o] += w * fs
                         continue
                     for o in range(C_out):
                         i = b + o
