@@ -616,8 +616,8 @@ def run_conv(layer, WT, t, i, v, tau_m, tau_s, theta, membrane_reset, t_ref, t_e
     """Simulate a bound Conv2d ``layer`` with its ``transposed_weight``: ``conv_layer`` (the
     event kernel) or ``_grouped.grouped_conv_layer`` (the group-interval kernel), as
     ``kernel`` says; "auto" asks the cost model (``prefers_grouped``). Both give the same
-    spikes to the crossing solver's tolerance; the event kernel's equal ``sparse_layer``'s
-    bit for bit."""
+    spikes to the crossing solver's tolerance (as ``sparse_layer`` and the reference
+    engine)."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     C_in, H, W = layer.in_shape
