@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 
 from . import _validate as v
-from .event import _conv, _engine
+from .event import _conv, _dense
 from .event import batch as _batch
 from .event.forward import kernel_weights
 from .layers import Dense
@@ -50,13 +50,13 @@ MAX_STEPS = 2000
 
 def _count_dense(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, budget):
     """Spikes of a Dense layer over samples off[0].., or -1 once they exceed ``budget``
-    (each sample runs with the budget that is left as its max_spikes; the kernel is called
-    directly, as the per-sample path does, see ``eventsnn.event.batch``)."""
+    (each sample runs with the budget that is left as its max_spikes; ``_dense.run_dense``
+    is called directly, as the per-sample path does, see ``eventsnn.event.batch``)."""
     total = 0
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
-        ot, _, exceeded = _engine.dense_layer(t[a:b], i[a:b], v[a:b], WT, tau_m, tau_s, theta,
-                                              membrane_reset, t_ref, t_end, budget - total)
+        ot, _, exceeded = _dense.run_dense(WT, t[a:b], i[a:b], v[a:b], tau_m, tau_s, theta,
+                                           membrane_reset, t_ref, t_end, budget - total)
         if exceeded:
             return -1
         total += ot.size

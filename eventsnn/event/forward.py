@@ -11,7 +11,7 @@ from .._constants import DEFAULT_MAX_SPIKES
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
-from . import _conv, _engine, _engine_lif
+from . import _conv, _dense, _engine, _engine_lif
 from typing import Any, List, Sequence, Tuple, Union, cast
 
 from ..layers import Layer
@@ -102,9 +102,9 @@ def simulate_sample(layers: Sequence[Layer],
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, Dense):
-            ot, oi, exceeded = _engine.dense_layer_threads(t, i, val, w, tau_m, tau_s, theta,
-                                                           membrane_reset, t_ref, t_stop,
-                                                           max_spikes, n_threads)
+            ot, oi, exceeded = _dense.run_dense(w, t, i, val, tau_m, tau_s, theta,
+                                                membrane_reset, t_ref, t_stop, max_spikes,
+                                                n_threads=n_threads)
             _check_exceeded(exceeded, li, layer, neuron, max_spikes)
             ov = np.ones(ot.size)
         elif isinstance(layer, Conv2d):
