@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eventsnn as es
-from eventsnn.event import _dense, _engine, _grouped
+from eventsnn.event import _dense, _engine
 from eventsnn.event import batch as _batch
 from eventsnn.event._engine import EPOCH_EXP
 from eventsnn.event.forward import kernel_weights
@@ -244,18 +244,3 @@ def test_training_gradients_unchanged(monkeypatch):
         assert np.abs(b).max() > 0
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * np.abs(b).max())
 
-
-def test_grouped_dense_kernel_is_the_shared_group_loop():
-    """grouped_dense_layer is a Dense grouped_conv_layer: a 1x1 convolution of an n_in x 1 x 1
-    image with n_out channels is a Dense layer (output neuron o at position 0)."""
-    net, x, t_end = _case(7)
-    layer = net.layers[0]
-    WT = np.ascontiguousarray(kernel_weights(layer), dtype=np.float64)
-    tau_m, tau_s, theta, mreset, t_ref = net.neuron.as_tuple()
-    n_in, n_out = WT.shape
-    a = _grouped.grouped_dense_layer(x.times, x.neurons, x.values, WT, tau_m, tau_s, theta,
-                                     mreset, t_ref, t_end, 100_000)
-    b = _grouped.grouped_conv_layer(x.times, x.neurons, x.values, WT.reshape(n_in, 1, 1, n_out),
-                                    n_in, 1, 1, n_out, 1, 1, 1, 1, 0, tau_m, tau_s, theta, mreset,
-                                    t_ref, t_end, 100_000)
-    assert_same_spikes(a[0], a[1], b[0], b[1])

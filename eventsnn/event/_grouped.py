@@ -1,4 +1,6 @@
-"""Group-interval kernel of a Conv2d layer of SRM neurons: ``grouped_conv_layer``.
+"""Group-interval kernels of Conv2d and Dense layers of SRM neurons: ``grouped_conv_layer``
+and ``grouped_dense_layer`` (a Dense layer is the 1x1 convolution of an n_in x 1 x 1 image
+with n_out channels, run by the same kernel).
 
 For inputs with few distinct times (frames, or the "current" encoder: every pixel at each of
 a handful of times), each time carrying many events. ``_conv.conv_layer`` works per event and
@@ -183,142 +185,6 @@ def _output(out_t, out_i, n):
     return out_t[:n].copy(), out_i[:n].copy()
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _open_group(t, G, t_prev, ds_prev, span_max, M, S, r, refr, is_refr, n_refr, fix_i, fix_s,
-                membrane_reset, tau_m, tau_s):
-    """Before a group at time t: the neurons no longer refractory leave the refractory list
-    (under membrane reset their M is set from S(r), S taken at the previous group time
-    before G moves); G moves to t when t - G exceeds span_max (traces rescaled). Returns
-    (G, n_refr)."""
-    kk = 0
-    n_fix = 0
-    for q in range(n_refr):
-        i = refr[q]
-        if r[i] >= t:
-            refr[kk] = i
-            kk += 1
-        else:
-            is_refr[i] = False
-            if membrane_reset:
-                fix_i[n_fix] = i
-                fix_s[n_fix] = S[i] * ds_prev
-                n_fix += 1
-    if t - G > span_max:  # a new epoch: traces into the frame of t
-        rm = math.exp(-(t - G) / tau_m)
-        rs = math.exp(-(t - G) / tau_s)
-        for i in range(M.size):
-            M[i] *= rm
-            S[i] *= rs
-        G = t
-    for q in range(n_fix):
-        i = fix_i[q]
-        M[i] = _membrane_from_current(fix_s[q], r[i], t_prev, G, tau_m, tau_s)
-    return G, kk
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _close_group(t, t_next, t_end, span, dm, ds, a, b, M, S, r, refr, is_refr, n_refr, cand,
-                 out_t, out_i, n_spk, max_spikes, C_out, n_pos, c, tau_m, tau_s, theta,
-                 membrane_reset, t_ref):
-    """After a group's inputs are in the traces: screen every neuron over [t, t_next], search
-    the candidates exactly, spike and reset (state index q is output neuron
-    (q % C_out) * n_pos + q // C_out), sort the interval's spikes. Returns (out_t, out_i,
-    n_spk, n_refr, exceeded); when exceeded, the spikes so far (sorted per interval)."""
-    itau_m = 1.0 / tau_m
-    itau_s = 1.0 / tau_s
-    if not membrane_reset:
-        # full reset: a neuron refractory at t had M = S = 0 and forgets these inputs
-        for q in range(n_refr):
-            M[refr[q]] = 0.0
-            S[refr[q]] = 0.0
-    # screen every neuron over [t, t_next]; refractory ones (membrane reset) are searched
-    # anyway (their M is not in use)
-    n_cand = _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand)
-    if membrane_reset:
-        for q in range(n_refr):
-            i = refr[q]
-            if _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta) > 0.0:
-                cand[n_cand] = i
-                n_cand += 1
-    # exact search of the candidates on the interval, with resets
-    n0 = n_spk
-    for q in range(n_cand):
-        i = cand[q]
-        ri = r[i]
-        S_t = S[i] * ds
-        S_o = S_t
-        t_o = t
-        spiked = False
-        while True:
-            if membrane_reset and ri >= t:
-                # refractory at t: u(s) = S(r) eps(s - r) after r, searched from r
-                if ri > t_next:
-                    break
-                # the current at r from its value at the previous r (or t): chained short
-                # decays, as sparse_layer does (one long decay from t would put a rounding
-                # of (r - t)/tau_s into every later spike of a burst)
-                S_r = S_o * math.exp(-(ri - t_o) / tau_s)
-                S_o = S_r
-                t_o = ri
-                rest = t_next - ri
-                if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > rest:
-                    break
-                sc = interval_crossing(S_r, S_r, rest, math.exp(-rest / tau_m),
-                                       math.exp(-rest / tau_s), c, tau_m, tau_s, theta)
-                if sc == math.inf:
-                    break
-                t_spk = ri + sc
-            else:
-                sc = interval_crossing(M[i] * dm, S_t, span, a, b, c, tau_m, tau_s, theta)
-                if sc == math.inf:
-                    break
-                t_spk = t + sc
-            if t_spk > t_end:  # rounding of t + s past t_end: not a spike (as sparse_layer)
-                break
-            if n_spk >= max_spikes:
-                _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
-                return out_t, out_i, n_spk, n_refr, True
-            if n_spk >= out_t.size:
-                out_t, out_i = _grow(out_t, out_i, n_spk)
-            out_t[n_spk] = t_spk
-            pos = i // C_out
-            out_i[n_spk] = (i - pos * C_out) * n_pos + pos
-            n_spk += 1
-            ri = t_spk + t_ref
-            spiked = True
-            if not membrane_reset:
-                M[i] = 0.0
-                S[i] = 0.0
-                break
-        if spiked:
-            r[i] = ri
-            if not is_refr[i]:
-                is_refr[i] = True
-                refr[n_refr] = i
-                n_refr += 1
-    _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
-    return out_t, out_i, n_spk, n_refr, False
-
-
-@njit(cache=True, nogil=True)
-def _n_events(in_t, t_end):
-    """The number of events at or before t_end (in_t sorted)."""
-    n = 0
-    while n < in_t.size and in_t[n] <= t_end:
-        n += 1
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _group_end(in_t, e, n_ev):
-    """The end of the group of events at in_t[e]: the first index with a later time."""
-    t = in_t[e]
-    e1 = e + 1
-    while e1 < n_ev and in_t[e1] == t:
-        e1 += 1
-    return e1
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m,
                        tau_s, theta, membrane_reset, t_ref, t_end, max_spikes):
@@ -334,8 +200,12 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
     HW = H * W
     Wf = WT.reshape(-1)
     c = tau_m / (tau_m - tau_s)
+    itau_m = 1.0 / tau_m
+    itau_s = 1.0 / tau_s
     span_max = EPOCH_EXP * min(tau_m, tau_s)
-    n_ev = _n_events(in_t, t_end)
+    n_ev = 0
+    while n_ev < in_t.size and in_t[n_ev] <= t_end:
+        n_ev += 1
     # traces by position then channel (a weight row is contiguous in the channel)
     M = np.zeros(n_out)
     S = np.zeros(n_out)
@@ -362,16 +232,45 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
     e = 0
     while e < n_ev:
         t = in_t[e]
-        e1 = _group_end(in_t, e, n_ev)
+        e1 = e + 1
+        while e1 < n_ev and in_t[e1] == t:
+            e1 += 1
         t_next = in_t[e1] if e1 < n_ev else t_end
         span = t_next - t
-        G, n_refr = _open_group(t, G, t_prev, ds_prev, span_max, M, S, r, refr, is_refr, n_refr,
-                                fix_i, fix_s, membrane_reset, tau_m, tau_s)
+        # 1. refractory neurons: those still refractory at t stay listed; under membrane
+        # reset the others get M from S(r) (S at the previous group time, taken before G moves)
+        kk = 0
+        n_fix = 0
+        for q in range(n_refr):
+            i = refr[q]
+            if r[i] >= t:
+                refr[kk] = i
+                kk += 1
+            else:
+                is_refr[i] = False
+                if membrane_reset:
+                    fix_i[n_fix] = i
+                    fix_s[n_fix] = S[i] * ds_prev
+                    n_fix += 1
+        n_refr = kk
+        if t - G > span_max:  # a new epoch: traces into the frame of t
+            rm = math.exp(-(t - G) / tau_m)
+            rs = math.exp(-(t - G) / tau_s)
+            for i in range(n_out):
+                M[i] *= rm
+                S[i] *= rs
+            G = t
+        for q in range(n_fix):
+            i = fix_i[q]
+            M[i] = _membrane_from_current(fix_s[q], r[i], t_prev, G, tau_m, tau_s)
         x = t - G
         fm = math.exp(x / tau_m)
         fs = math.exp(x / tau_s)
+        dm = math.exp(-x / tau_m)
         ds = math.exp(-x / tau_s)
-        # the group's inputs
+        a = math.exp(-span / tau_m)
+        b = math.exp(-span / tau_s)
+        # 2. the group's inputs
         if (e1 - e) * 4 >= n_in:
             # a dense group as an image; the same events as the last dense group (frames
             # repeated, as the "current" encoder does at every input time): the same R
@@ -386,13 +285,78 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
             _add_image(R, fm, fs, M, S)
         else:
             _scatter(in_i, in_v, e, e1, Wf, HW, W, Ho, Wo, k, stride, pad, C_out, fm, fs, M, S)
-        out_t, out_i, n_spk, n_refr, exceeded = _close_group(
-            t, t_next, t_end, span, math.exp(-x / tau_m), ds, math.exp(-span / tau_m),
-            math.exp(-span / tau_s), M, S, r, refr, is_refr, n_refr, cand, out_t, out_i, n_spk,
-            max_spikes, C_out, n_pos, c, tau_m, tau_s, theta, membrane_reset, t_ref)
-        if exceeded:
-            t_o, i_o = _output(out_t, out_i, n_spk)
-            return t_o, i_o, True
+        if not membrane_reset:
+            # full reset: a neuron refractory at t had M = S = 0 and forgets these inputs
+            for q in range(n_refr):
+                M[refr[q]] = 0.0
+                S[refr[q]] = 0.0
+        # 3. screen every neuron over [t, t_next]; refractory ones (membrane reset) are
+        # searched anyway (their M is not in use)
+        n_cand = _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand)
+        if membrane_reset:
+            for q in range(n_refr):
+                i = refr[q]
+                if _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta) > 0.0:
+                    cand[n_cand] = i
+                    n_cand += 1
+        # 4. exact search of the candidates on the interval, with resets
+        n0 = n_spk
+        for q in range(n_cand):
+            i = cand[q]
+            ri = r[i]
+            S_t = S[i] * ds
+            S_o = S_t
+            t_o = t
+            spiked = False
+            while True:
+                if membrane_reset and ri >= t:
+                    # refractory at t: u(s) = S(r) eps(s - r) after r, searched from r
+                    if ri > t_next:
+                        break
+                    # the current at r from its value at the previous r (or t): chained
+                    # short decays, as sparse_layer does (one long decay from t would put
+                    # a rounding of (r - t)/tau_s into every later spike of a burst)
+                    S_r = S_o * math.exp(-(ri - t_o) / tau_s)
+                    S_o = S_r
+                    t_o = ri
+                    rest = t_next - ri
+                    if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > rest:
+                        break
+                    sc = interval_crossing(S_r, S_r, rest, math.exp(-rest / tau_m),
+                                           math.exp(-rest / tau_s), c, tau_m, tau_s, theta)
+                    if sc == math.inf:
+                        break
+                    t_spk = ri + sc
+                else:
+                    sc = interval_crossing(M[i] * dm, S_t, span, a, b, c, tau_m, tau_s, theta)
+                    if sc == math.inf:
+                        break
+                    t_spk = t + sc
+                if t_spk > t_end:  # rounding of t + s past t_end: not a spike (as sparse_layer)
+                    break
+                if n_spk >= max_spikes:
+                    _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
+                    t_o, i_o = _output(out_t, out_i, n_spk)
+                    return t_o, i_o, True
+                if n_spk >= out_t.size:
+                    out_t, out_i = _grow(out_t, out_i, n_spk)
+                out_t[n_spk] = t_spk
+                pos = i // C_out
+                out_i[n_spk] = (i - pos * C_out) * n_pos + pos
+                n_spk += 1
+                ri = t_spk + t_ref
+                spiked = True
+                if not membrane_reset:
+                    M[i] = 0.0
+                    S[i] = 0.0
+                    break
+            if spiked:
+                r[i] = ri
+                if not is_refr[i]:
+                    is_refr[i] = True
+                    refr[n_refr] = i
+                    n_refr += 1
+        _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
         t_prev = t
         ds_prev = ds
         e = e1
@@ -400,78 +364,22 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
     return t_o, i_o, False
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _matvec(in_i, in_v, e0, e1, WT, R):
-    """R = the sum over the events e0..e1-1 of value x the input neuron's weight row of WT
-    (n_in, n_out): a group's summed input to every output neuron."""
-    R[:] = 0.0
-    n_out = R.size
-    for e in range(e0, e1):
-        row = WT[in_i[e]]
-        val = in_v[e]
-        for o in range(n_out):
-            R[o] += row[o] * val
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True)
 def grouped_dense_layer(in_t, in_i, in_v, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
                         max_spikes):
     """Simulate one Dense layer of SRM neurons group by group (times in ms).
 
     Arguments and result as ``_engine.dense_layer``: in_t, in_i, in_v the input events
-    sorted by time; WT the transposed weight (n_in, n_out), C-contiguous. Per group of
-    coincident inputs the summed input R = sum of value x weight row (a matvec, reused when
-    the group has the same events and values as the one before: the "current" encoder's
-    repeated frames) goes into the traces, then screen, exact solves and resets as in
-    ``grouped_conv_layer`` (module docstring). Returns (spike times, neuron indices,
-    exceeded) sorted by (time, neuron); exceeded is True (with some of the spikes) when more
-    than max_spikes spikes were due."""
-    n_out = WT.shape[1]
-    c = tau_m / (tau_m - tau_s)
-    span_max = EPOCH_EXP * min(tau_m, tau_s)
-    n_ev = _n_events(in_t, t_end)
-    M = np.zeros(n_out)
-    S = np.zeros(n_out)
-    r = np.full(n_out, -math.inf)
-    cand = np.empty(n_out, np.int64)
-    R = np.zeros(n_out)
-    p0 = 0  # events p0..p1-1: the last group, whose input R holds
-    p1 = -1
-    refr = np.empty(n_out, np.int64)
-    is_refr = np.zeros(n_out, np.bool_)
-    n_refr = 0
-    fix_i = np.empty(n_out, np.int64)
-    fix_s = np.empty(n_out)
-    out_t = np.empty(64, np.float64)
-    out_i = np.empty(64, np.int64)
-    n_spk = 0
-    G = in_t[0] if n_ev > 0 else 0.0
-    t_prev = G
-    ds_prev = 1.0
-    e = 0
-    while e < n_ev:
-        t = in_t[e]
-        e1 = _group_end(in_t, e, n_ev)
-        t_next = in_t[e1] if e1 < n_ev else t_end
-        span = t_next - t
-        G, n_refr = _open_group(t, G, t_prev, ds_prev, span_max, M, S, r, refr, is_refr, n_refr,
-                                fix_i, fix_s, membrane_reset, tau_m, tau_s)
-        x = t - G
-        ds = math.exp(-x / tau_s)
-        if not _same_events(in_i, in_v, e, e1, p0, p1):
-            _matvec(in_i, in_v, e, e1, WT, R)
-            p0 = e
-            p1 = e1
-        _add_image(R, math.exp(x / tau_m), math.exp(x / tau_s), M, S)
-        out_t, out_i, n_spk, n_refr, exceeded = _close_group(
-            t, t_next, t_end, span, math.exp(-x / tau_m), ds, math.exp(-span / tau_m),
-            math.exp(-span / tau_s), M, S, r, refr, is_refr, n_refr, cand, out_t, out_i, n_spk,
-            max_spikes, n_out, 1, c, tau_m, tau_s, theta, membrane_reset, t_ref)
-        if exceeded:
-            t_o, i_o = _output(out_t, out_i, n_spk)
-            return t_o, i_o, True
-        t_prev = t
-        ds_prev = ds
-        e = e1
-    t_o, i_o = _output(out_t, out_i, n_spk)
-    return t_o, i_o, False
+    sorted by time; WT the transposed weight (n_in, n_out), C-contiguous. Returns (spike
+    times, neuron indices, exceeded) sorted by (time, neuron); exceeded is True (with some
+    of the spikes) when more than max_spikes spikes were due.
+
+    A Dense layer is the 1x1 convolution of an n_in x 1 x 1 image with n_out channels, and
+    WT is then exactly ``grouped_conv_layer``'s (C_in, k, k, C_out) weight: per group the
+    summed input (the correlation: a matvec of the group's input vector with WT, reused
+    when the group repeats the one before, as the "current" encoder's frames do), then the
+    screen, exact solves and resets of the module docstring."""
+    n_in, n_out = WT.shape
+    return grouped_conv_layer(in_t, in_i, in_v, WT.reshape(n_in, 1, 1, n_out), n_in, 1, 1,
+                              n_out, 1, 1, 1, 1, 0, tau_m, tau_s, theta, membrane_reset, t_ref,
+                              t_end, max_spikes)
