@@ -190,6 +190,25 @@ def test_dispatch_picks_grouped_for_digits_and_window_kernel_for_one_event_group
     np.testing.assert_array_equal(levels[-1].times, g[0])
 
 
+def test_grouped_samples_is_the_per_sample_cost_model():
+    """The batch's picks (one call) equal ``prefers_grouped_dense`` sample by sample, also
+    for a batch that starts at a later sample (offsets not from 0)."""
+    rng = np.random.default_rng(3)
+    x = _digits_like()
+    trains = [x, es.SpikeTrains(np.sort(rng.uniform(0, 20, 50)), rng.integers(0, 64, 50), 64),
+              es.SpikeTrains([], [], 64), x, es.SpikeTrains([1.0, 1.0], [0, 1], 64)]
+    ev = _batch.Events.from_trains(trains)
+    for t_end in (10.0, 0.5, math.inf):
+        for start in (0, 1, 3):
+            off = ev.offsets[start:]
+            picks = _dense.grouped_samples(ev.times, off, 100, t_end)
+            want = [_dense.prefers_grouped_dense(100, ev.times[off[s]:off[s + 1]], t_end)
+                    for s in range(off.size - 1)]
+            np.testing.assert_array_equal(picks, want)
+    assert list(_dense.grouped_samples(ev.times, ev.offsets, 100, 10.0)) == [
+        True, False, False, True, True]
+
+
 def test_run_dense_rejects_unknown_kernel():
     with pytest.raises(ValueError, match="kernel"):
         _dense.run_dense(np.zeros((1, 1)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), 5.0,

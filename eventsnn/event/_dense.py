@@ -3,6 +3,9 @@ kernel: per input event a multiply-add into every neuron's traces) and
 ``_grouped.grouped_dense_layer`` (the group-interval kernel: per group of coincident
 inputs a matvec, reused for repeated frames, and a screen of every neuron), by a cost model
 on the input times, as ``_conv.run_conv`` does for Conv2d."""
+import numpy as np
+from numba import njit
+
 from . import _engine
 from ._conv import _grouped_cheaper
 from ._grouped import grouped_dense_layer
@@ -24,6 +27,20 @@ def prefers_grouped_dense(n_out, t, t_end):
     GROUPED_DENSE_EVENTS (a Dense input's fan-out is n_out), so never for groups of one
     event (the boundary cases of tests/test_engine_oracles.py stay on the window kernel)."""
     return _grouped_cheaper(t, float(t_end), n_out, n_out, 1.0 / GROUPED_DENSE_EVENTS)
+
+
+@njit(cache=True, nogil=True)
+def _picks(t, off, n_out, t_end, ratio):
+    pick = np.zeros(off.size - 1, np.bool_)
+    for s in range(off.size - 1):
+        pick[s] = _grouped_cheaper(t[off[s]:off[s + 1]], t_end, n_out, n_out, ratio)
+    return pick
+
+
+def grouped_samples(t, off, n_out, t_end):
+    """``prefers_grouped_dense`` for every sample of a batch at once (sample s owns the
+    sorted times t[off[s]:off[s + 1]], ms): a bool array, one numba call per batch."""
+    return _picks(t, off, n_out, float(t_end), 1.0 / GROUPED_DENSE_EVENTS)
 
 
 def run_dense(WT, t, i, v, tau_m, tau_s, theta, membrane_reset, t_ref, t_end, max_spikes,

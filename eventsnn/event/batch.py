@@ -25,7 +25,7 @@ from .._constants import DEFAULT_MAX_SPIKES
 from ..layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d
 from ..neurons import LIF
 from ..spikes import SpikeTrains
-from . import _backward, _conv, _dense, _engine, _engine_lif
+from . import _backward, _conv, _dense, _engine, _engine_lif, _grouped
 from .forward import Record, _check_exceeded, kernel_weights
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union, cast
 
@@ -148,14 +148,17 @@ def _concat(parts_t, parts_i):
 
 def _dense_batch(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
                  max_spikes):
-    """``_dense.run_dense`` (the window or the group-interval kernel, as its cost model picks
-    per sample) on samples off[0]..: returns (times, neurons, offsets relative to the first
+    """The kernel of ``_dense.run_dense`` that its cost model picks per sample (the window or
+    the group-interval kernel; ``_dense.grouped_samples``, one call per batch) on samples
+    off[0]..: returns (times, neurons, offsets relative to the first
     sample, first exceeding sample or -1)."""
     parts_t, parts_i, bad = [], [], -1
+    grouped = _dense.grouped_samples(t, off, WT.shape[1], t_end)
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
-        ot, oi, exceeded = _dense.run_dense(WT, t[a:b], i[a:b], v[a:b], tau_m, tau_s, theta,
-                                            membrane_reset, t_ref, t_end, max_spikes)
+        kernel = _grouped.grouped_dense_layer if grouped[s] else _engine.dense_layer
+        ot, oi, exceeded = kernel(t[a:b], i[a:b], v[a:b], WT, tau_m, tau_s, theta,
+                                  membrane_reset, t_ref, t_end, max_spikes)
         if exceeded and bad < 0:
             bad = s
         parts_t.append(ot)
