@@ -14,12 +14,16 @@ Conditioning: with tau_s close to tau_m the membrane is c (M - S) with c up to 5
 float64 rounding is ~c eps theta, and chains of membrane resets amplify a spike time's
 rounding. A case whose oracle moves by more than 1e-10 ms when theta changes by
 max(1e-13, 4 c eps) (relative) is ill-conditioned at the 1e-9 ms tolerance and is skipped
-(counted). Ties at the solver's rounding level are not compared either: an input at
-exactly the float a kernel reports as a spike time of its target is applied after the
-crossing by sparse_layer, conv_layer and the reference engine (the computed time is <= the
-input's), but before it by the interval kernels (grouped, Dense windows), which decide from
-u at the input time; one ulp either side they agree
-(``test_input_one_ulp_from_a_crossing_agrees``). Thorough run: HYPOTHESIS_SCALE=20.
+(counted). Ties at the solver's tolerance are not compared either: the kernels locate a
+crossing to CROSSING_TOL_MS (1e-12 ms, hundreds of ulps at t ~ 10 ms), so an input within
+that of a spike of its target may come before the spike in one kernel and after it in
+another (an inhibitory one then removes or delays the spike; under the full reset one just
+after it is kept or forgotten). E.g. an input at exactly the float a kernel reports as
+the spike time is applied after the crossing by sparse_layer, conv_layer and the reference
+engine (computed time <= the input's), before it by the interval kernels (grouped, Dense
+windows), which decide from u at the input time. Inputs next to own spikes are therefore
+placed 3 CROSSING_TOL_MS away; ``test_input_one_ulp_from_a_crossing_agrees`` pins the
+regression cases found at 1 ulp. Thorough run: HYPOTHESIS_SCALE=20.
 """
 import copy
 from collections import Counter
@@ -30,6 +34,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eventsnn as es
+from eventsnn._constants import CROSSING_TOL_MS
 from eventsnn.event import _conv, _engine
 from eventsnn.event.forward import kernel_weights, layer_connectivity
 from eventsnn.event.reference import simulate_reference
@@ -90,13 +95,13 @@ def _ill_conditioned(net, x, t_end, base):
 
 
 def _near_own_spikes(x, spikes, rng):
-    """x plus an event (random input neuron, value of either sign) two ulps before or after
-    each of up to 20 spike times (an exact coincidence is a rounding tie: module doc)."""
+    """x plus an event (random input neuron, value of either sign) just before or after each
+    of up to 20 spike times: 3 CROSSING_TOL_MS + 4 ulps away, outside the band in which the
+    kernels' spike times may differ (closer, the order is a rounding tie: module doc)."""
     t = spikes[np.isfinite(spikes)][:20]
     if t.size == 0:
         return x
-    step = rng.choice([-2, 2], t.size)
-    t = t + step * np.spacing(t)
+    t = t + rng.choice([-1.0, 1.0], t.size) * (3 * CROSSING_TOL_MS + 4 * np.spacing(t))
     m = t.size
     return es.SpikeTrains(np.concatenate([x.times, t]),
                           np.concatenate([x.neurons, rng.integers(0, x.n_neurons, m)]),
@@ -149,7 +154,7 @@ def test_fast_kernels_match_oracles_in_hostile_regimes(kind, seed, moderate):
     base = _oracle(net, x, t_end, 10**6)
     x2 = _near_own_spikes(x, base[0], np.random.default_rng(seed))
     if x2 is not x:
-        SEEN["inputs 2 ulps from own spikes"] += _check(net, x2, t_end)
+        SEEN["inputs next to own spikes"] += _check(net, x2, t_end)
 
 
 def test_stress_cases_not_vacuous():
