@@ -82,7 +82,11 @@ def _fast(net, x, t_end, budget):
             for n in (1, 2)}
 
 
-def _ill_conditioned(net, x, t_end, base):
+def _ill_conditioned(net, x, t_end, base, fast=None):
+    """True if the oracle's spikes (``base``), or a fast kernel's (``fast``: name -> result),
+    move by more than 1e-10 ms when theta changes by max(1e-13, 4 c eps) (relative): the
+    rounding of u (about c eps theta) then decides spikes at the 1e-9 ms tolerance, e.g. a
+    crossing grazing theta (its time moves by sqrt of u's error)."""
     nrn = net.neuron
     c = abs(nrn.tau_m / (nrn.tau_m - nrn.tau_s))
     rel = max(1e-13, 4 * c * np.finfo(float).eps)
@@ -91,6 +95,10 @@ def _ill_conditioned(net, x, t_end, base):
         other.neuron = es.SRM(nrn.tau_m, nrn.tau_s, nrn.theta * f, nrn.reset, nrn.t_ref)
         if _mismatch(_oracle(other, x, t_end, 10**6)[:2], base, 1e-10):
             return True
+        if fast is not None:
+            moved = _fast(other, x, t_end, 10**6)
+            if any(_mismatch(moved[k][:2], v[:2], 1e-10) for k, v in fast.items()):
+                return True
     return False
 
 
@@ -125,7 +133,7 @@ def _check(net, x, t_end):
         pub = net.simulate(x, t_end=t_stop).spikes[-1]
         public_bad = _mismatch((pub.times, pub.neurons), (ref.times, ref.neurons))
     if any(bad.values()) or ref_bad or public_bad:
-        if _ill_conditioned(net, x, t_end, base[:2]):
+        if _ill_conditioned(net, x, t_end, base[:2], fast):
             SEEN["skipped: ill-conditioned"] += 1
             return False
     assert not any(bad.values()), bad
@@ -227,3 +235,38 @@ def test_bad_weight_written_through_the_view_is_a_clear_error(make, bad):
     x = es.SpikeTrains([0.0, 1.0], [0, 1], layer.n_in)
     with pytest.raises(ValueError, match="weight"):
         net.simulate(x)
+
+
+@pytest.mark.parametrize("tau_m, tau_s", [(5.0, 2.5), (2.0, 5.0), (5.0, 0.05), (0.05, 5.0),
+                                          (1.0, 100.0), (100.0, 1.0), (5.0, 4.99)])
+def test_grazing_crossings(tau_m, tau_s):
+    """theta a hair below (or above) the peak of one unit input's PSP, after a weak earlier
+    input of either sign (general traces): u' ~ 0 at the crossing, where the tangent bound
+    and Newton from the left must neither skip the crossing nor land after it. Every
+    kernel against sparse_layer and the reference engine, unless ill-conditioned."""
+    from .kernel_stress_cases import peak
+    rng = np.random.default_rng(int(tau_m * 1000 + tau_s))
+    _, u_pk = peak(tau_m, tau_s)
+    compared = spikes = 0
+    for delta in (1e-3, 1e-6, 1e-8, 1e-10, 1e-12, 1e-14, -1e-14, -1e-10):
+        for rep in range(4):
+            layer = es.Conv2d((1, 1, 2), 1, 1) if rep % 2 else es.Dense(2, 1)
+            net = es.Sequential(layer, neuron=es.SRM(
+                tau_m, tau_s, u_pk * (1 - delta), str(rng.choice(["full", "membrane"])),
+                float(rng.choice([0.0, 0.5]))))
+            layer.weight = np.ones(layer.weight_shape)
+            t0 = float(rng.uniform(0, 3 * max(tau_m, tau_s)))
+            t1 = t0 + float(rng.uniform(0, 2 * max(tau_m, tau_s)))
+            a = float(rng.choice([1e-300, 1e-3, -1e-3, 1e-6]))
+            x = es.SpikeTrains([t0, t1], [0, 1], 2, [a, 1.0])
+            base = _oracle(net, x, np.inf, 100)
+            fast = _fast(net, x, np.inf, 100)
+            ref = simulate_reference(net, x)[-1]
+            msgs = [_mismatch(v[:2], base[:2]) for v in fast.values()]
+            msgs.append(_mismatch((ref.times, ref.neurons), base[:2]))
+            if any(msgs) and _ill_conditioned(net, x, np.inf, base[:2], fast):
+                continue
+            assert not any(msgs), (delta, rep, msgs)
+            compared += 1
+            spikes += base[0].size
+    assert compared >= 12 and spikes >= 5
