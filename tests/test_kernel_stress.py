@@ -7,8 +7,9 @@ kernel, padding >= kernel, 1x1 kernels, C_out = 1, inputs next to the layer's ow
 times, and max_spikes budgets at the exact spike count.
 
 Conv2d: ``run_conv`` with kernel "event", "grouped" and "auto" against
-``_engine.sparse_layer`` and the reference engine; Dense: ``dense_layer_threads`` (1 and 2
-threads) and ``Sequential.simulate`` against ``sparse_layer`` and the reference engine.
+``_engine.sparse_layer`` and the reference engine; Dense: ``_dense.run_dense`` with kernel
+"window" (1 and 2 threads), "grouped" and "auto", and ``Sequential.simulate``, against
+``sparse_layer`` and the reference engine.
 
 Conditioning: with tau_s close to tau_m the membrane is c (M - S) with c up to 5e5, so its
 float64 rounding is ~c eps theta, and chains of membrane resets amplify a spike time's
@@ -35,7 +36,7 @@ from hypothesis import strategies as st
 
 import eventsnn as es
 from eventsnn._constants import CROSSING_TOL_MS
-from eventsnn.event import _conv, _engine
+from eventsnn.event import _conv, _dense, _engine
 from eventsnn.event.forward import kernel_weights, layer_connectivity
 from eventsnn.event.reference import simulate_reference
 
@@ -76,10 +77,10 @@ def _fast(net, x, t_end, budget):
         return {k: _conv.run_conv(layer, WT, x.times, x.neurons, x.values, tau_m, tau_s, theta,
                                   mreset, t_ref, t_end, budget, kernel=k)
                 for k in ("event", "grouped", "auto")}
-    return {f"{n} threads": _engine.dense_layer_threads(x.times, x.neurons, x.values, w, tau_m,
-                                                       tau_s, theta, mreset, t_ref, t_end,
-                                                       budget, n)
-            for n in (1, 2)}
+    return {f"{k}, {n} threads": _dense.run_dense(w, x.times, x.neurons, x.values, tau_m, tau_s,
+                                                 theta, mreset, t_ref, t_end, budget, kernel=k,
+                                                 n_threads=n)
+            for k, n in (("window", 1), ("window", 2), ("grouped", 1), ("auto", 1))}
 
 
 def _ill_conditioned(net, x, t_end, base, fast=None):
