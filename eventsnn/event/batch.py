@@ -413,33 +413,56 @@ def _layer_backward_batch(in_t, in_i, in_v, in_off, out_t, out_i, out_off, g_out
                           per_sample):
     """The timing backward kernel of one layer for the samples of in_off/out_off (same
     length): ``_backward.layer_backward`` (kind "dense": w is W^T flattened) or
-    ``_backward.conv_backward`` (kind "conv": w the flat weight, geom its geometry).
+    ``_backward.conv_backward`` (kind "conv": w the flat weight, geom its geometry), every
+    sample in one numba call (:func:`_backward_samples`).
 
     Returns (g_in for the input events in_off[0]:in_off[-1] (empty without
     ``input_grad``), weight gradients in the kernel's layout, dropped): the weight gradients
     are one row per sample when ``per_sample``, else one row, the sum over the samples in
     sample order starting from zeros."""
+    return _backward_samples(in_t, in_i, in_v, np.ascontiguousarray(in_off, dtype=np.int64),
+                             out_t, out_i, np.ascontiguousarray(out_off, dtype=np.int64),
+                             g_out, int(n_in), int(n_out), kind == "conv", geom, w, int(n_w),
+                             float(tau_m), float(tau_s), float(t_ref), int(kernel),
+                             float(tau_grad), bool(drop_nonpositive), bool(clamp),
+                             float(clamp_lo), float(clamp_hi), float(factor), bool(input_grad),
+                             float(block), bool(per_sample))
+
+
+@njit(cache=True, nogil=True)
+def _backward_samples(in_t, in_i, in_v, in_off, out_t, out_i, out_off, g_out, n_in, n_out,
+                      conv, geom, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
+                      drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block,
+                      per_sample):
+    """The loop over the samples of :func:`_layer_backward_batch` inside numba: each
+    sample's kernel call, then its weight gradient added into its row of G (or into the one
+    row, samples in order from zeros: the same additions as ``G[row] += gw`` in numpy)."""
     n = in_off.size - 1
-    g_in = np.zeros(in_off[n] - in_off[0] if input_grad else 0)
+    base = in_off[0]
+    g_in = np.zeros(in_off[n] - base if input_grad else 0)
     G = np.zeros((n if per_sample else 1, n_w))
     dropped = 0
-    common = (tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
-              clamp_hi, factor, input_grad, block)
     empty = np.zeros(0, np.int64)
     for s in range(n):
         a, b = in_off[s], in_off[s + 1]
         c, d = out_off[s], out_off[s + 1]
-        if kind == "conv":
+        if conv:
             gi, gw, _, _, nd = _backward.conv_backward(
                 in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], geom, w,
-                *common)
+                tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
+                clamp_hi, factor, input_grad, block)
         else:
             gi, gw, _, _, nd = _backward.layer_backward(
                 in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], n_in,
-                n_out, True, empty, empty, empty, w, n_w, *common)
+                n_out, True, empty, empty, empty, w, n_w, tau_m, tau_s, t_ref, kernel,
+                tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad,
+                block)
         if input_grad:
-            g_in[a - in_off[0]:b - in_off[0]] = gi
-        G[s if per_sample else 0] += gw
+            for m in range(b - a):
+                g_in[a - base + m] = gi[m]
+        row = s if per_sample else 0
+        for k in range(n_w):
+            G[row, k] += gw[k]
         dropped += nd
     return g_in, G, dropped
 
