@@ -1,5 +1,6 @@
 """Where the time of the event-mode backward pass goes on the conv training rows.
 
+    python benchmarks/profile_conv_backward.py --row fc       # digits 64-100-10 (dense)
     python benchmarks/profile_conv_backward.py --row cnn      # digits 16C3p1-P2-10
     python benchmarks/profile_conv_backward.py --row nmnist   # N-MNIST 12C5s2-MP2-10
     python benchmarks/profile_conv_backward.py --row paper --batches 1
@@ -194,7 +195,7 @@ def profile(net, o, batches, repeats, pieces=True):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--row", default="cnn", choices=["cnn", "nmnist", "paper"])
+    ap.add_argument("--row", default="cnn", choices=["fc", "cnn", "nmnist", "paper"])
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--baseline", help="another checkout whose kernels time the same inputs")
