@@ -184,22 +184,41 @@ def _conv_batch(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_
 
 def _pool_batch(t, i, v, off, unit_of, n_units, is_max, scale):
     """``_engine.pool_relay`` on samples off[0]..: (times, units, values, offsets, src,
-    winner); src (aligned with the input events) indexes the sample's own relayed events."""
-    parts_t, parts_u, parts_v, srcs, wins = [], [], [], [], []
-    for s in range(off.size - 1):
+    winner); src (aligned with the input events) indexes the sample's own relayed events.
+    One numba call for all the samples (:func:`_pool_samples`)."""
+    return _pool_samples(t, i, v, np.ascontiguousarray(off, dtype=np.int64),
+                         np.ascontiguousarray(unit_of, dtype=np.int64), int(n_units),
+                         bool(is_max), float(scale))
+
+
+@njit(cache=True, nogil=True)
+def _pool_samples(t, i, v, off, unit_of, n_units, is_max, scale):
+    """The per-sample loop of :func:`_pool_batch` inside numba; a sample relays at most
+    its input events, so the outputs are filled in place and cut to size once."""
+    n = off.size - 1
+    base = off[0]
+    total = off[n] - base
+    ot = np.empty(total)
+    ou = np.empty(total, np.int64)
+    ov = np.empty(total)
+    oo = np.zeros(n + 1, np.int64)
+    src = np.empty(total, np.int64)
+    winner = np.empty(total, np.bool_)
+    c = 0
+    for s in range(n):
         a, b = off[s], off[s + 1]
-        ot, ou, ov, sr, wn = _engine.pool_relay(t[a:b], i[a:b], v[a:b], unit_of, n_units,
+        pt, pu, pv, sr, wn = _engine.pool_relay(t[a:b], i[a:b], v[a:b], unit_of, n_units,
                                                 is_max, scale)
-        parts_t.append(ot)
-        parts_u.append(ou)
-        parts_v.append(ov)
-        srcs.append(sr)
-        wins.append(wn)
-    ot, ou, oo = _concat(parts_t, parts_u)
-    ov = np.concatenate(parts_v) if parts_v else np.zeros(0)
-    src = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
-    winner = np.concatenate(wins) if wins else np.zeros(0, np.bool_)
-    return ot, ou, ov, oo, src, winner
+        for q in range(pt.size):
+            ot[c + q] = pt[q]
+            ou[c + q] = pu[q]
+            ov[c + q] = pv[q]
+        for q in range(b - a):
+            src[a - base + q] = sr[q]
+            winner[a - base + q] = wn[q]
+        c += pt.size
+        oo[s + 1] = c
+    return ot[:c].copy(), ou[:c].copy(), ov[:c].copy(), oo, src, winner
 
 
 def _chunks(n, n_threads):
