@@ -62,6 +62,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ._geometry import input_span
+
 #: kernel codes of h
 KERNEL_EXP = 0
 KERNEL_DEPSILON = 1
@@ -661,22 +663,7 @@ def _conv_span(j, geom):
     """Input neuron j of a Conv2d layer (geom as in ``conv_backward``): its channel and
     position (ci, y, x) and the output rows oy0..oy1 and columns ox0..ox1 (inclusive) whose
     receptive fields hold it: oy * stride - padding + ky = y for some 0 <= ky < k."""
-    H = geom[1]
-    W = geom[2]
-    k = geom[6]
-    st = geom[7]
-    pad = geom[8]
-    ci = j // (H * W)
-    rem = j - ci * H * W
-    y = rem // W
-    x = rem - y * W
-    a = y + pad - k + 1
-    oy0 = (a + st - 1) // st if a > 0 else 0
-    oy1 = min(geom[4] - 1, (y + pad) // st)
-    a = x + pad - k + 1
-    ox0 = (a + st - 1) // st if a > 0 else 0
-    ox1 = min(geom[5] - 1, (x + pad) // st)
-    return ci, y, x, oy0, oy1, ox0, ox1
+    return input_span(j, geom[1] * geom[2], geom[2], geom[4], geom[5], geom[6], geom[7], geom[8])
 
 
 @njit(cache=True, nogil=True)

@@ -37,6 +37,7 @@ from numba import njit
 from .._constants import CROSSING_TOL_MS
 from ._crossing import RISE_MARGIN, first_crossing
 from ._engine import EPOCH_EXP, _grow, _sorted_output
+from ._geometry import input_span
 from ._grouped import grouped_conv_layer
 
 
@@ -437,15 +438,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
         while e < n_ev and in_t[e] == t:
             j = in_i[e]
             val = in_v[e]
-            ci = j // HW
-            yx = j - ci * HW
-            y = yx // W
-            xx = yx - y * W
-            # output rows oy with 0 <= y + pad - oy*stride < k, columns alike
-            oy0 = max(0, (y + pad - k + stride) // stride)
-            oy1 = min(Ho - 1, (y + pad) // stride)
-            ox0 = max(0, (xx + pad - k + stride) // stride)
-            ox1 = min(Wo - 1, (xx + pad) // stride)
+            ci, y, xx, oy0, oy1, ox0, ox1 = input_span(j, HW, W, Ho, Wo, k, stride, pad)
             for oy in range(oy0, oy1 + 1):
                 ky = y + pad - oy * stride
                 for ox in range(ox0, ox1 + 1):

@@ -35,6 +35,7 @@ from numba import njit
 
 from ._crossing import interval_crossing, rise_bound
 from ._engine import EPOCH_EXP, _grow, _headroom, _membrane_from_current, _sorted_output
+from ._geometry import input_span
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -45,15 +46,7 @@ def _scatter(in_i, in_v, e0, e1, Wf, HW, W, Ho, Wo, k, stride, pad, C_out, fm, f
     for e in range(e0, e1):
         j = in_i[e]
         val = in_v[e]
-        ci = j // HW
-        yx = j - ci * HW
-        y = yx // W
-        xx = yx - y * W
-        # output rows oy with 0 <= y + pad - oy*stride < k, columns alike
-        oy0 = max(0, (y + pad - k + stride) // stride)
-        oy1 = min(Ho - 1, (y + pad) // stride)
-        ox0 = max(0, (xx + pad - k + stride) // stride)
-        ox1 = min(Wo - 1, (xx + pad) // stride)
+        ci, y, xx, oy0, oy1, ox0, ox1 = input_span(j, HW, W, Ho, Wo, k, stride, pad)
         for oy in range(oy0, oy1 + 1):
             ky = y + pad - oy * stride
             for ox in range(ox0, ox1 + 1):
