@@ -79,7 +79,8 @@ def simulate_file(net: Sequential, path: str, settings: Dict[str, Any], keep_rec
     EVENTS file goes through, in this process or on a Dask worker).
 
     ``settings``: dict of format, t_max, time_scale, merge_polarity (ms, as the flags) and
-    t_end (ms). Returns (summary dict, output SpikeTrains, the whole Record when
+    t_end (ms); an optional ``time_scale_source`` (text) says in errors where the
+    time_scale came from. Returns (summary dict, output SpikeTrains, the whole Record when
     ``keep_record`` else None)."""
     from .io import read
 
@@ -87,8 +88,10 @@ def simulate_file(net: Sequential, path: str, settings: Dict[str, Any], keep_rec
     try:
         x = rec_file.to_spike_trains(t_max=settings["t_max"], time_scale=settings["time_scale"],
                                      merge_polarity=settings["merge_polarity"])
-    except ValueError as exc:   # e.g. --time-scale overflowing the event times
-        raise ValueError(f"{path}: {exc}") from None
+    except ValueError as exc:   # e.g. a time_scale overflowing the event times
+        where = settings.get("time_scale_source")
+        hint = f" (time_scale {where})" if where and "time_scale" in str(exc) else ""
+        raise ValueError(f"{path}: {exc}{hint}") from None
     if x.n_neurons != net.n_in:
         C, H, W = rec_file.shape
         raise ValueError(f"{path}: {rec_file.format} events of a {W} x {H} sensor with "
@@ -181,6 +184,9 @@ def simulate(args: argparse.Namespace) -> List[Dict[str, Any]]:
         "format": args.format,
         "t_max": args.t_max if args.t_max is not None else data.get("t_max"),
         "time_scale": args.time_scale if args.time_scale is not None else data.get("time_scale", 1.0),
+        "time_scale_source": ("from --time-scale" if args.time_scale is not None else
+                              f"stored in model file {args.model}; override it with --time-scale"
+                              if data.get("time_scale") is not None else None),
         "merge_polarity": (args.merge_polarity if args.merge_polarity is not None
                            else data.get("merge_polarity") is True),
         "t_end": args.t_end}

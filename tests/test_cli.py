@@ -165,3 +165,25 @@ def test_event_clamp_option_is_a_pair_of_numbers():
     with pytest.raises(ValueError, match="low <= high"):
         EventLearner(net, clamp=[1.0, -1.0])
     assert EventLearner(net, clamp=(-4, 0)).options["clamp"] == [-4.0, 0.0]
+
+
+def test_simulate_time_scale_overflow_names_where_the_time_scale_came_from(tmp_path, capsys, monkeypatch):
+    import eventsnn.io as eio
+    from eventsnn.io.binary import write_bin
+    monkeypatch.chdir(tmp_path)
+    ev = np.zeros(2, dtype=eio.EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"] = [1000, (1 << 23) - 1], [1, 2], [3, 4]
+    write_bin("e.bin", ev)
+    net = es.Sequential(es.Dense(2 * 34 * 34, 3), rng=0)
+    net.save("m.npz", training={"data": {"time_scale": 1e306}})
+    # stored in the model file: the message names the model file and the flag that overrides it
+    assert cli.main(["simulate", "m.npz", "e.bin"]) == 2
+    err = capsys.readouterr().err
+    assert "overflows" in err and "model file m.npz" in err and "--time-scale" in err
+    assert "Traceback" not in err
+    # given on the command line: the message says so
+    assert cli.main(["simulate", "m.npz", "e.bin", "--time-scale", "1e306"]) == 2
+    err = capsys.readouterr().err
+    assert "overflows" in err and "from --time-scale" in err and "m.npz" not in err.split("e.bin:")[1]
+    # a time_scale that fits still simulates
+    assert cli.main(["simulate", "m.npz", "e.bin", "--time-scale", "0.1"]) == 0
