@@ -244,13 +244,13 @@ def layer_backward(in_t, in_i, in_v, out_t, out_i, g_out, n_in, n_out, is_dense,
     """
     return _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, _NO_GEOM, indptr,
                  targets, widx, w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad,
-                 drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block)
+                 drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, block, False)
 
 
 @njit(cache=True, nogil=True)
 def conv_backward(in_t, in_i, in_v, out_t, out_i, g_out, geom, w, tau_m, tau_s, t_ref, kernel,
                   tau_grad, drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad,
-                  block):
+                  block, frames=True):
     """:func:`layer_backward` of a Conv2d layer, its links computed from the geometry
     (weight sharing) instead of read from a CSR map.
 
@@ -262,12 +262,19 @@ def conv_backward(in_t, in_i, in_v, out_t, out_i, g_out, geom, w, tau_m, tau_s, 
     gradient, S and D are identical to :func:`layer_backward` with ``Conv2d.connectivity()``;
     dL/dt of an input event sums its targets per output channel first (vectorised), so it
     equals the CSR path's up to the rounding of the sum.
+
+    frames : repeated frames (runs of consecutive input groups, i.e. events at one time,
+        with the same neurons and values, dense enough: ``_frame_runs``) go through the
+        frame path: sweep 1 adds the frame's correlation with the kernel times the group's
+        factors to every neuron, sweep 2 sums the neurons' factors over the run and
+        correlates the sum with the frame once. The same sums in another order: equal to
+        ``frames=False`` (the per-event path above) up to rounding (tests check rtol 1e-9).
     """
     E = np.zeros(0, np.int64)
     n_out = geom[3] * geom[4] * geom[5]
     return _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, False, geom, E, E, E, w, w.size,
                  tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
-                 clamp_hi, factor, input_grad, block)
+                 clamp_hi, factor, input_grad, block, frames)
 
 
 def conv_geometry(layer):
@@ -284,7 +291,7 @@ _NO_GEOM = np.zeros(0, np.int64)
 @njit(cache=True, nogil=True)
 def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, targets, widx,
           w, n_w, tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
-          clamp_hi, factor, input_grad, block):
+          clamp_hi, factor, input_grad, block, frames):
     c = tau_m / (tau_m - tau_s)
     exp_kernel = kernel == KERNEL_EXP
     n_spk = out_t.size
@@ -299,27 +306,41 @@ def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, 
     r = _window_starts(out_t, out_i, n_out, t_ref, start, order)
     et, ek, eo = _edges_merged(out_t, out_i, r, n_out, start, order)
     ref_of = _block_refs(in_t, block)
-    # per-event factors (value included): exp((t_m - ref)/tau) for tau_m, tau_s, tau_grad
+    # per-event factors (value included): exp((t_m - ref)/tau) for tau_m, tau_s, tau_grad;
+    # the exponentials once per time (fm, fs, fg: the events of a time share t_m and ref)
     em = np.empty(n_ev)
     es = np.empty(n_ev)
     eg = np.empty(n_ev)
+    fm = np.empty(n_ev)
+    fs = np.empty(n_ev)
+    fg = np.empty(n_ev)
     for m in range(n_ev):
-        d = in_t[m] - ref_of[m]
-        em[m] = in_v[m] * math.exp(d / tau_m)
-        es[m] = in_v[m] * math.exp(d / tau_s)
-        eg[m] = in_v[m] * math.exp(d / tau_grad) if exp_kernel else 0.0
+        if m > 0 and in_t[m] == in_t[m - 1] and ref_of[m] == ref_of[m - 1]:
+            fm[m] = fm[m - 1]
+            fs[m] = fs[m - 1]
+            fg[m] = fg[m - 1]
+        else:
+            d = in_t[m] - ref_of[m]
+            fm[m] = math.exp(d / tau_m)
+            fs[m] = math.exp(d / tau_s)
+            fg[m] = math.exp(d / tau_grad) if exp_kernel else 0.0
+        em[m] = in_v[m] * fm[m]
+        es[m] = in_v[m] * fs[m]
+        eg[m] = in_v[m] * fg[m] if exp_kernel else 0.0
 
     # ---- sweep 1 (reverse time): window sums K_tau(k) ----------------------------------
     conv = geom.size > 0
     if conv:   # channel-last state and weight (see _sweep_sums)
         nid = _channel_last(geom)
         wk = np.ascontiguousarray(w.reshape((geom[3], n_w // geom[3])).T).ravel()
+        glo, kind = _frame_runs(in_t, in_i, in_v, geom, frames)
     else:
         nid = np.zeros(0, np.int64)
         wk = w
-    Km, Ks, Kg, Fk = _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid,
-                             indptr, targets, wk, out_t, out_i, et, ek, eo, tau_m, tau_s,
-                             tau_grad, exp_kernel)
+        glo = kind = np.zeros(0, np.int64)
+    Km, Ks, Kg, Fk = _sweep_sums(in_t, in_i, in_v, em, es, eg, fm, fs, fg, ref_of, n_out,
+                                 is_dense, geom, nid, indptr, targets, wk, out_t, out_i, et, ek,
+                                 eo, tau_m, tau_s, tau_grad, exp_kernel, glo, kind)
     coef_t = np.zeros(n_spk)   # dL/dt_k / S_k
     coef_w = np.zeros(n_spk)   # dL/dt_k * (-1 / D_k), clamped
     n_dropped = 0
@@ -341,15 +362,129 @@ def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, 
     # ---- sweep 2 (reverse time): shares and weight gradient ---------------------------
     if conv:
         g_k = np.zeros(n_w)
-        _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr,
-                      targets, widx, wk, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad,
-                      exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_k)
+        _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense, geom, nid,
+                      indptr, targets, widx, wk, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s,
+                      tau_grad, exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_k,
+                      glo, kind)
         g_w[:] = g_k.reshape((n_w // geom[3], geom[3])).T.ravel()
     else:
-        _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr,
-                      targets, widx, w, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad,
-                      exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_w)
+        _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense, geom, nid,
+                      indptr, targets, widx, w, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s,
+                      tau_grad, exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_w,
+                      glo, kind)
     return g_in, g_w, S, D, n_dropped
+
+
+#: kind flags of ``_frame_runs``: the event's group is in a frame run; it is the run's
+#: latest group (sweep 1 correlates the frame there); its earliest (sweep 2 flushes there)
+FRAME = 1
+FRAME_TOP = 2
+FRAME_BOTTOM = 4
+
+
+@njit(cache=True, nogil=True)
+def _frame_runs(in_t, in_i, in_v, geom, frames):
+    """Repeated frames of a Conv2d layer's input (events time-sorted): groups are the
+    events of one time; a run is two or more consecutive groups with the same neurons and
+    values in the same order (a frame shown at several times, as the "current" encoder
+    does), taken by the frame path when its groups reach at least every output position
+    on average (events x reach^2 >= positions: the per-event sweeps would touch each
+    neuron about once per group anyway). Returns (glo, kind): glo[m] the first event of
+    m's group, kind[m] the FRAME flags of m's group (0: per-event path). Without
+    ``frames`` every kind is 0."""
+    n = in_t.size
+    glo = np.empty(n, np.int64)
+    kind = np.zeros(n, np.int64)
+    if n == 0:
+        return glo, kind
+    g0 = 0
+    for m in range(n):
+        if m > 0 and in_t[m] != in_t[m - 1]:
+            g0 = m
+        glo[m] = g0
+    if not frames:
+        return glo, kind
+    k = geom[6]
+    st = geom[7]
+    reach = (k + st - 1) // st
+    n_pos = geom[4] * geom[5]
+    starts = np.empty(n + 1, np.int64)   # group g: events starts[g]..starts[g+1]-1
+    n_g = 0
+    for m in range(n):
+        if m == 0 or in_t[m] != in_t[m - 1]:
+            starts[n_g] = m
+            n_g += 1
+    starts[n_g] = n
+    g = 0
+    while g < n_g:
+        a = starts[g]
+        size = starts[g + 1] - a
+        h = g + 1   # groups g..h-1: the run of groups equal to g
+        while h < n_g and starts[h + 1] - starts[h] == size:
+            c = starts[h]
+            same = True
+            for q in range(size):
+                if in_i[c + q] != in_i[a + q] or in_v[c + q] != in_v[a + q]:
+                    same = False
+                    break
+            if not same:
+                break
+            h += 1
+        if h - g >= 2 and size * reach * reach >= n_pos:
+            for m in range(a, starts[h]):
+                kind[m] = FRAME
+            for m in range(a, starts[g + 1]):
+                kind[m] |= FRAME_BOTTOM
+            for m in range(starts[h - 1], starts[h]):
+                kind[m] |= FRAME_TOP
+        g = h
+    return glo, kind
+
+
+@njit(cache=True, nogil=True)
+def _frame_correlate(in_i, in_v, e0, e1, geom, wk, R):
+    """R[pos, co] = sum over the events e0..e1-1 of v w[co, ci, ky, kx] for every output
+    position pos = (oy, ox) each event reaches (wk the channel-last weight (C_in k k,
+    C_out)): the frame's input to every neuron, in the channel-last order."""
+    co_n = geom[3]
+    Wo = geom[5]
+    k = geom[6]
+    st = geom[7]
+    R[:, :] = 0.0
+    for m in range(e0, e1):
+        ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(in_i[m], geom)
+        v = in_v[m]
+        yp = y + geom[8]
+        xp = x + geom[8]
+        for oy in range(oy0, oy1 + 1):
+            wr = (ci * k + yp - oy * st) * k + xp
+            for ox in range(ox0, ox1 + 1):
+                pos = oy * Wo + ox
+                r = wr - ox * st
+                for co in range(co_n):
+                    R[pos, co] += wk[r, co] * v
+
+
+@njit(cache=True, nogil=True)
+def _frame_gradient(in_i, in_v, e0, e1, geom, Q, gk):
+    """gk[r, co] += v Q[pos, co] for every event e0..e1-1 and output position pos it
+    reaches through the kernel tap r: the frame correlated with the summed factors Q."""
+    co_n = geom[3]
+    Wo = geom[5]
+    k = geom[6]
+    st = geom[7]
+    for m in range(e0, e1):
+        ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(in_i[m], geom)
+        v = in_v[m]
+        yp = y + geom[8]
+        xp = x + geom[8]
+        for oy in range(oy0, oy1 + 1):
+            wr = (ci * k + yp - oy * st) * k + xp
+            for ox in range(ox0, ox1 + 1):
+                pos = oy * Wo + ox
+                r = wr - ox * st
+                for co in range(co_n):
+                    gk[r, co] += v * Q[pos, co]
 
 
 @njit(cache=True, nogil=True)
@@ -366,8 +501,9 @@ def _channel_last(geom):
 
 
 @njit(cache=True, nogil=True)
-def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr, targets,
-                w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel):
+def _sweep_sums(in_t, in_i, in_v, em, es, eg, fm, fs, fg, ref_of, n_out, is_dense, geom, nid,
+                indptr, targets, w, out_t, out_i, et, ek, eo, tau_m, tau_s, tau_grad, exp_kernel,
+                glo, kind):
     """K_tau(k) = sum over W_k of w v exp(-(t_k - t_m)/tau), tau = tau_m, tau_s, tau_grad,
     and Fk: the factors exp(-(t_k - ref)/tau) of each spike whose window opens inside the
     event loop (sweep 2 opens the same windows at the same references and reuses them).
@@ -376,7 +512,9 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indp
     neuron i at nid[i] (``_channel_last``), w the weight as (C_in, k, k, C_out) flattened, so
     that the innermost loop runs over the output channels with contiguous state and weights
     (it vectorises). Each (event, neuron) pair gets the same operation as in any other
-    order, and a neuron's sums run over the events in the same order: same results."""
+    order, and a neuron's sums run over the events in the same order: same results. A
+    group of a frame run (kind, ``_frame_runs``) adds the frame's correlation R times the
+    group's factors fm, fs, fg (no value) to every neuron instead."""
     n_ev = in_t.size
     n_spk = out_t.size
     n_edges = et.size
@@ -402,9 +540,13 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indp
     A_s = As.reshape((n_out // co_n, co_n))
     A_g = Ag.reshape((n_out // co_n, co_n))
     wk = w.reshape((w.size // co_n, co_n))
+    n_fr = n_out if _any(kind) else 0
+    R = np.zeros((n_fr // co_n, co_n))
+    Rf = R.reshape(-1)
     ref = math.nan
     b = 0
-    for m in range(n_ev - 1, -1, -1):
+    m = n_ev - 1
+    while m >= 0:
         tm = in_t[m]
         if ref_of[m] != ref:
             if not math.isnan(ref):   # fold the block into X, move F to the new reference
@@ -441,6 +583,27 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indp
                 Fm[i] = Fs[i] = Fg[i] = 0.0
             Am[i] = As[i] = Ag[i] = 0.0
             b += 1
+        if kind.size > 0 and kind[m] & FRAME:
+            # a group of a frame run, all its events at once: R (of the run's latest group,
+            # the first one met) times the group's factors
+            if kind[m] & FRAME_TOP:
+                _frame_correlate(in_i, in_v, glo[m], m + 1, geom, wk, R)
+            f_m = fm[m]
+            f_s = fs[m]
+            f_g = fg[m]
+            if exp_kernel:
+                for i in range(n_out):
+                    x = Rf[i]
+                    Am[i] += x * f_m
+                    As[i] += x * f_s
+                    Ag[i] += x * f_g
+            else:
+                for i in range(n_out):
+                    x = Rf[i]
+                    Am[i] += x * f_m
+                    As[i] += x * f_s
+            m = glo[m] - 1
+            continue
         j = in_i[m]
         a_m = em[m]
         a_s = es[m]
@@ -488,6 +651,7 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indp
                 Am[i] += wi * a_m
                 As[i] += wi * a_s
                 Ag[i] += wi * a_g
+        m -= 1
     # edges before the first input event: no event is left, windows close with what they hold
     while b < n_edges:
         k = ek[b]
@@ -514,14 +678,16 @@ def _sweep_sums(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indp
 
 
 @njit(cache=True, nogil=True)
-def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, indptr, targets,
-                  widx, w, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad, exp_kernel, c,
-                  coef_t, coef_w, input_grad, factor, g_in, g_w):
+def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense, geom, nid,
+                  indptr, targets, widx, w, out_t, out_i, et, ek, eo, Fk, tau_m, tau_s, tau_grad,
+                  exp_kernel, c, coef_t, coef_w, input_grad, factor, g_in, g_w, glo, kind):
     """Adds the shares (Eq. 12-13, into g_in when input_grad) and the weight gradient
     (Eq. 14, into g_w) of every pair. Conv2d (geom not empty): state channel-last, w and
     g_w as (C_in, k, k, C_out) flattened (see ``_sweep_sums``); dL/dt of an input event sums
     over its targets by output channel, then over the channels (the CSR path sums in target
-    order: the same value up to rounding)."""
+    order: the same value up to rounding). Without input_grad, the groups of a frame run
+    (kind, ``_frame_runs``) sum P_m fm - P_s fs over the run into Q, correlated with the
+    frame once at the run's earliest group (the same terms, summed in another order)."""
     n_ev = in_t.size
     n_edges = et.size
     # per neuron: exponential factors of the open window (0 when closed) and the
@@ -545,9 +711,13 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, in
     wk = w.reshape((w.size // co_n, co_n))
     s1 = np.zeros(co_n)   # per-channel partial sums of an event's dL/dt (Conv2d)
     s2 = np.zeros(co_n)
+    framed = kind.size > 0 and not input_grad and _any(kind)
+    Q = np.zeros((n_out // co_n if framed else 0, co_n))
+    Qf = Q.reshape(-1)
     ref = math.nan
     b = 0
-    for m in range(n_ev - 1, -1, -1):
+    m = n_ev - 1
+    while m >= 0:
         tm = in_t[m]
         if ref_of[m] != ref:
             if not math.isnan(ref):
@@ -587,6 +757,16 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, in
                 G1[i] = ct[i] * (c / tau_s) * Fs[i]
                 G2[i] = ct[i] * (c / tau_m) * Fm[i]
             b += 1
+        if framed and kind[m] & FRAME:
+            f_m = fm[m]
+            f_s = fs[m]
+            for i in range(n_out):
+                Qf[i] += Pm[i] * f_m - Ps[i] * f_s
+            if kind[m] & FRAME_BOTTOM:
+                _frame_gradient(in_i, in_v, glo[m], m + 1, geom, Q, gk)
+                Qf[:] = 0.0
+            m = glo[m] - 1
+            continue
         j = in_i[m]
         a_m = em[m]
         a_s = es[m]
@@ -656,6 +836,15 @@ def _sweep_assign(in_t, in_i, em, es, eg, ref_of, n_out, is_dense, geom, nid, in
             for q in range(indptr[j], indptr[j + 1]):
                 i = targets[q]
                 g_w[widx[q]] += Pm[i] * a_m - Ps[i] * a_s
+        m -= 1
+
+
+@njit(cache=True, nogil=True)
+def _any(x):
+    for v in x:
+        if v != 0:
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)
