@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import eventsnn as es
 from eventsnn.event import _conv, _engine
-from eventsnn.event._crossing import first_crossing, interval_crossing
+from eventsnn.event._crossing import first_crossing, interval_crossing, interval_crossings
 from eventsnn.event._engine import EPOCH_EXP
 from eventsnn.event.forward import kernel_weights
 from eventsnn.event.learner import EventLearner
@@ -208,6 +208,38 @@ def test_interval_crossing_matches_first_crossing(seed):
         u = c * (M * math.exp(-s1 / tau_m) - S * math.exp(-s1 / tau_s))
         if s1 > 0.0:  # else u(0) >= theta already
             assert u == pytest.approx(theta, abs=1e-9 * abs(c) * (abs(M) + abs(S)))
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40))
+def test_interval_crossings_equal_interval_crossing(seed, n):
+    """The lockstep solver of a group's candidates gives interval_crossing's result for every
+    neuron, bit for bit: rises through theta, peaks inside the span that reach it or not,
+    u(0) at or above theta, grazing peaks, any span (also inf)."""
+    rng = np.random.default_rng(seed)
+    tau_m, tau_s = TAUS[rng.integers(len(TAUS))]
+    c = tau_m / (tau_m - tau_s)
+    theta = float(rng.choice([0.5, 1.0, 2.0]))
+    span = float(rng.choice([0.3, 1.0, 5.0, 40.0, np.inf]))
+    a, b = math.exp(-span / tau_m), math.exp(-span / tau_s)
+    M = rng.normal(0.0, 3.0, n) * float(rng.choice([1.0, 10.0]))
+    S = np.where(rng.random(n) < 0.3, M, rng.normal(0.0, 3.0, n))
+    graze = rng.random(n) < 0.2   # the peak M e^{-s*/tau_m} of u = M eps near theta
+    M[graze] = S[graze] = theta / (c * (math.exp(-_peak(tau_m, tau_s) / tau_m)
+                                        - math.exp(-_peak(tau_m, tau_s) / tau_s))) \
+        * (1.0 + rng.choice([-1e-9, 0.0, 1e-9], graze.sum()))
+    out = np.full(n + 3, -1.0)
+    work = [np.empty(n + 3) for _ in range(3)]
+    interval_crossings(M, S, n, span, a, b, c, tau_m, tau_s, theta, out, *work,
+                       np.empty(n + 3, np.int64))
+    want = [interval_crossing(M[q], S[q], span, a, b, c, tau_m, tau_s, theta) for q in range(n)]
+    np.testing.assert_array_equal(out[:n], want)
+    assert np.all(out[n:] == -1.0)
+
+
+def _peak(tau_m, tau_s):
+    """Time (ms) of the peak of eps(s) = e^{-s/tau_m} - e^{-s/tau_s}."""
+    return math.log(tau_m / tau_s) / (1.0 / tau_s - 1.0 / tau_m)
 
 
 def test_interval_crossing_cases():

@@ -210,3 +210,91 @@ def interval_crossing(M, S, span, a, b, c, tau_m, tau_s, theta):
         return math.inf
     return _halley_root(M, S, 0.0, s_x, s_x * ((theta - u0) / (u_x - u0)), c, itau_m, itau_s,
                         theta)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def interval_crossings(Mv, Sv, n, span, a, b, c, tau_m, tau_s, theta, out, lo_, hi_, x_, act):
+    """out[q] = ``interval_crossing(Mv[q], Sv[q], span, a, b, ...)`` for q < n, bit for bit:
+    the same brackets, start points and Halley steps (``_halley_root``), run in lockstep over
+    the still unsolved neurons (one step of each per pass) instead of one neuron to the end
+    after another. The steps of different neurons do not depend on one another, so their
+    exponentials and divisions overlap in the processor instead of waiting one on the
+    other. lo_, hi_, x_ (float) and act (int) are work arrays of at least n entries."""
+    itau_m = 1.0 / tau_m
+    itau_s = 1.0 / tau_s
+    na = 0
+    for q in range(n):
+        M = Mv[q]
+        S = Sv[q]
+        out[q] = math.inf
+        u0 = c * (M - S)
+        if u0 >= theta:
+            out[q] = 0.0
+            continue
+        u1 = c * (M * a - S * b)
+        if u1 >= theta:
+            hi = span
+            x = span * ((theta - u0) / (u1 - u0))
+        else:
+            s_x = extremum_offset(M, S, c, tau_m, tau_s)
+            if not (0.0 < s_x < span):  # False for NaN
+                continue
+            u_x = membrane(M, S, s_x, c, tau_m, tau_s)
+            if u_x < theta:
+                continue
+            hi = s_x
+            x = s_x * ((theta - u0) / (u_x - u0))
+        if not (0.0 < x < hi):
+            x = 0.5 * (0.0 + hi)
+        lo_[q] = 0.0
+        hi_[q] = hi
+        x_[q] = x
+        act[na] = q
+        na += 1
+    it = 0
+    while na > 0 and it < CROSSING_MAX_ITER:
+        it += 1
+        kept = 0
+        for p in range(na):  # one step of _halley_root for each unsolved neuron
+            q = act[p]
+            x = x_[q]
+            lo = lo_[q]
+            hi = hi_[q]
+            A = c * Mv[q] * math.exp(-x * itau_m)
+            B = c * Sv[q] * math.exp(-x * itau_s)
+            f = A - B - theta
+            if f >= 0.0:
+                hi = x
+            else:
+                lo = x
+            if hi - lo <= CROSSING_TOL_MS:
+                out[q] = hi
+                continue
+            d1 = B * itau_s - A * itau_m
+            d2 = A * itau_m * itau_m - B * itau_s * itau_s
+            xn = math.nan
+            if d1 > 0.0:
+                den = 2.0 * d1 * d1 - f * d2
+                if den > 0.0:
+                    xn = x - 2.0 * f * d1 / den
+            if not (lo < xn < hi):
+                xn = 0.5 * (lo + hi)
+            else:
+                step = abs(xn - x)
+                if step < 1e-3:
+                    d3 = B * itau_s * itau_s * itau_s - A * itau_m * itau_m * itau_m
+                    K = d2 * d2 / (4.0 * d1 * d1) + abs(d3) / (6.0 * d1)
+                    if K * step * step * step <= 0.1 * CROSSING_TOL_MS:
+                        out[q] = xn
+                        continue
+            if abs(xn - x) <= 0.25 * CROSSING_TOL_MS:
+                out[q] = xn
+                continue
+            x_[q] = xn
+            lo_[q] = lo
+            hi_[q] = hi
+            act[kept] = q
+            kept += 1
+        na = kept
+    for p in range(na):  # the iteration cap: as _halley_root, the bracket's upper end
+        out[act[p]] = hi_[act[p]]

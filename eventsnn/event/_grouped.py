@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._crossing import interval_crossing, rise_bound
+from ._crossing import interval_crossing, interval_crossings, rise_bound
 from ._engine import EPOCH_EXP, _grow, _headroom, _membrane_from_current, _sorted_output
 from ._geometry import input_span
 
@@ -216,6 +216,15 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
     n_refr = 0
     fix_i = np.empty(n_out, np.int64)
     fix_s = np.empty(n_out)
+    # full reset: the candidates' traces at t and their crossings, solved all at once
+    # (``interval_crossings``), and its work arrays
+    c_m = np.empty(0 if membrane_reset else n_out)
+    c_s = np.empty(c_m.size)
+    c_x = np.empty(c_m.size)
+    w_lo = np.empty(c_m.size)
+    w_hi = np.empty(c_m.size)
+    w_x = np.empty(c_m.size)
+    w_act = np.empty(c_m.size, np.int64)
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
@@ -294,6 +303,40 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
                     n_cand += 1
         # 4. exact search of the candidates on the interval, with resets
         n0 = n_spk
+        if not membrane_reset:
+            # full reset: at most one spike per neuron and interval, from the state at t
+            for q in range(n_cand):
+                i = cand[q]
+                c_m[q] = M[i] * dm
+                c_s[q] = S[i] * ds
+            interval_crossings(c_m, c_s, n_cand, span, a, b, c, tau_m, tau_s, theta, c_x,
+                               w_lo, w_hi, w_x, w_act)
+            for q in range(n_cand):
+                sc = c_x[q]
+                if sc == math.inf:
+                    continue
+                t_spk = t + sc
+                if t_spk > t_end:  # rounding of t + s past t_end: not a spike (as sparse_layer)
+                    continue
+                if n_spk >= max_spikes:
+                    _sort_spikes(out_t, out_i, n0, n_spk, t, t_next)
+                    t_o, i_o = _output(out_t, out_i, n_spk)
+                    return t_o, i_o, True
+                if n_spk >= out_t.size:
+                    out_t, out_i = _grow(out_t, out_i, n_spk)
+                i = cand[q]
+                out_t[n_spk] = t_spk
+                pos = i // C_out
+                out_i[n_spk] = (i - pos * C_out) * n_pos + pos
+                n_spk += 1
+                M[i] = 0.0
+                S[i] = 0.0
+                r[i] = t_spk + t_ref
+                if not is_refr[i]:
+                    is_refr[i] = True
+                    refr[n_refr] = i
+                    n_refr += 1
+            n_cand = 0
         for q in range(n_cand):
             i = cand[q]
             ri = r[i]
