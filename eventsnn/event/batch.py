@@ -469,7 +469,7 @@ def _backward_samples(in_t, in_i, in_v, in_off, out_t, out_i, out_off, g_out, n_
             gi, gw, _, _, nd = _backward.conv_backward(
                 in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], geom, w,
                 tau_m, tau_s, t_ref, kernel, tau_grad, drop_nonpositive, clamp, clamp_lo,
-                clamp_hi, factor, input_grad, block)
+                clamp_hi, factor, input_grad, block, True)
         else:
             gi, gw, _, _, nd = _backward.layer_backward(
                 in_t[a:b], in_i[a:b], in_v[a:b], out_t[c:d], out_i[c:d], g_out[c:d], n_in,
