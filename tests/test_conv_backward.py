@@ -165,6 +165,10 @@ def test_frame_path_equals_per_event_path(case, kernel, t_ref, block_taus, clamp
         scale = np.max(np.abs(b)) if b.size else 0.0
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * scale)
     assert got[4] == want[4]
+    # the weight gradient does not depend on whether dL/dt of the inputs is asked for
+    other = K.conv_backward(it, ii, iv, ot, oi, g, geom, w, *common[:-2], not input_grad,
+                            block, True)
+    np.testing.assert_array_equal(other[1], got[1])
 
 
 def _spikes_from(t, i, t_ref):

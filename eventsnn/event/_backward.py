@@ -685,9 +685,10 @@ def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense,
     (Eq. 14, into g_w) of every pair. Conv2d (geom not empty): state channel-last, w and
     g_w as (C_in, k, k, C_out) flattened (see ``_sweep_sums``); dL/dt of an input event sums
     over its targets by output channel, then over the channels (the CSR path sums in target
-    order: the same value up to rounding). Without input_grad, the groups of a frame run
-    (kind, ``_frame_runs``) sum P_m fm - P_s fs over the run into Q, correlated with the
-    frame once at the run's earliest group (the same terms, summed in another order)."""
+    order: the same value up to rounding). The groups of a frame run (kind,
+    ``_frame_runs``) sum P_m fm - P_s fs over the run into Q, correlated with the frame once
+    at the run's earliest group (the same terms, summed in another order); their events'
+    dL/dt are those of the per-event path, bit for bit (``_conv_time_sums``)."""
     n_ev = in_t.size
     n_edges = et.size
     # per neuron: exponential factors of the open window (0 when closed) and the
@@ -711,7 +712,7 @@ def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense,
     wk = w.reshape((w.size // co_n, co_n))
     s1 = np.zeros(co_n)   # per-channel partial sums of an event's dL/dt (Conv2d)
     s2 = np.zeros(co_n)
-    framed = kind.size > 0 and not input_grad and _any(kind)
+    framed = _any(kind)
     Q = np.zeros((n_out // co_n if framed else 0, co_n))
     Qf = Q.reshape(-1)
     ref = math.nan
@@ -762,6 +763,13 @@ def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense,
             f_s = fs[m]
             for i in range(n_out):
                 Qf[i] += Pm[i] * f_m - Ps[i] * f_s
+            if input_grad:   # dL/dt of each event of the group, as on the per-event path
+                for q in range(glo[m], m + 1):
+                    acc1, acc2 = _conv_time_sums(in_i[q], geom, wk, G_1, G_2, s1, s2)
+                    if exp_kernel:
+                        g_in[q] = factor * eg[q] * acc1
+                    else:
+                        g_in[q] = factor * (es[q] * acc1 - em[q] * acc2)
             if kind[m] & FRAME_BOTTOM:
                 _frame_gradient(in_i, in_v, glo[m], m + 1, geom, Q, gk)
                 Qf[:] = 0.0
@@ -837,6 +845,37 @@ def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense,
                 i = targets[q]
                 g_w[widx[q]] += Pm[i] * a_m - Ps[i] * a_s
         m -= 1
+
+
+@njit(cache=True, nogil=True)
+def _conv_time_sums(j, geom, wk, G_1, G_2, s1, s2):
+    """The sums over input neuron j's targets of w G1 and w G2 (per output channel first,
+    then over the channels: the order of the per-event path of ``_sweep_assign``)."""
+    co_n = geom[3]
+    Wo = geom[5]
+    k = geom[6]
+    st = geom[7]
+    ci, y, x, oy0, oy1, ox0, ox1 = _conv_span(j, geom)
+    yp = y + geom[8]
+    xp = x + geom[8]
+    for co in range(co_n):
+        s1[co] = 0.0
+        s2[co] = 0.0
+    for oy in range(oy0, oy1 + 1):
+        wr = (ci * k + yp - oy * st) * k + xp
+        for ox in range(ox0, ox1 + 1):
+            pos = oy * Wo + ox
+            r = wr - ox * st
+            for co in range(co_n):
+                wi = wk[r, co]
+                s1[co] += wi * G_1[pos, co]
+                s2[co] += wi * G_2[pos, co]
+    acc1 = 0.0
+    acc2 = 0.0
+    for co in range(co_n):
+        acc1 += s1[co]
+        acc2 += s2[co]
+    return acc1, acc2
 
 
 @njit(cache=True, nogil=True)
