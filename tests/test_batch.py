@@ -336,3 +336,42 @@ def test_per_layer_and_lif_neurons_run_per_batch():
         for rec, got in zip(ref, net.simulate(xs, t_end=10.0, n_threads=n_threads)):
             for a, b in zip(rec.spikes, got.spikes):
                 _same_trains(a, b)
+
+
+@st.composite
+def conv_batches(draw):
+    """A Conv2d layer (of conv_networks), its neuron, and a batch mixing recorded-like events
+    and frames (every pixel of a sparse image at a few times: the grouped kernel's case)."""
+    net = draw(conv_networks())
+    layer, nrn = net.layers[0], net.layer_neurons[0]
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    xs = []
+    for _ in range(draw(st.integers(1, 5))):
+        if rng.random() < 0.5:
+            xs.append(draw(event_input(layer.n_in, max_events=40, t_max=12.0)))
+        else:
+            on = np.flatnonzero(rng.random(layer.n_in) < 0.6)
+            times = np.sort(rng.choice([0.0, 1.0, 1.5, 3.0, 4.0], int(rng.integers(1, 5)),
+                                       replace=False))
+            xs.append(es.SpikeTrains(np.repeat(times, on.size), np.tile(on, times.size),
+                                     layer.n_in, np.tile(rng.uniform(0.1, 2.0, on.size),
+                                                         times.size)))
+    return layer, nrn, xs
+
+
+@settings(**SETTINGS)
+@given(conv_batches(), st.sampled_from([8.0, math.inf]), st.sampled_from([3, 10**6]))
+def test_conv_samples_equal_per_sample_run_conv(case, t_end, max_spikes):
+    """The numba loop over a batch's samples (_conv_batch: _conv_samples) against the Python
+    loop that calls _conv.run_conv per sample (_conv_batch_python), bit for bit: spikes,
+    offsets and the first sample that exceeded max_spikes."""
+    layer, nrn, xs = case
+    ev = batch.Events.from_trains(xs)
+    WT = batch._conv.transposed_weight(layer, kernel_weights(layer))
+    args = (ev.times, ev.neurons, ev.values, ev.offsets, layer, WT, *nrn.as_tuple(), t_end,
+            max_spikes)
+    got = batch._conv_batch(*args)
+    want = batch._conv_batch_python(*args)
+    for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert got[3] == want[3]

@@ -134,10 +134,13 @@ def encode_current(F: np.ndarray, times: ArrayLike, gain: float = 1.0,
 
 
 # ---- forward -------------------------------------------------------------------------
-# The per-sample kernels are called from a Python loop, not from a numba function: compiled
-# into a caller, LLVM optimises a kernel in that context and its floating-point results can
-# differ from a direct call in the last bit; called directly, the batch path runs exactly the
-# machine code of the per-sample path. A call costs a few microseconds per layer and sample.
+# Conv2d layers loop over the samples inside numba (_conv_samples: a Python call with twenty
+# arguments cost ~10 us per sample, a tenth of the digits CNN's conv forward); tests compare
+# it bit for bit with the Python loop that calls run_conv per sample (_conv_batch_python, what
+# simulate_sample runs). Caution: numba's cache keys a compiled function on its own file only,
+# so after a kernel's signature or code changes in another module, a stale cached caller here
+# keeps the old kernel until this file changes too (or the cache is cleared). Dense layers
+# still call their kernel from a Python loop (a few microseconds per sample).
 def _concat(parts_t, parts_i):
     offsets = np.zeros(len(parts_t) + 1, np.int64)
     np.cumsum([p.size for p in parts_t], out=offsets[1:])
@@ -169,7 +172,24 @@ def _dense_batch(t, i, v, off, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t
 def _conv_batch(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_ref, t_end,
                 max_spikes):
     """``_conv.run_conv`` (the event or the group-interval kernel, as its cost model picks
-    per sample) on samples off[0]..; returns as :func:`_dense_batch`."""
+    per sample) on samples off[0]..; returns as :func:`_dense_batch`. One numba call for
+    all the samples (:func:`_conv_samples`); :func:`_conv_batch_python` is the same loop in
+    Python, one ``run_conv`` call per sample (tests compare the two)."""
+    C_in, H, W = layer.in_shape
+    C_out, Ho, Wo = layer.out_shape
+    k, stride = layer.kernel_size, layer.stride
+    reach = -(-k // stride)  # as _conv.prefers_grouped
+    return _conv_samples(t, i, v, np.ascontiguousarray(off, dtype=np.int64), WT, C_in, H, W,
+                         C_out, Ho, Wo, k, stride, layer.padding, float(tau_m), float(tau_s),
+                         float(theta), bool(membrane_reset), float(t_ref), float(t_end),
+                         int(max_spikes), C_out * Ho * Wo, C_out * reach * reach,
+                         float(_conv.GROUPED_COST_RATIO))
+
+
+def _conv_batch_python(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_ref,
+                       t_end, max_spikes):
+    """:func:`_conv_batch` with the loop over the samples in Python: ``_conv.run_conv`` per
+    sample, exactly what ``simulate_sample`` runs (the oracle of the numba loop)."""
     parts_t, parts_i, bad = [], [], -1
     for s in range(off.size - 1):
         a, b = off[s], off[s + 1]
@@ -180,6 +200,47 @@ def _conv_batch(t, i, v, off, layer, WT, tau_m, tau_s, theta, membrane_reset, t_
         parts_t.append(ot)
         parts_i.append(oi)
     return (*_concat(parts_t, parts_i), bad)
+
+
+@njit(cache=True, nogil=True)
+def _conv_samples(t, i, v, off, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m, tau_s,
+                  theta, membrane_reset, t_ref, t_end, max_spikes, n_out, fan_out, ratio):
+    """The per-sample loop of :func:`_conv_batch` inside numba: per sample the kernel that
+    ``_conv.run_conv``'s cost model picks (``_conv._grouped_cheaper``), its spikes appended
+    to the output (grown by doubling). Returns (times, neurons, offsets relative to the
+    first sample, first exceeding sample or -1)."""
+    n = off.size - 1
+    ot = np.empty(64)
+    oi = np.empty(64, np.int64)
+    oo = np.zeros(n + 1, np.int64)
+    bad = -1
+    c = 0
+    for s in range(n):
+        a, b = off[s], off[s + 1]
+        if _conv._grouped_cheaper(t[a:b], t_end, n_out, fan_out, ratio):
+            pt, pi, exceeded = _grouped.grouped_conv_layer(
+                t[a:b], i[a:b], v[a:b], WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m,
+                tau_s, theta, membrane_reset, t_ref, t_end, max_spikes)
+        else:
+            pt, pi, exceeded = _conv.conv_layer(
+                t[a:b], i[a:b], v[a:b], WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, tau_m,
+                tau_s, theta, membrane_reset, t_ref, t_end, max_spikes)
+        if exceeded and bad < 0:
+            bad = s
+        m = pt.size
+        if c + m > ot.size:
+            size = max(2 * ot.size, c + m)
+            t2 = np.empty(size)
+            i2 = np.empty(size, np.int64)
+            t2[:c] = ot[:c]
+            i2[:c] = oi[:c]
+            ot = t2
+            oi = i2
+        ot[c:c + m] = pt
+        oi[c:c + m] = pi
+        c += m
+        oo[s + 1] = c
+    return ot[:c].copy(), oi[:c].copy(), oo, bad
 
 
 def _pool_batch(t, i, v, off, unit_of, n_units, is_max, scale):
