@@ -302,9 +302,6 @@ def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, 
     g_w = np.zeros(n_w)
     if n_spk == 0 or n_ev == 0:
         return g_in, g_w, S, D, 0
-    start, order = _spikes_by_neuron(out_i, n_out)
-    r = _window_starts(out_t, out_i, n_out, t_ref, start, order)
-    et, ek, eo = _edges_merged(out_t, out_i, r, n_out, start, order)
     ref_of = _block_refs(in_t, block)
     # per-event factors (value included): exp((t_m - ref)/tau) for tau_m, tau_s, tau_grad;
     # the exponentials once per time (fm, fs, fg: the events of a time share t_m and ref)
@@ -327,37 +324,31 @@ def _pass(in_t, in_i, in_v, out_t, out_i, g_out, n_out, is_dense, geom, indptr, 
         em[m] = in_v[m] * fm[m]
         es[m] = in_v[m] * fs[m]
         eg[m] = in_v[m] * fg[m] if exp_kernel else 0.0
-
-    # ---- sweep 1 (reverse time): window sums K_tau(k) ----------------------------------
     conv = geom.size > 0
     if conv:   # channel-last state and weight (see _sweep_sums)
         nid = _channel_last(geom)
         wk = np.ascontiguousarray(w.reshape((geom[3], n_w // geom[3])).T).ravel()
         glo, kind = _frame_runs(in_t, in_i, in_v, geom, frames)
+        if _one_frame(in_t, kind, block):
+            n_dropped = _one_frame_pass(in_t, in_i, em, es, eg, fm, fs, fg, ref_of[0], out_t,
+                                        out_i, g_out, geom, nid, wk, in_v, glo, t_ref, tau_m,
+                                        tau_s, tau_grad, exp_kernel, c, drop_nonpositive, clamp,
+                                        clamp_lo, clamp_hi, factor, input_grad, S, D, g_in, g_w)
+            return g_in, g_w, S, D, n_dropped
     else:
         nid = np.zeros(0, np.int64)
         wk = w
         glo = kind = np.zeros(0, np.int64)
+    start, order = _spikes_by_neuron(out_i, n_out)
+    r = _window_starts(out_t, out_i, n_out, t_ref, start, order)
+    et, ek, eo = _edges_merged(out_t, out_i, r, n_out, start, order)
+
+    # ---- sweep 1 (reverse time): window sums K_tau(k) ----------------------------------
     Km, Ks, Kg, Fk = _sweep_sums(in_t, in_i, in_v, em, es, eg, fm, fs, fg, ref_of, n_out,
                                  is_dense, geom, nid, indptr, targets, wk, out_t, out_i, et, ek,
                                  eo, tau_m, tau_s, tau_grad, exp_kernel, glo, kind)
-    coef_t = np.zeros(n_spk)   # dL/dt_k / S_k
-    coef_w = np.zeros(n_spk)   # dL/dt_k * (-1 / D_k), clamped
-    n_dropped = 0
-    for k in range(n_spk):
-        D[k] = c * (Ks[k] / tau_s - Km[k] / tau_m)
-        S[k] = Kg[k] if exp_kernel else D[k]
-        g = g_out[k]
-        if S[k] > 0.0 or (S[k] < 0.0 and not drop_nonpositive):
-            coef_t[k] = g / S[k]
-        else:
-            n_dropped += 1
-        if clamp:
-            inv = -1.0 / D[k] if D[k] != 0.0 else -math.inf
-            inv = min(max(inv, clamp_lo), clamp_hi)
-            coef_w[k] = g * inv
-        elif D[k] > 0.0:
-            coef_w[k] = -g / D[k]
+    coef_t, coef_w, n_dropped = _coefficients(Km, Ks, Kg, g_out, c, tau_m, tau_s, exp_kernel,
+                                              drop_nonpositive, clamp, clamp_lo, clamp_hi, S, D)
 
     # ---- sweep 2 (reverse time): shares and weight gradient ---------------------------
     if conv:
@@ -485,6 +476,186 @@ def _frame_gradient(in_i, in_v, e0, e1, geom, Q, gk):
                 r = wr - ox * st
                 for co in range(co_n):
                     gk[r, co] += v * Q[pos, co]
+
+
+@njit(cache=True, nogil=True)
+def _coefficients(Km, Ks, Kg, g_out, c, tau_m, tau_s, exp_kernel, drop_nonpositive, clamp,
+                  clamp_lo, clamp_hi, S, D):
+    """D_k, S_k (into D, S) from the window sums, and the spikes' coefficients: (coef_t =
+    dL/dt_k / S_k, coef_w = dL/dt_k * (-1 / D_k) clamped, number of dropped spikes)."""
+    n_spk = Km.size
+    coef_t = np.zeros(n_spk)
+    coef_w = np.zeros(n_spk)
+    n_dropped = 0
+    for k in range(n_spk):
+        D[k] = c * (Ks[k] / tau_s - Km[k] / tau_m)
+        S[k] = Kg[k] if exp_kernel else D[k]
+        g = g_out[k]
+        if S[k] > 0.0 or (S[k] < 0.0 and not drop_nonpositive):
+            coef_t[k] = g / S[k]
+        else:
+            n_dropped += 1
+        if clamp:
+            inv = -1.0 / D[k] if D[k] != 0.0 else -math.inf
+            inv = min(max(inv, clamp_lo), clamp_hi)
+            coef_w[k] = g * inv
+        elif D[k] > 0.0:
+            coef_w[k] = -g / D[k]
+    return coef_t, coef_w, n_dropped
+
+
+@njit(cache=True, nogil=True)
+def _one_frame(in_t, kind, block):
+    """The input events are one frame shown at several times (one run of ``_frame_runs``
+    holds every event) and fit in one time block (so they share one reference time)."""
+    n = in_t.size
+    if n == 0 or not (kind[0] & FRAME_BOTTOM) or not (kind[n - 1] & FRAME_TOP):
+        return False
+    for m in range(n):
+        if not (kind[m] & FRAME) or ((kind[m] & FRAME_BOTTOM) and in_t[m] != in_t[0]):
+            return False
+    return in_t[n - 1] - in_t[0] <= block
+
+
+@njit(cache=True, nogil=True)
+def _groups_upto(gt, t):
+    """Number of the sorted group times gt at or before t (binary search)."""
+    lo = 0
+    hi = gt.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if gt[mid] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _one_frame_pass(in_t, in_i, em, es, eg, fm, fs, fg, ref, out_t, out_i, g_out, geom, nid,
+                    wk, in_v, glo, t_ref, tau_m, tau_s, tau_grad, exp_kernel, c,
+                    drop_nonpositive, clamp, clamp_lo, clamp_hi, factor, input_grad, S, D, g_in,
+                    g_w):
+    """The pass of a Conv2d layer whose input is one frame shown at P times t_g (all in one
+    time block, reference ``ref``), in closed form instead of the two sweeps. Neuron i's
+    input from the frame is R_i = sum w v (the frame's correlation with the kernel), at each
+    t_g; so for spike k of i with window (r_k, t_k], holding the groups g_lo <= g < g_hi,
+
+        K_tau(k) = R_i F_tau(k) (C_tau[g_hi] - C_tau[g_lo]),  C_tau[g] = sum_{g' < g} E_tau[g'],
+
+    with F_tau(k) = exp(-(t_k - ref)/tau) and E_tau[g] = exp((t_g - ref)/tau) (the factors
+    of the sweeps), and the weight gradient is the frame correlated once with
+    Q_i = sum over i's spikes of c coef_w (F_m W_m - F_s W_s) (W the C differences): the
+    sweeps' terms, summed per spike and window instead of per event. dL/dt of the events
+    (input_grad) sums, per group, the targets' coefficients of the window open at t_g.
+    r_k (previous spike of i + t_ref) comes from one pass over the spikes, no edge lists.
+    Returns the number of dropped spikes; S, D, g_in, g_w (the layer's (C_out, C_in, k, k)
+    layout) are filled in."""
+    n_ev = in_t.size
+    n_spk = out_t.size
+    co_n = geom[3]
+    n_out = nid.size
+    n_w = g_w.size
+    # the groups, their factors and the prefix sums C (the frame: the last group's events)
+    P = 0
+    for m in range(n_ev):
+        if m == 0 or in_t[m] != in_t[m - 1]:
+            P += 1
+    gt = np.empty(P)
+    gm = np.empty(P)
+    gs = np.empty(P)
+    gg = np.empty(P)
+    q = 0
+    for m in range(n_ev):
+        if m == 0 or in_t[m] != in_t[m - 1]:
+            gt[q] = in_t[m]
+            gm[q] = fm[m]
+            gs[q] = fs[m]
+            gg[q] = fg[m]
+            q += 1
+    Cm = np.zeros(P + 1)
+    Cs = np.zeros(P + 1)
+    Cg = np.zeros(P + 1)
+    for g in range(P):
+        Cm[g + 1] = Cm[g] + gm[g]
+        Cs[g + 1] = Cs[g] + gs[g]
+        Cg[g + 1] = Cg[g] + gg[g]
+    e0 = glo[n_ev - 1]
+    wk2 = wk.reshape((wk.size // co_n, co_n))
+    R = np.zeros((n_out // co_n, co_n))
+    _frame_correlate(in_i, in_v, e0, n_ev, geom, wk2, R)
+    Rf = R.reshape(-1)
+    # per spike: its window's groups and factors, and K
+    last = np.full(n_out, -math.inf)
+    g_lo = np.zeros(n_spk, np.int64)
+    g_hi = np.zeros(n_spk, np.int64)
+    Fkm = np.zeros(n_spk)
+    Fks = np.zeros(n_spk)
+    Fkg = np.zeros(n_spk)
+    Km = np.zeros(n_spk)
+    Ks = np.zeros(n_spk)
+    Kg = np.zeros(n_spk)
+    for k in range(n_spk):
+        ni = nid[out_i[k]]
+        tk = out_t[k]
+        rk = last[ni]
+        last[ni] = tk + t_ref
+        hi = _groups_upto(gt, tk)
+        lo = _groups_upto(gt, rk)
+        if hi <= lo:   # no input in the window
+            continue
+        g_lo[k] = lo
+        g_hi[k] = hi
+        # t_k >= a group time >= ref: factors <= 1
+        Fkm[k] = _decay(tk, ref, tau_m)
+        Fks[k] = _decay(tk, ref, tau_s)
+        x = Rf[ni]
+        Km[k] = x * (Fkm[k] * (Cm[hi] - Cm[lo]))
+        Ks[k] = x * (Fks[k] * (Cs[hi] - Cs[lo]))
+        if exp_kernel:
+            Fkg[k] = _decay(tk, ref, tau_grad)
+            Kg[k] = x * (Fkg[k] * (Cg[hi] - Cg[lo]))
+    coef_t, coef_w, n_dropped = _coefficients(Km, Ks, Kg, g_out, c, tau_m, tau_s, exp_kernel,
+                                              drop_nonpositive, clamp, clamp_lo, clamp_hi, S, D)
+    # weight gradient: Q per neuron, correlated with the frame once
+    Q = np.zeros((n_out // co_n, co_n))
+    Qf = Q.reshape(-1)
+    for k in range(n_spk):
+        lo = g_lo[k]
+        hi = g_hi[k]
+        if hi > lo:
+            Qf[nid[out_i[k]]] += (c * coef_w[k]) * (Fkm[k] * (Cm[hi] - Cm[lo])
+                                                     - Fks[k] * (Cs[hi] - Cs[lo]))
+    g_k = np.zeros(n_w)
+    gk = g_k.reshape((n_w // co_n, co_n))
+    _frame_gradient(in_i, in_v, e0, n_ev, geom, Q, gk)
+    g_w[:] = g_k.reshape((n_w // co_n, co_n)).T.ravel()
+    if input_grad:
+        # per group, each neuron's share coefficients of its window open at t_g
+        G1 = np.zeros((P, n_out // co_n, co_n))
+        G2 = np.zeros((P, n_out // co_n, co_n))
+        for k in range(n_spk):
+            ni = nid[out_i[k]]
+            pos = ni // co_n
+            co = ni - pos * co_n
+            for g in range(g_lo[k], g_hi[k]):
+                if exp_kernel:
+                    G1[g, pos, co] = coef_t[k] * Fkg[k]
+                else:
+                    G1[g, pos, co] = coef_t[k] * (c / tau_s) * Fks[k]
+                    G2[g, pos, co] = coef_t[k] * (c / tau_m) * Fkm[k]
+        s1 = np.zeros(co_n)
+        s2 = np.zeros(co_n)
+        g = -1
+        for m in range(n_ev):
+            if m == 0 or in_t[m] != in_t[m - 1]:
+                g += 1
+            acc1, acc2 = _conv_time_sums(in_i[m], geom, wk2, G1[g], G2[g], s1, s2)
+            if exp_kernel:
+                g_in[m] = factor * eg[m] * acc1
+            else:
+                g_in[m] = factor * (es[m] * acc1 - em[m] * acc2)
+    return n_dropped
 
 
 @njit(cache=True, nogil=True)
