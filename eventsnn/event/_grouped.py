@@ -108,14 +108,16 @@ def _same_events(in_i, in_v, e0, e1, p0, p1):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand):
+def _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand, H):
     """Neurons whose ``_headroom`` over the interval is not positive (u may reach theta)
-    into cand; returns their number."""
+    into cand; returns their number. The headrooms first (into H: a loop without
+    dependencies between neurons, it vectorises), then the compaction."""
+    for i in range(M.size):
+        H[i] = _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta)
     n = 0
     for i in range(M.size):
-        h = _headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta)
         cand[n] = i  # branch-free compaction: candidates are a minority, but not rare
-        n += h <= 0.0
+        n += H[i] <= 0.0
     return n
 
 
@@ -204,6 +206,7 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
     S = np.zeros(n_out)
     r = np.full(n_out, -math.inf)
     cand = np.empty(n_out, np.int64)
+    hr = np.empty(n_out)  # headrooms (_screen)
     n_in = C_in * HW
     X = np.zeros(n_in)
     R = np.zeros(n_out)
@@ -294,7 +297,7 @@ def grouped_conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, strid
                 S[refr[q]] = 0.0
         # 3. screen every neuron over [t, t_next]; refractory ones (membrane reset) are
         # searched anyway (their M is not in use)
-        n_cand = _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand)
+        n_cand = _screen(M, S, dm, ds, a, b, c, itau_m, itau_s, theta, cand, hr)
         if membrane_reset:
             for q in range(n_refr):
                 i = refr[q]
