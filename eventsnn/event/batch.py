@@ -303,6 +303,9 @@ def _map_chunks(fn, n, n_threads):
 def _join(parts, starts):
     """Concatenate the chunk results of a forward kernel: (times, neurons, offsets, bad)
     [+ values ...]; ``starts`` are the chunks' first samples."""
+    if len(parts) == 1:  # one chunk (one thread): its arrays as they are, no copies
+        p = parts[0]
+        return p[0], p[1], p[2], (starts[0] + p[3] if p[3] >= 0 else -1)
     t = np.concatenate([p[0] for p in parts])
     i = np.concatenate([p[1] for p in parts])
     offs = [parts[0][2]]
@@ -403,8 +406,12 @@ def simulate_batch(net: Any, events: Events, t_end: float, n_threads: int = 1,
             parts = _map_chunks(lambda a, b: _pool_batch(
                 t, i, v, off[a:b + 1], w, layer.n_out, is_max, 1.0 / k2), n, n_threads)
             ot, oi, oo, _ = _join([(p[0], p[1], p[3], -1) for p in parts], starts)
-            ov = np.concatenate([p[2] for p in parts])
-            relay = (np.concatenate([p[4] for p in parts]), np.concatenate([p[5] for p in parts]))
+            if len(parts) == 1:
+                ov, relay = parts[0][2], (parts[0][4], parts[0][5])
+            else:
+                ov = np.concatenate([p[2] for p in parts])
+                relay = (np.concatenate([p[4] for p in parts]),
+                         np.concatenate([p[5] for p in parts]))
             nxt = Events(ot, oi, ov, oo, layer.n_out)
         elif isinstance(layer, Flatten):
             nxt = Events(t, i, v, off, layer.n_out)
