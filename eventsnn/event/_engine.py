@@ -427,11 +427,14 @@ def _merge_blocks(parts_t, parts_i, total, exceeded):
 
 
 @njit(cache=True, nogil=True)
-def _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, Mi, Si, M, S, r, c,
-            tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk, max_spikes):
-    """Neuron i of a block over the groups g0..g1-1 of one window, group by group from its
-    state before the window (Mi, Si in the frame of G, as every neuron; the state after it
-    goes to M, S): add the group's
+def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, m, s, M,
+            S, r, c, tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk,
+            max_spikes):
+    """Neuron i of a block over the groups g0..g1-1 of one window (or the window's last
+    groups from g0 on), group by group from its traces m, s before group g0 (in the frame
+    of G, as every neuron; the state after the window goes to M, S; ``one_group``: the
+    window is this one group of coincident inputs, whose sums the sweep left in M, S): add
+    the group's
     inputs, bound u up to the next group (``_headroom``), search the exact crossing where
     the bound reaches theta, reset. The same operations as the window sweep on the traces, so the
     result does not depend on which neurons a window replays.
@@ -442,8 +445,6 @@ def _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, Mi, S
     Returns (out_t, out_i, n_spk, exceeded)."""
     itau_m = 1.0 / tau_m
     itau_s = 1.0 / tau_s
-    m = Mi[i]
-    s = Si[i]
     ri = r[i]
     for g in range(g0, g1):
         t = gt[g]
@@ -451,7 +452,7 @@ def _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, Mi, S
         span = t_next - t
         refr = ri >= t
         if membrane_reset or not refr:  # full reset: inputs at or before r are forgotten
-            if g1 == g0 + 1:
+            if one_group:
                 # a window of one group (coincident inputs): the sweep has left exactly
                 # these sums, added in this order, in M, S
                 m = M[i]
@@ -509,6 +510,34 @@ def _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, Mi, S
     return n_spk
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _first_hit8(i, g0, e0, WT, in_i, lo, gdm, gds, ga, gb, wm, ws, m, s, pm, ps, c, itau_m,
+                itau_s, theta):
+    """For a window of 8 groups of one input each (events e0..e0+7, groups g0..g0+7) and a
+    neuron i not refractory at its first time: the traces after each group's input
+    (pm[k], ps[k]: the replay's sums, in its order) and the first group k whose
+    ``_headroom`` is not positive (8: none). The same numbers as ``_replay`` computes up to
+    that group, without its per-group branches: the 8 bounds are independent."""
+    for k in range(8):
+        q = e0 + k
+        x = WT[in_i[q], lo + i]
+        m += x * wm[q]
+        s += x * ws[q]
+        pm[k] = m
+        ps[k] = s
+    mask = 0
+    for k in range(8):
+        g = g0 + k
+        h = _headroom(pm[k], ps[k], gdm[g], gds[g], ga[g], gb[g], c, itau_m, itau_s, theta)
+        mask |= int(h <= 0.0) << k
+    if mask == 0:
+        return 8
+    k = 0
+    while not (mask >> k) & 1:
+        k += 1
+    return k
+
+
 @njit(cache=True, nogil=True)
 def _membrane_from_current(S_t, r, t, G, tau_m, tau_s):
     """M in the frame of G of a neuron whose membrane restarts from 0 at r (membrane reset):
@@ -549,6 +578,8 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
     n_refr = 0
     fix_i = np.empty(n_out, np.int64)
     fix_m = np.empty(n_out)
+    pm = np.empty(8)
+    ps = np.empty(8)
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
@@ -611,14 +642,30 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
                         n_cand += 1
         t_last = gt[g1 - 1]
         n_refr = 0
+        one_group = g1 == g0 + 1
+        shape8 = g1 - g0 == 8 and e2 - e0 == 8
         for ci in range(n_cand):
             i = cand[ci]
             r_i = r[i]
+            gr = g0
+            m = M0[i]
+            s = S0[i]
+            if shape8 and r_i < t0:
+                # the groups before the first one whose bound reaches theta change nothing
+                # but the sums: start the replay there
+                k = _first_hit8(i, g0, e0, WT, in_i, lo, gdm, gds, ga, gb, wm, ws, m, s, pm,
+                                ps, c, itau_m, itau_s, theta)
+                if k == 8:
+                    continue    # M, S hold these sums already, r is unchanged
+                if k > 0:
+                    gr = g0 + k
+                    m = pm[k - 1]
+                    s = ps[k - 1]
             while True:
                 r[i] = r_i
-                n = _replay(i, g0, g1, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, M0,
-                            S0, M, S, r, c, tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t,
-                            out_i, n_spk, max_spikes)
+                n = _replay(i, gr, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds,
+                            wm, ws, m, s, M, S, r, c, tau_m, tau_s, theta, membrane_reset,
+                            t_ref, lo, out_t, out_i, n_spk, max_spikes)
                 if n != -1:
                     break
                 out_t, out_i = _grow(out_t, out_i, out_t.size)
