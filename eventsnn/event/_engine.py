@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from ._crossing import first_crossing, rise_bound
+from ._fma import fma
 from ._queue import heap_new, heap_pop, heap_remove, heap_set, heap_size, heap_top
 
 
@@ -68,22 +69,22 @@ def dense_block_size(n_in, n_out):
 
 @njit(cache=True, nogil=True)
 def _add_into(Mi, Si, Mo, So, row, wm, ws):
-    """Mo = Mi + x wm, So = Si + x ws for x = row (Mi, Si: the state before a window,
-    kept for replays; Mo, So: the state after it)."""
+    """Mo = Mi + x wm, So = Si + x ws for x = row, each a fused multiply-add (Mi, Si: the
+    state before a window, kept for replays; Mo, So: the state after it)."""
     for i in range(Mi.size):
         x = row[i]
-        Mo[i] = Mi[i] + x * wm
-        So[i] = Si[i] + x * ws
+        Mo[i] = fma(x, wm, Mi[i])
+        So[i] = fma(x, ws, Si[i])
 
 
 @njit(cache=True, nogil=True)
 def _add(M, S, row, wm, ws):
-    """M += x wm, S += x ws for x = row: an input of value v at time t in the frame of G
-    (wm = v e^{(t - G)/tau_m}, ws = v e^{(t - G)/tau_s})."""
+    """M += x wm, S += x ws (fused multiply-adds) for x = row: an input of value v at time t
+    in the frame of G (wm = v e^{(t - G)/tau_m}, ws = v e^{(t - G)/tau_s})."""
     for i in range(M.size):
         x = row[i]
-        M[i] += x * wm
-        S[i] += x * ws
+        M[i] = fma(x, wm, M[i])
+        S[i] = fma(x, ws, S[i])
 
 
 @njit(cache=True, nogil=True)
@@ -91,10 +92,9 @@ def _add_pos(M, S, P, row, wm, ws):
     """_add, and P += the positive part of each neuron's M increment."""
     for i in range(M.size):
         x = row[i]
-        dm = x * wm
-        M[i] += dm
-        S[i] += x * ws
-        P[i] += max(dm, 0.0)
+        M[i] = fma(x, wm, M[i])
+        S[i] = fma(x, ws, S[i])
+        P[i] += max(x * wm, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -103,11 +103,9 @@ def _add_pos2(M, S, P, row1, wm1, ws1, row2, wm2, ws2):
     for i in range(M.size):
         x1 = row1[i]
         x2 = row2[i]
-        dm1 = x1 * wm1
-        dm2 = x2 * wm2
-        M[i] = (M[i] + dm1) + dm2
-        S[i] = (S[i] + x1 * ws1) + x2 * ws2
-        P[i] = (P[i] + max(dm1, 0.0)) + max(dm2, 0.0)
+        M[i] = fma(x2, wm2, fma(x1, wm1, M[i]))
+        S[i] = fma(x2, ws2, fma(x1, ws1, S[i]))
+        P[i] = (P[i] + max(x1 * wm1, 0.0)) + max(x2 * wm2, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -118,13 +116,10 @@ def _add_pos4(M, S, P, r1, wm1, ws1, r2, wm2, ws2, r3, wm3, ws3, r4, wm4, ws4):
         x2 = r2[i]
         x3 = r3[i]
         x4 = r4[i]
-        d1 = x1 * wm1
-        d2 = x2 * wm2
-        d3 = x3 * wm3
-        d4 = x4 * wm4
-        M[i] = (((M[i] + d1) + d2) + d3) + d4
-        S[i] = (((S[i] + x1 * ws1) + x2 * ws2) + x3 * ws3) + x4 * ws4
-        P[i] = (((P[i] + max(d1, 0.0)) + max(d2, 0.0)) + max(d3, 0.0)) + max(d4, 0.0)
+        M[i] = fma(x4, wm4, fma(x3, wm3, fma(x2, wm2, fma(x1, wm1, M[i]))))
+        S[i] = fma(x4, ws4, fma(x3, ws3, fma(x2, ws2, fma(x1, ws1, S[i]))))
+        P[i] = (((P[i] + max(x1 * wm1, 0.0)) + max(x2 * wm2, 0.0)) + max(x3 * wm3, 0.0)
+                + max(x4 * wm4, 0.0))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -188,18 +183,19 @@ def _flag(P, H, E, flag):
 
 
 @njit(cache=True, nogil=True)
-def _window8(Mi, Si, Mo, So, flag, r1, r2, r3, r4, r5, r6, r7, r8, wm, ws, qE, e, dm, ds, a,
+def _window8(Mi, Si, Mo, So, flag, r1, r2, r3, r4, r5, r6, r7, r8, wm, ws, qW, e, dm, ds, a,
              b, c, itau_m, itau_s, theta):
     """One pass for the common window: one input at its first time and 8 input events
     e..e+7 in all (rows r1..r8), from the state Mi, Si before the window (kept for
     replays) to the state after it, Mo, So. Fuses _copy_bound, the sweeps with their
-    positive parts and _flag: the same operations in the same order, so the same bits, but
-    each neuron's state is read and written once per window, and H, P stay in registers.
-    The flag test weighs each input's positive part with its own remaining span (qE, from
-    ``_dense_windows``) instead of the window's: fewer neurons are replayed.
+    positive parts and _flag: the same fused multiply-adds in the same order on the traces,
+    so the same bits, but each neuron's state is read and written once per window, and H,
+    P stay in registers. The flag test weighs each input's positive part with its own
+    remaining span (``_dense_windows``' per-event qW, which includes wm: an input of
+    weight x adds at most max(x qW, 0)) instead of the window's: fewer neurons are replayed.
     Returns the number flagged."""
-    E1, E2, E3, E4 = qE[e], qE[e + 1], qE[e + 2], qE[e + 3]
-    E5, E6, E7, E8 = qE[e + 4], qE[e + 5], qE[e + 6], qE[e + 7]
+    E1, E2, E3, E4 = qW[e], qW[e + 1], qW[e + 2], qW[e + 3]
+    E5, E6, E7, E8 = qW[e + 4], qW[e + 5], qW[e + 6], qW[e + 7]
     wm1, wm2, wm3, wm4 = wm[e], wm[e + 1], wm[e + 2], wm[e + 3]
     wm5, wm6, wm7, wm8 = wm[e + 4], wm[e + 5], wm[e + 6], wm[e + 7]
     ws1, ws2, ws3, ws4 = ws[e], ws[e + 1], ws[e + 2], ws[e + 3]
@@ -213,24 +209,17 @@ def _window8(Mi, Si, Mo, So, flag, r1, r2, r3, r4, r5, r6, r7, r8, wm, ws, qE, e
         x2 = r2[i]
         x3 = r3[i]
         x4 = r4[i]
-        d1 = x1 * wm1
-        d2 = x2 * wm2
-        d3 = x3 * wm3
-        d4 = x4 * wm4
-        m = (((m + d1) + d2) + d3) + d4
-        s = (((s + x1 * ws1) + x2 * ws2) + x3 * ws3) + x4 * ws4
-        p = (((max(d1, 0.0) * E1) + max(d2, 0.0) * E2) + max(d3, 0.0) * E3) + max(d4, 0.0) * E4
+        m = fma(x4, wm4, fma(x3, wm3, fma(x2, wm2, fma(x1, wm1, m))))
+        s = fma(x4, ws4, fma(x3, ws3, fma(x2, ws2, fma(x1, ws1, s))))
+        p = ((max(x1 * E1, 0.0) + max(x2 * E2, 0.0)) + max(x3 * E3, 0.0)) + max(x4 * E4, 0.0)
         x1 = r5[i]
         x2 = r6[i]
         x3 = r7[i]
         x4 = r8[i]
-        d1 = x1 * wm5
-        d2 = x2 * wm6
-        d3 = x3 * wm7
-        d4 = x4 * wm8
-        Mo[i] = (((m + d1) + d2) + d3) + d4
-        So[i] = (((s + x1 * ws5) + x2 * ws6) + x3 * ws7) + x4 * ws8
-        p = (((p + max(d1, 0.0) * E5) + max(d2, 0.0) * E6) + max(d3, 0.0) * E7) + max(d4, 0.0) * E8
+        Mo[i] = fma(x4, wm8, fma(x3, wm7, fma(x2, wm6, fma(x1, wm5, m))))
+        So[i] = fma(x4, ws8, fma(x3, ws7, fma(x2, ws6, fma(x1, ws5, s))))
+        p = ((((p + max(x1 * E5, 0.0)) + max(x2 * E6, 0.0)) + max(x3 * E7, 0.0))
+             + max(x4 * E8, 0.0))
         hit = p >= h
         flag[i] = hit
         n += hit
@@ -376,8 +365,9 @@ def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
     wrs = np.ones(nw)
     # per event of a window of the _window8 shape: the most its M increment of 1 (frame of
     # G) adds to u before the window ends, e^{-(t_q - G)/tau_m} times the peak of eps over
-    # what is left of the window after t_q (at most wE; later inputs have less time)
-    qE = np.zeros(n)
+    # what is left of the window after t_q (at most wE; later inputs have less time),
+    # times wm[q]: an input of weight x adds at most max(x qW[q], 0) to u (signed values too)
+    qW = np.zeros(n)
     c = tau_m / (tau_m - tau_s)
     s_star = math.log(tau_m / tau_s) / (1.0 / tau_s - 1.0 / tau_m)
     eps_max = max(c * (math.exp(-s_star / tau_m) - math.exp(-s_star / tau_s)), 0.0)
@@ -398,7 +388,7 @@ def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
                     es = wb[w] * (fs[g] * gds[g0])
                     eps = max(c * (em - es), 0.0)
                 for q in range(gs[g], gs[g + 1]):   # every input of the group
-                    qE[q] = (eps * (1.0 + 1e-9) + 2e-15 * abs(c)) * gdm[g]
+                    qW[q] = (eps * (1.0 + 1e-9) + 2e-15 * abs(c)) * gdm[g] * wm[q]
         # the inputs counted in P: all when the first time has one input, else those after
         # it; (1 + 1e-9): slack for the rounding of the factors and of the sums in P
         if gs[g0 + 1] - gs[g0] == 1:
@@ -409,7 +399,7 @@ def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
             wr[w] = True
             wrm[w] = math.exp(-(gG[g0] - gG[g0 - 1]) / tau_m)
             wrs[w] = math.exp(-(gG[g0] - gG[g0 - 1]) / tau_s)
-    return gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs, qE
+    return gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs, qW
 
 
 @njit(cache=True, nogil=True)
@@ -460,8 +450,8 @@ def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm
             else:
                 for q in range(gs[g], gs[g + 1]):
                     x = WT[in_i[q], lo + i]
-                    m += x * wm[q]
-                    s += x * ws[q]
+                    m = fma(x, wm[q], m)
+                    s = fma(x, ws[q], s)
         if refr and not membrane_reset:
             continue  # M = S = 0 until r, and no input before the next group
         S_t = s * gds[g]
@@ -521,8 +511,8 @@ def _first_hit8(i, g0, e0, WT, in_i, lo, gdm, gds, ga, gb, wm, ws, m, s, pm, ps,
     for k in range(8):
         q = e0 + k
         x = WT[in_i[q], lo + i]
-        m += x * wm[q]
-        s += x * ws[q]
+        m = fma(x, wm[q], m)
+        s = fma(x, ws[q], s)
         pm[k] = m
         ps[k] = s
     mask = 0
@@ -552,7 +542,7 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
     """dense_layer for the output neurons lo..hi-1 only (the neurons of a Dense layer are
     independent given its input), over the windows of ``_dense_windows`` (``sched``).
     Returns (times, global neuron indices, count, exceeded), unsorted."""
-    gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs, qE = sched
+    gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, wst, wa, wb, wE, wr, wrm, wrs, qW = sched
     n_out = hi - lo
     # the sweeps read the block's part of a weight row as a contiguous slice WT[j, lo:hi]
     # (plain row[i] indexing: an offset index row[lo + i] defeated vectorisation); no copy
@@ -616,7 +606,7 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
         if e1 - e0 == 1 and e2 - e0 == 8:
             n_flag = _window8(M, S, M1, S1, flag, WT[in_i[e0], lo:hi], WT[in_i[e0 + 1], lo:hi],
                               WT[in_i[e0 + 2], lo:hi], WT[in_i[e0 + 3], lo:hi], WT[in_i[e0 + 4], lo:hi],
-                              WT[in_i[e0 + 5], lo:hi], WT[in_i[e0 + 6], lo:hi], WT[in_i[e0 + 7], lo:hi], wm, ws, qE,
+                              WT[in_i[e0 + 5], lo:hi], WT[in_i[e0 + 6], lo:hi], WT[in_i[e0 + 7], lo:hi], wm, ws, qW,
                               e0, gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta)
         else:
             n_flag = _sweep_window(M, S, M1, S1, H, P, flag, WT, lo, hi, in_i, wm, ws, e0, e1, e2,
