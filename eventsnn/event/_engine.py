@@ -54,8 +54,10 @@ def _sorted_output(times, idx, n):
 
 #: bytes of weights per neuron block of a Dense layer (``dense_block_size``): a block's
 #: columns of W.T, read for every input event, should stay in the cache (L2 1 MB / L3 32 MB
-#: here); measured with benchmarks/event_sim.py --n-out 4000
-DENSE_BLOCK_BYTES = 4 << 20
+#: here). Measured on W1 (1000 inputs, benchmarks/event_sim.py): at 1000 neurons one 8 MB
+#: block took 0.89x the time of two 4 MB blocks, at 4000 neurons blocks of 8 MB (1024
+#: neurons) 0.93x that of 4 MB blocks; smaller blocks repeat each window's fixed work more
+DENSE_BLOCK_BYTES = 8 << 20
 
 
 @njit(cache=True, nogil=True)
