@@ -36,6 +36,7 @@ from numba import njit
 
 from .._constants import CROSSING_TOL_MS
 from ._crossing import RISE_MARGIN, first_crossing
+from ._crossing import newton_crossing as _newton_crossing
 from ._engine import EPOCH_EXP, _grow, _sorted_output
 from ._geometry import input_span
 from ._grouped import grouped_conv_layer
@@ -156,32 +157,6 @@ def _tangent_bound(m, s, c, inv_m, inv_s, theta):
     if not du > 0.0:
         return math.inf
     return gap / du * (1.0 - RISE_MARGIN)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _newton_crossing(m, s, s_hi, c, tau_m, tau_s, theta):
-    """First offset in [0, s_hi] at which u reaches theta for the traces m, s at offset 0;
-    inf if there is none. Newton's method from the left: u is concave up to a crossing from
-    below (see ``_tangent_bound``), so the steps rise monotonically to it, and u' <= 0
-    before theta is reached means no crossing. One pair of exponentials per step serves u
-    and u'. A grazing approach converges slowly: after 50 steps ``first_crossing`` decides."""
-    x = 0.0
-    for _ in range(50):
-        A = m * math.exp(-x / tau_m)
-        B = s * math.exp(-x / tau_s)
-        u = c * (A - B)
-        if u >= theta:
-            return x
-        du = c * (B / tau_s - A / tau_m)
-        if not du > 0.0:
-            return math.inf
-        step = (theta - u) / du
-        x += step
-        if x > s_hi:
-            return math.inf
-        if step <= 0.25 * CROSSING_TOL_MS:
-            return x
-    return first_crossing(m, s, 0.0, s_hi, c, tau_m, tau_s, theta)
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")

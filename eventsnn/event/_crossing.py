@@ -298,3 +298,36 @@ def interval_crossings(Mv, Sv, n, span, a, b, c, tau_m, tau_s, theta, out, lo_, 
         na = kept
     for p in range(na):  # the iteration cap: as _halley_root, the bracket's upper end
         out[act[p]] = hi_[act[p]]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def newton_crossing(m, s, s_hi, c, tau_m, tau_s, theta):
+    """First offset in [0, s_hi] at which u reaches theta for the traces m, s at offset 0;
+    inf if there is none. Newton's method from the left: if u(0) < theta and u reaches theta
+    at x_c, u rises to its only extremum (a maximum, after x_c: u decays to 0 < theta) and
+    u'' changes sign at most once, so u is concave on [0, x_c]; the tangent steps rise
+    monotonically to x_c, never past it, and u' <= 0 before theta is reached means no
+    crossing (``_conv._tangent_bound`` is its first step). One pair of exponentials per
+    step serves u and u'. A grazing approach converges slowly: after 50 steps
+    ``first_crossing`` decides."""
+    x = 0.0
+    for it in range(50):
+        if it == 0:     # e^0 = 1: the same numbers without the two exponentials
+            A = m
+            B = s
+        else:
+            A = m * math.exp(-x / tau_m)
+            B = s * math.exp(-x / tau_s)
+        u = c * (A - B)
+        if u >= theta:
+            return x
+        du = c * (B / tau_s - A / tau_m)
+        if not du > 0.0:
+            return math.inf
+        step = (theta - u) / du
+        x += step
+        if x > s_hi:
+            return math.inf
+        if step <= 0.25 * CROSSING_TOL_MS:
+            return x
+    return first_crossing(m, s, 0.0, s_hi, c, tau_m, tau_s, theta)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._crossing import first_crossing, rise_bound
+from ._crossing import first_crossing, newton_crossing, rise_bound
 from ._fma import fma
 from ._queue import heap_new, heap_pop, heap_remove, heap_set, heap_size, heap_top
 
@@ -426,10 +426,10 @@ def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm
     groups from g0 on), group by group from its traces m, s before group g0 (in the frame
     of G, as every neuron; the state after the window goes to M, S; ``one_group``: the
     window is this one group of coincident inputs, whose sums the sweep left in M, S): add
-    the group's
-    inputs, bound u up to the next group (``_headroom``), search the exact crossing where
-    the bound reaches theta, reset. The same operations as the window sweep on the traces, so the
-    result does not depend on which neurons a window replays.
+    the group's inputs, bound u up to the next group (``_headroom``), search the exact
+    crossing where the bound reaches theta (``newton_crossing``), reset. The same operations
+    as the window sweep on the traces, so the result does not depend on which neurons a
+    window replays.
 
     Membrane reset: a neuron refractory at t (r >= t) has u = S(r) eps(s - r) after r; its
     M trace is not used, and M is set from S(r) when r falls before the next group of the
@@ -458,7 +458,8 @@ def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm
             continue  # M = S = 0 until r, and no input before the next group
         S_t = s * gds[g]
         if refr:
-            hit = S_t > 0.0 and ri <= t_next
+            # u after r is at most S(r) <= S_t (``rise_bound``): below theta, no exponential
+            hit = S_t >= theta and ri <= t_next
         else:
             hit = _headroom(m, s, gdm[g], gds[g], ga[g], gb[g], c, itau_m, itau_s, theta) <= 0.0
         if hit:
@@ -470,7 +471,7 @@ def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm
                     S_r = S_t * math.exp(-(ri - t) / tau_s)
                     if rise_bound(S_r, S_r, c, tau_m, tau_s, theta) > t_next - ri:
                         break
-                    sc = first_crossing(S_r, S_r, 0.0, t_next - ri, c, tau_m, tau_s, theta)
+                    sc = newton_crossing(S_r, S_r, t_next - ri, c, tau_m, tau_s, theta)
                     if sc == math.inf:
                         break
                     t_spk = ri + sc
@@ -478,7 +479,7 @@ def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm
                     M_t = m * gdm[g]
                     if rise_bound(M_t, S_t, c, tau_m, tau_s, theta) > span:
                         break
-                    sc = first_crossing(M_t, S_t, 0.0, span, c, tau_m, tau_s, theta)
+                    sc = newton_crossing(M_t, S_t, span, c, tau_m, tau_s, theta)
                     if sc == math.inf:
                         break
                     t_spk = t + sc
