@@ -633,6 +633,8 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
                     if flag[i]:
                         cand[n_cand] = i
                         n_cand += 1
+                if n_cand == n_flag:    # the rest of the flags are clear
+                    break
         t_last = gt[g1 - 1]
         n_refr = 0
         one_group = g1 == g0 + 1
