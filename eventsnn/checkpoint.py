@@ -1,7 +1,8 @@
 """Epoch checkpoints of a :class:`eventsnn.train.Trainer`, so that a killed run can go on.
 
 A checkpoint is one ``.npz`` file (written atomically: a temporary file, then a rename)
-holding every array that training changes (weights, biases, optimiser moments) and a JSON
+holding every array that training changes (weights, biases, optimiser moments, the raw
+parameters of a weight reparametrisation, `eventsnn.reparam`) and a JSON
 record of everything else: the epoch reached, the history, the optimiser's step count and
 learning rate, the states of the trainer's and the learner's random generators, and the
 learner's own state (e.g. whether the firing-rate initialisation ran, ASF-BP's scales).
@@ -65,6 +66,9 @@ def save(path: str, trainer: Any, epoch: int, generators: Dict[str, np.random.Ge
             arrays[f"weight_{k}"] = layer.weight
         if getattr(layer, "has_bias", False):
             arrays[f"bias_{k}"] = layer.bias
+    reparam = getattr(trainer, "reparam", None)
+    if reparam is not None:
+        arrays.update(reparam.state_arrays())
     opt = trainer.optimizer
     for k, slots in opt.state.items():
         for name, arr in slots.items():
@@ -76,6 +80,8 @@ def save(path: str, trainer: Any, epoch: int, generators: Dict[str, np.random.Ge
             "generators": {n: _jsonable(g.bit_generator.state) for n, g in generators.items()},
             "learner": {"name": trainer.learner.name, **learner_state(trainer.learner)},
             "config": _jsonable(config or {})}
+    if reparam is not None:
+        meta["reparam"] = _jsonable(reparam.config())
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     path = os.fspath(path)
     tmp = path + ".tmp"
@@ -126,6 +132,13 @@ def restore(trainer: Any, meta: Dict[str, Any], arrays: Dict[str, np.ndarray],
             layer.weight = w
         if getattr(layer, "has_bias", False):
             layer.bias = arrays[f"bias_{k}"]
+    reparam = getattr(trainer, "reparam", None)
+    if (reparam is None) != (meta.get("reparam") is None):
+        raise ValueError(f"{path} was written {'with' if reparam is None else 'without'} a weight "
+                         f"reparametrisation (reparam={meta.get('reparam')!r}), the trainer has "
+                         f"{None if reparam is None else reparam.config()!r}")
+    if reparam is not None:
+        reparam.restore(meta["reparam"], arrays, path)
     opt.t = int(meta["optimizer"]["t"])
     opt.state = {int(k): {name: np.array(arrays[f"opt_{k}_{name}"], dtype=np.float64)
                           for name in names}

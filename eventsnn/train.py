@@ -32,6 +32,7 @@ from ._progress import note_compilation, progress_bar
 from .learner import (GradSums, Learner, SampleSeeds, block_bounds, overrides_sums, predict_with,
                       sum_statistics, sums_in_rounds)
 from .optim import Optimizer, clip_grad_norm, grad_norm, make_optimizer
+from .reparam import WeightStandardization, make_reparam
 from ._typing import Samples, Seed
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -112,6 +113,15 @@ class Trainer:
         The event rule ignores it (it sums every sample's gradient in order anyway). NA with
         ``rescale=True`` takes its batch-wide means from the blocks' partial sums, added in
         block order (:func:`eventsnn.learner.sums_in_rounds`).
+    reparam : None, "standardize" or an :class:`eventsnn.reparam.WeightStandardization`:
+        train every Dense/Conv2d layer through Zhu et al.'s weight standardisation (raw
+        weight v, gain g and shift b per output channel; the layers hold the effective
+        weights). The optimiser (and ``clip_norm``) then works on (v, g, b). When ``fit``
+        starts afresh, v is the network's weights; g = 1 and b = 0 if the learner's
+        firing-rate initialisation is still to run (it then scales the standardised
+        weights, which goes into g, as the authors' initialisation scales g), else g and b
+        keep the current effective weights. Checkpoints hold (v, g, b). Rules that train
+        biases are not supported with it. See docs/training.md.
     """
 
     def __init__(self, learner: Learner, optimizer: Union[str, Optimizer] = "adam", lr: float = 1e-3,
@@ -122,7 +132,8 @@ class Trainer:
                  checkpoint: Optional[PathLike] = None,
                  epoch_callback: Optional[Callable[[Dict[str, Any]], None]] = None,
                  n_threads: Optional[int] = None, client: Any = None,
-                 shares: Optional[int] = None, block_size: Optional[int] = 8) -> None:
+                 shares: Optional[int] = None, block_size: Optional[int] = 8,
+                 reparam: Union[None, str, WeightStandardization] = None) -> None:
         if not isinstance(learner, Learner):
             raise TypeError(f"learner must be an eventsnn Learner, got {type(learner).__name__}")
         self.learner = learner
@@ -162,10 +173,13 @@ class Trainer:
             _check_client(client)
             learner.check_shares()
         self.train_seconds = 0.0
+        self.reparam = make_reparam(reparam)
 
     def _params(self, n_grads=None):
         """The parameter list matching a learner's gradient list: the L weights, followed by
         the L biases (None where a layer has none) when the learner returned 2 L gradients."""
+        if self.reparam is not None:
+            return self.reparam.params()
         layers = self.learner.net.layers
         params = [layer.weight if layer.has_weight else None for layer in layers]
         if n_grads is None or n_grads == len(layers):
@@ -201,6 +215,8 @@ class Trainer:
         learner_rng = np.random.default_rng(learner_seed)
         generators = {"order": order_rng, "learner": learner_rng}
         start = 0
+        if self.reparam is not None and self.reparam.net is not self.learner.net:
+            self.reparam.attach(self.learner.net, keep=bool(getattr(self.learner, "initialised", True)))
         if resume and self.checkpoint is not None and os.path.exists(self.checkpoint):
             meta, arrays = _ckpt.load(self.checkpoint)
             start = _ckpt.restore(self, meta, arrays, generators, self.checkpoint)
@@ -281,9 +297,16 @@ class Trainer:
             grads = [None if g is None else np.array(g, dtype=np.float64) for g in grads]
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} in epoch {epoch}, batch {b}")
+            if self.reparam is not None:
+                # the first batch's firing-rate initialisation rescaled the effective weights
+                # (the gradients are of the rescaled ones): the scales go into g and b
+                self.reparam.sync()
+                grads = self.reparam.grads(grads)
             norm = (clip_grad_norm(grads, self.clip_norm) if self.clip_norm
                     else grad_norm(grads))
             self.optimizer.step(self._params(len(grads)), grads)
+            if self.reparam is not None:
+                self.reparam.apply()
             loss_sum += loss * len(idx)
             correct += float(np.sum(np.asarray(preds) == y[idx]))
             spikes += stats.get("spikes_per_sample", np.nan) * len(idx)

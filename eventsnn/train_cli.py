@@ -45,6 +45,7 @@ from .learner import RULES, get_learner_class
 from .network import Sequential
 from .neurons import SRM
 from .optim import OPTIMIZERS
+from .reparam import GRADS as REPARAM_GRADS, REPARAMS, WeightStandardization
 from .spikes import SpikeTrains
 from .layers import Layer
 
@@ -73,6 +74,8 @@ DEFAULTS: Dict[str, Any] = {
     "threads": None,
     "scheduler": None,
     "scheduler_timeout": 10.0,
+    "reparam": None,
+    "reparam_grad": "exact",
 }
 
 _CONV = re.compile(r"^([0-9]+)C([0-9]+)(?:s([0-9]+))?(?:p([0-9]+))?$")
@@ -228,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"learning-rate schedule (default: {D['schedule']})")
     p.add_argument("--clip", type=at.positive_float,
                    help="clip the gradient L2 norm to this value (default: no clipping)")
+    p.add_argument("--reparam", choices=["none", *REPARAMS],
+                   help="train Dense/Conv2d weights through Zhu et al.'s per-channel weight "
+                        "standardisation (raw weight, gain, shift; docs/training.md) "
+                        "(default: none)")
+    p.add_argument("--reparam-grad", dest="reparam_grad", choices=list(REPARAM_GRADS),
+                   help="gradient of the standardisation: exact (chain rule) or code (the "
+                        "authors' bn_backward) (default: exact)")
     p.add_argument("--seed", type=at.nonneg_int,
                    help=f"seed of weights, batches and split (default: {D['seed']})")
     p.add_argument("--val", type=at.fraction,
@@ -285,7 +295,8 @@ def resolve_config(argv: Optional[Sequence[str]]) -> Dict[str, Any]:
         cfg.update(file_cfg)
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
                 "schedule", "clip", "seed", "val", "limit", "save", "data_dir", "log",
-                "checkpoint", "threads", "scheduler", "scheduler_timeout"):
+                "checkpoint", "threads", "scheduler", "scheduler_timeout", "reparam",
+                "reparam_grad"):
         val = getattr(args, key)
         if val is not None:
             cfg[key] = val
@@ -303,6 +314,12 @@ def resolve_config(argv: Optional[Sequence[str]]) -> Dict[str, Any]:
         _check_writable(key, cfg.get(key))
     if cfg["rule"] not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {cfg['rule']!r}")
+    if cfg.get("reparam") == "none":
+        cfg["reparam"] = None
+    if cfg.get("reparam") not in (None, *REPARAMS):
+        raise ValueError(f"reparam must be null, 'none' or one of {list(REPARAMS)}, got {cfg['reparam']!r}")
+    if cfg.get("reparam_grad") not in REPARAM_GRADS:
+        raise ValueError(f"reparam_grad must be one of {list(REPARAM_GRADS)}, got {cfg['reparam_grad']!r}")
     return cfg
 
 
@@ -335,7 +352,7 @@ _CONFIG_TYPES = {
     "lr": float, "weight_decay": float, "clip": float, "val": float, "scheduler_timeout": float,
     "opt": dict, "neuron": dict, "data": dict,
     "save": str, "data_dir": str, "log": str, "checkpoint": str, "scheduler": str,
-    "progress": bool,
+    "progress": bool, "reparam": str, "reparam_grad": str,
 }
 
 
@@ -510,7 +527,9 @@ def _run(cfg, client):
                       seed=seed, progress=bar, schedule=cfg["schedule"],
                       log=cfg.get("log"), checkpoint=cfg.get("checkpoint"),
                       epoch_callback=epoch_line if lines else None,
-                      n_threads=cfg.get("threads"), client=client)
+                      n_threads=cfg.get("threads"), client=client,
+                      reparam=(WeightStandardization(grad=cfg.get("reparam_grad") or "exact")
+                               if cfg.get("reparam") else None))
     history = trainer.fit(X_tr, y_tr, resume=cfg.get("resume", False))
     t0 = time.perf_counter()
     test = trainer.evaluate(X_te, y_te)
@@ -530,6 +549,7 @@ def _run(cfg, client):
         "spikes_per_sample": test["spikes_per_sample"],
         "final_loss": last.get("loss"),
         "seed": seed,
+        "reparam": cfg.get("reparam"),
         "history": [{k: (round(x, 6) if isinstance(x, float) else x) for k, x in row.items()}
                     for row in history],
     }
