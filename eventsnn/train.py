@@ -215,8 +215,9 @@ class Trainer:
         learner_rng = np.random.default_rng(learner_seed)
         generators = {"order": order_rng, "learner": learner_rng}
         start = 0
-        if self.reparam is not None and self.reparam.net is not self.learner.net:
-            self.reparam.attach(self.learner.net, keep=bool(getattr(self.learner, "initialised", True)))
+        net = getattr(self.learner, "net")  # the Learner contract's network (not typed on the base)
+        if self.reparam is not None and self.reparam.net is not net:
+            self.reparam.attach(net, keep=bool(getattr(self.learner, "initialised", True)))
         if resume and self.checkpoint is not None and os.path.exists(self.checkpoint):
             meta, arrays = _ckpt.load(self.checkpoint)
             start = _ckpt.restore(self, meta, arrays, generators, self.checkpoint)
