@@ -143,6 +143,41 @@ def rise_bound(M, S, c, tau_m, tau_s, theta):
     return gap / D * (1.0 - RISE_MARGIN)
 
 
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _halley_step(M, S, lo, hi, x, c, itau_m, itau_s, theta):
+    """One safeguarded Halley step of ``_halley_root`` from x on the bracket [lo, hi]:
+    (final, value, lo, hi) with the bracket narrowed by u(x); when final, value is the root to
+    CROSSING_TOL_MS, else the next guess."""
+    A = c * M * math.exp(-x * itau_m)
+    B = c * S * math.exp(-x * itau_s)
+    f = A - B - theta
+    if f >= 0.0:
+        hi = x
+    else:
+        lo = x
+    if hi - lo <= CROSSING_TOL_MS:
+        return True, hi, lo, hi
+    d1 = B * itau_s - A * itau_m
+    d2 = A * itau_m * itau_m - B * itau_s * itau_s
+    xn = math.nan
+    if d1 > 0.0:
+        den = 2.0 * d1 * d1 - f * d2
+        if den > 0.0:
+            xn = x - 2.0 * f * d1 / den
+    if not (lo < xn < hi):
+        xn = 0.5 * (lo + hi)
+    else:
+        step = abs(xn - x)
+        if step < 1e-3:
+            d3 = B * itau_s * itau_s * itau_s - A * itau_m * itau_m * itau_m
+            K = d2 * d2 / (4.0 * d1 * d1) + abs(d3) / (6.0 * d1)
+            if K * step * step * step <= 0.1 * CROSSING_TOL_MS:
+                return True, xn, lo, hi
+    if abs(xn - x) <= 0.25 * CROSSING_TOL_MS:
+        return True, xn, lo, hi
+    return False, xn, lo, hi
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _halley_root(M, S, lo, hi, x, c, itau_m, itau_s, theta):
     """Root of u - theta on [lo, hi] with u(lo) < theta <= u(hi) and one sign change of
@@ -153,34 +188,9 @@ def _halley_root(M, S, lo, hi, x, c, itau_m, itau_s, theta):
     if not (lo < x < hi):
         x = 0.5 * (lo + hi)
     for _ in range(CROSSING_MAX_ITER):
-        A = c * M * math.exp(-x * itau_m)
-        B = c * S * math.exp(-x * itau_s)
-        f = A - B - theta
-        if f >= 0.0:
-            hi = x
-        else:
-            lo = x
-        if hi - lo <= CROSSING_TOL_MS:
-            return hi
-        d1 = B * itau_s - A * itau_m
-        d2 = A * itau_m * itau_m - B * itau_s * itau_s
-        xn = math.nan
-        if d1 > 0.0:
-            den = 2.0 * d1 * d1 - f * d2
-            if den > 0.0:
-                xn = x - 2.0 * f * d1 / den
-        if not (lo < xn < hi):
-            xn = 0.5 * (lo + hi)
-        else:
-            step = abs(xn - x)
-            if step < 1e-3:
-                d3 = B * itau_s * itau_s * itau_s - A * itau_m * itau_m * itau_m
-                K = d2 * d2 / (4.0 * d1 * d1) + abs(d3) / (6.0 * d1)
-                if K * step * step * step <= 0.1 * CROSSING_TOL_MS:
-                    return xn
-        if abs(xn - x) <= 0.25 * CROSSING_TOL_MS:
-            return xn
-        x = xn
+        final, x, lo, hi = _halley_step(M, S, lo, hi, x, c, itau_m, itau_s, theta)
+        if final:
+            return x
     return hi
 
 
@@ -260,34 +270,8 @@ def interval_crossings(Mv, Sv, n, span, a, b, c, tau_m, tau_s, theta, out, lo_, 
             x = x_[q]
             lo = lo_[q]
             hi = hi_[q]
-            A = c * Mv[q] * math.exp(-x * itau_m)
-            B = c * Sv[q] * math.exp(-x * itau_s)
-            f = A - B - theta
-            if f >= 0.0:
-                hi = x
-            else:
-                lo = x
-            if hi - lo <= CROSSING_TOL_MS:
-                out[q] = hi
-                continue
-            d1 = B * itau_s - A * itau_m
-            d2 = A * itau_m * itau_m - B * itau_s * itau_s
-            xn = math.nan
-            if d1 > 0.0:
-                den = 2.0 * d1 * d1 - f * d2
-                if den > 0.0:
-                    xn = x - 2.0 * f * d1 / den
-            if not (lo < xn < hi):
-                xn = 0.5 * (lo + hi)
-            else:
-                step = abs(xn - x)
-                if step < 1e-3:
-                    d3 = B * itau_s * itau_s * itau_s - A * itau_m * itau_m * itau_m
-                    K = d2 * d2 / (4.0 * d1 * d1) + abs(d3) / (6.0 * d1)
-                    if K * step * step * step <= 0.1 * CROSSING_TOL_MS:
-                        out[q] = xn
-                        continue
-            if abs(xn - x) <= 0.25 * CROSSING_TOL_MS:
+            final, xn, lo, hi = _halley_step(Mv[q], Sv[q], lo, hi, x, c, itau_m, itau_s, theta)
+            if final:
                 out[q] = xn
                 continue
             x_[q] = xn
