@@ -54,11 +54,8 @@ def _passes(window8, sched, WT, in_i, block, tau_m, tau_s):
                 e0 = gs[g0]
                 if gs[g0 + 1] - e0 != 1 or gs[wst[w + 1]] - e0 != 8:
                     continue
-                n += window8(M, S, M1, S1, flag, WT[in_i[e0], lo:hi], WT[in_i[e0 + 1], lo:hi],
-                             WT[in_i[e0 + 2], lo:hi], WT[in_i[e0 + 3], lo:hi],
-                             WT[in_i[e0 + 4], lo:hi], WT[in_i[e0 + 5], lo:hi],
-                             WT[in_i[e0 + 6], lo:hi], WT[in_i[e0 + 7], lo:hi], wm, ws, qW, e0,
-                             gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, 1e9)
+                n += window8(M, S, M1, S1, flag, WT, in_i, lo, hi, wm, ws, qW, e0, gdm[g0],
+                             gds[g0], wa[w], wb[w], c, itau_m, itau_s, 1e9)
                 M, M1 = M1, M
                 S, S1 = S1, S
         return n

@@ -185,10 +185,11 @@ def _flag(P, H, E, flag):
 
 
 @njit(cache=True, nogil=True)
-def _window8(Mi, Si, Mo, So, flag, r1, r2, r3, r4, r5, r6, r7, r8, wm, ws, qW, e, dm, ds, a,
-             b, c, itau_m, itau_s, theta):
+def _window8(Mi, Si, Mo, So, flag, WT, in_i, lo, hi, wm, ws, qW, e, dm, ds, a, b, c, itau_m,
+             itau_s, theta):
     """One pass for the common window: one input at its first time and 8 input events
-    e..e+7 in all (rows r1..r8), from the state Mi, Si before the window (kept for
+    e..e+7 in all (their rows of WT, columns lo..hi-1, read as slices: fewer arguments to
+    pass), from the state Mi, Si before the window (kept for
     replays) to the state after it, Mo, So. Fuses _copy_bound, the sweeps with their
     positive parts and _flag: the same fused multiply-adds in the same order on the traces,
     so the same bits, but each neuron's state is read and written once per window, and H,
@@ -196,6 +197,8 @@ def _window8(Mi, Si, Mo, So, flag, r1, r2, r3, r4, r5, r6, r7, r8, wm, ws, qW, e
     remaining span (``_dense_windows``' per-event qW, which includes wm: an input of
     weight x adds at most max(x qW, 0)) instead of the window's: fewer neurons are replayed.
     Returns the number flagged."""
+    r1, r2, r3, r4 = WT[in_i[e], lo:hi], WT[in_i[e + 1], lo:hi], WT[in_i[e + 2], lo:hi], WT[in_i[e + 3], lo:hi]
+    r5, r6, r7, r8 = WT[in_i[e + 4], lo:hi], WT[in_i[e + 5], lo:hi], WT[in_i[e + 6], lo:hi], WT[in_i[e + 7], lo:hi]
     E1, E2, E3, E4 = qW[e], qW[e + 1], qW[e + 2], qW[e + 3]
     E5, E6, E7, E8 = qW[e + 4], qW[e + 5], qW[e + 6], qW[e + 7]
     wm1, wm2, wm3, wm4 = wm[e], wm[e + 1], wm[e + 2], wm[e + 3]
@@ -418,10 +421,9 @@ def _merge_blocks(parts_t, parts_i, total, exceeded):
     return t_o, i_o, exceeded
 
 
-@njit(cache=True, nogil=True)
-def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws, m, s, M,
-            S, r, c, tau_m, tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk,
-            max_spikes):
+@njit(cache=True, nogil=True, inline="always")
+def _replay(i, g0, g1, one_group, WT, in_i, sched, m, s, M, S, r, c, tau_m, tau_s, theta,
+            membrane_reset, t_ref, lo, out_t, out_i, n_spk, max_spikes):
     """Neuron i of a block over the groups g0..g1-1 of one window (or the window's last
     groups from g0 on), group by group from its traces m, s before group g0 (in the frame
     of G, as every neuron; the state after the window goes to M, S; ``one_group``: the
@@ -434,7 +436,11 @@ def _replay(i, g0, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds, wm
     Membrane reset: a neuron refractory at t (r >= t) has u = S(r) eps(s - r) after r; its
     M trace is not used, and M is set from S(r) when r falls before the next group of the
     window (after the last group the caller does it, in the next window's frame).
-    Returns (out_t, out_i, n_spk, exceeded)."""
+    ``sched``: ``_dense_windows``' tuple. Inlined into the caller (fewer than 30 arguments:
+    CPython passes more as *args, which numba does not inline): a call with its ~17 array
+    arguments cost hundreds of cycles in reference counts alone, per replay.
+    Returns the new spike count; -1 when out_t is full, -2 when max_spikes is exceeded."""
+    gs, gt, gn, ga, gb, gG, gdm, gds, wm, ws = sched[:10]
     itau_m = 1.0 / tau_m
     itau_s = 1.0 / tau_s
     ri = r[i]
@@ -607,10 +613,8 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
         e1 = gs[g0 + 1]
         e2 = gs[g1]
         if e1 - e0 == 1 and e2 - e0 == 8:
-            n_flag = _window8(M, S, M1, S1, flag, WT[in_i[e0], lo:hi], WT[in_i[e0 + 1], lo:hi],
-                              WT[in_i[e0 + 2], lo:hi], WT[in_i[e0 + 3], lo:hi], WT[in_i[e0 + 4], lo:hi],
-                              WT[in_i[e0 + 5], lo:hi], WT[in_i[e0 + 6], lo:hi], WT[in_i[e0 + 7], lo:hi], wm, ws, qW,
-                              e0, gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta)
+            n_flag = _window8(M, S, M1, S1, flag, WT, in_i, lo, hi, wm, ws, qW, e0, gdm[g0],
+                              gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta)
         else:
             n_flag = _sweep_window(M, S, M1, S1, H, P, flag, WT, lo, hi, in_i, wm, ws, e0, e1, e2,
                                    gdm[g0], gds[g0], wa[w], wb[w], c, itau_m, itau_s, theta,
@@ -658,9 +662,9 @@ def _dense_block(in_i, WT, lo, hi, sched, tau_m, tau_s, theta, membrane_reset, t
                     s = ps[k - 1]
             while True:
                 r[i] = r_i
-                n = _replay(i, gr, g1, one_group, WT, in_i, gs, gt, gn, ga, gb, gG, gdm, gds,
-                            wm, ws, m, s, M, S, r, c, tau_m, tau_s, theta, membrane_reset,
-                            t_ref, lo, out_t, out_i, n_spk, max_spikes)
+                n = _replay(i, gr, g1, one_group, WT, in_i, sched, m, s, M, S, r, c, tau_m,
+                            tau_s, theta, membrane_reset, t_ref, lo, out_t, out_i, n_spk,
+                            max_spikes)
                 if n != -1:
                     break
                 out_t, out_i = _grow(out_t, out_i, out_t.size)
