@@ -132,23 +132,28 @@ def _headroom(M, S, dm, ds, a, b, c, itau_m, itau_s, theta):
     exponentials, each with at most one zero: unless the slope falls from >= 0 at the start
     to <= 0 at the end (a maximum inside), u is largest at an end. A maximum inside has the
     value M e^{-s*/tau_m} <= max(M, 0) and is below the sum of each term's larger end
-    value (the slope tests have a tolerance, so an end value is kept in that case too). The
-    rounding is covered by margins of 1e-9 (|A| + |B|). Branch-free. (A true bound of u,
-    not only a test against theta > 0: the caller adds the later inputs to it.)"""
+    value. The rounding is covered by a margin of 1e-9 (|A| + |B|); the slope tests have a
+    tolerance of that margin times max(1/tau) (at least 1e-9 (|A|/tau_m + |B|/tau_s)), so
+    an end value is kept only where the slope's sign is certain, and the inner bound (valid
+    everywhere) elsewhere. Branch-free; the factors c dm, -c ds, max(1/tau) are the same
+    for every neuron (hoisted out of the window pass's loop), so a neuron costs a few
+    operations less than with c applied per neuron. (A true bound of u, not only a test
+    against theta > 0: the caller adds the later inputs to it.)"""
     m = M * dm
-    A = c * m
-    B = -c * (S * ds)
+    A = M * (c * dm)
+    B = S * (-c * ds)
     Aa = A * a
     Bb = B * b
     # slopes times -1 at both ends
     d0 = A * itau_m + B * itau_s
     d1 = Aa * itau_m + Bb * itau_s
-    tol = 1e-9 * (abs(A) * itau_m + abs(B) * itau_s)
+    margin = 1e-9 * (abs(A) + abs(B))
+    tol = margin * max(itau_m, itau_s)
     inner = (d0 < tol) & (d1 > -tol)   # & and a select, not branches: replays mispredicted them
     ub = max(A + B, Aa + Bb)
     ub_in = min(max(A, Aa) + max(B, Bb), max(ub, m, 0.0))
     ub = ub_in if inner else ub
-    return theta - ub - 1e-9 * (abs(A) + abs(B))
+    return theta - ub - margin
 
 
 @njit(cache=True, nogil=True)
@@ -206,6 +211,36 @@ def _window8(Mi, Si, Mo, So, flag, WT, in_i, lo, hi, wm, ws, qW, e, dm, ds, a, b
     ws1, ws2, ws3, ws4 = ws[e], ws[e + 1], ws[e + 2], ws[e + 3]
     ws5, ws6, ws7, ws8 = ws[e + 4], ws[e + 5], ws[e + 6], ws[e + 7]
     n = 0
+    if min(min(min(E1, E2), min(E3, E4)), min(min(E5, E6), min(E7, E8))) >= 0.0:
+        # every flag weight >= 0 (inputs of positive value, as in W1): max(x E, 0) =
+        # E max(x, 0), and inputs taken in pairs, E_a x_a+ + E_b x_b+ <= max(E_a, E_b)
+        # (x_a+ + x_b+): 4 multiplies per neuron instead of 8. The E of a window fall with
+        # the time left after each input, so a pair's larger E is about its first one's and
+        # few more neurons are flagged (W1: +6 %). The rounding of these few sums (summed
+        # with fused multiply-adds) is far inside the (1 + 1e-9) slack of qW.
+        F1, F2, F3, F4 = max(E1, E2), max(E3, E4), max(E5, E6), max(E7, E8)
+        for i in range(Mi.size):
+            m = Mi[i]
+            s = Si[i]
+            h = _headroom(m, s, dm, ds, a, b, c, itau_m, itau_s, theta)
+            x1 = r1[i]
+            x2 = r2[i]
+            x3 = r3[i]
+            x4 = r4[i]
+            m = fma(x4, wm4, fma(x3, wm3, fma(x2, wm2, fma(x1, wm1, m))))
+            s = fma(x4, ws4, fma(x3, ws3, fma(x2, ws2, fma(x1, ws1, s))))
+            p = fma(F2, max(x3, 0.0) + max(x4, 0.0), F1 * (max(x1, 0.0) + max(x2, 0.0)))
+            x1 = r5[i]
+            x2 = r6[i]
+            x3 = r7[i]
+            x4 = r8[i]
+            Mo[i] = fma(x4, wm8, fma(x3, wm7, fma(x2, wm6, fma(x1, wm5, m))))
+            So[i] = fma(x4, ws8, fma(x3, ws7, fma(x2, ws6, fma(x1, ws5, s))))
+            p = fma(F4, max(x3, 0.0) + max(x4, 0.0), fma(F3, max(x1, 0.0) + max(x2, 0.0), p))
+            hit = p >= h
+            flag[i] = hit
+            n += hit
+        return n
     for i in range(Mi.size):
         m = Mi[i]
         s = Si[i]
@@ -294,7 +329,8 @@ def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
     end (the next window's time, or t_end); wE bounds what an M increment of 1 (in the
     frame of G) counted in P (all inputs when the first group has one, else those after the
     first group) adds to u before the end, e^{-(t0 - G)/tau_m} max eps (0 for one-group
-    windows of coincident inputs); wr marks a window starting a new epoch, whose traces
+    windows of coincident inputs and for windows of the ``_window8`` shape, which use qW);
+    wr marks a window starting a new epoch, whose traces
     are first scaled by wrm, wrs."""
     n = 0
     while n < in_t.size and in_t[n] <= t_end:
@@ -382,7 +418,8 @@ def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
         t_w = gn[g1 - 1]
         wa[w] = math.exp(-(t_w - gt[g0]) / tau_m)
         wb[w] = math.exp(-(t_w - gt[g0]) / tau_s)
-        if gs[g0 + 1] - gs[g0] == 1 and gs[g1] - gs[g0] == 8:
+        shape8 = gs[g0 + 1] - gs[g0] == 1 and gs[g1] - gs[g0] == 8
+        if shape8:
             for g in range(g0, g1):
                 if t_w - gt[g] >= s_star:
                     eps = eps_max
@@ -395,8 +432,12 @@ def _dense_windows(in_t, in_v, t_end, tau_m, tau_s, window):
                 for q in range(gs[g], gs[g + 1]):   # every input of the group
                     qW[q] = (eps * (1.0 + 1e-9) + 2e-15 * abs(c)) * gdm[g] * wm[q]
         # the inputs counted in P: all when the first time has one input, else those after
-        # it; (1 + 1e-9): slack for the rounding of the factors and of the sums in P
-        if gs[g0 + 1] - gs[g0] == 1:
+        # it; (1 + 1e-9): slack for the rounding of the factors and of the sums in P. Not
+        # for windows of the _window8 shape, which weigh each input with its qW instead
+        # (wE stays 0 there: two exponentials and a logarithm less per window)
+        if shape8:
+            pass
+        elif gs[g0 + 1] - gs[g0] == 1:
             wE[w] = _eps_peak(t_w - gt[g0], tau_m, tau_s) * gdm[g0] * (1.0 + 1e-9)
         elif g1 > g0 + 1:
             wE[w] = _eps_peak(t_w - gt[g0 + 1], tau_m, tau_s) * gdm[g0] * (1.0 + 1e-9)
