@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rec = net.simulate(x)
     wall = time.perf_counter() - t0
     names = ["input"] + [repr(layer) for layer in net.layers]
-    fan = [l.weight.shape[0] if isinstance(l, Dense) else 0 for l in net.layers]
+    fan = [l.n_out if isinstance(l, Dense) else 0 for l in net.layers]
     syn = len(rec.spikes[0]) * cast(Conv2d, net.layers[0]).out_channels * 25 + len(rec.spikes[2]) * fan[2]
     print("\nevents per level (exact spike times, continuous time):")
     for name, s in zip(names, rec.spikes):

@@ -49,14 +49,25 @@ class Layer:
         return int(np.prod(self.out_shape))
 
     @property
-    def weight(self) -> np.ndarray:
+    def weight(self) -> Optional[np.ndarray]:
         """The weight array (``weight_shape``); None on layers without weights (pooling,
-        Flatten: ``has_weight`` is False)."""
+        Flatten: ``has_weight`` is False) and before a weighted layer is initialised."""
         return self._weight
 
     @weight.setter
     def weight(self, value: ArrayLike) -> None:
         self._weight = self._checked_weight(value).copy()
+
+    def _weight_array(self) -> np.ndarray:
+        """``weight`` for code that needs the array: TypeError on a layer without weights,
+        ValueError on a weighted layer that is not initialised yet (not in a network)."""
+        if not self.has_weight:
+            raise TypeError(f"{self!r} has no weight")
+        w = self.weight
+        if w is None:
+            raise ValueError(f"{self!r} has no weight yet: put it in a Sequential (which "
+                             "initialises it) or assign layer.weight")
+        return w
 
     def _checked_weight(self, value: ArrayLike) -> np.ndarray:
         """``value`` as a float64 array of ``weight_shape``, finite and of magnitude at most
@@ -169,11 +180,11 @@ class Dense(Layer):
                            (self.n_out_decl,))
 
     @property
-    def weight(self) -> np.ndarray:
+    def weight(self) -> Optional[np.ndarray]:
         """The weight array (n_out, n_in): a transposed view of the layer's storage
         (``weight_t``), writable in place; None before the layer is initialised."""
         w = self._weight_t
-        return cast(np.ndarray, None) if w is None else w.T   # None as Layer.weight gives
+        return None if w is None else w.T
 
     @weight.setter
     def weight(self, value: ArrayLike) -> None:
@@ -181,7 +192,7 @@ class Dense(Layer):
         self._weight_t = np.array(self._checked_weight(value).T, order="C", copy=True)
 
     @property
-    def weight_t(self) -> np.ndarray:
+    def weight_t(self) -> Optional[np.ndarray]:
         """The stored transpose of ``weight``: a C-contiguous (n_in, n_out) array, the
         array the event kernels read (row j: the weights of input j to every neuron).
         Shares memory with ``weight``; None before the layer is initialised."""

@@ -70,13 +70,13 @@ def to_nir(net: Sequential) -> Any:
     for k, (layer, nrn) in enumerate(zip(net.layers, net.layer_neurons)):
         what = f"layer {k} ({layer!r})"
         if isinstance(layer, Dense):
-            nodes[f"{k}_linear"] = nir.Linear(weight=layer.weight.copy())
+            nodes[f"{k}_linear"] = nir.Linear(weight=layer._weight_array().copy())
             order.append(f"{k}_linear")
         elif isinstance(layer, Conv2d):
             C, H, W = layer.in_shape
             s, p = layer.stride, layer.padding
             nodes[f"{k}_conv2d"] = nir.Conv2d(
-                input_shape=(H, W), weight=layer.weight.copy(), stride=(s, s), padding=(p, p),
+                input_shape=(H, W), weight=layer._weight_array().copy(), stride=(s, s), padding=(p, p),
                 dilation=(1, 1), groups=1, bias=np.zeros(layer.out_channels))
             order.append(f"{k}_conv2d")
         elif isinstance(layer, MaxPool2d):

@@ -226,7 +226,7 @@ class WeightStandardization:
             w = _effective(r, g, b, self.eps)
             if not np.all(np.isfinite(w)):
                 raise ValueError(f"weight standardisation made layer {k}'s effective weights non-finite")
-            net.layers[k].weight[...] = w
+            net.layers[k]._weight_array()[...] = w
             self._written.append(np.array(net.layers[k].weight))
 
     def grads(self, weight_grads: Sequence[Optional[np.ndarray]]) -> List[np.ndarray]:
@@ -257,7 +257,7 @@ class WeightStandardization:
         net = self._need_net()
         changed = False
         for i, k in enumerate(self.layers):
-            w = net.layers[k].weight
+            w = net.layers[k]._weight_array()
             if np.array_equal(w, self._written[i]):
                 continue
             C = w.shape[0]

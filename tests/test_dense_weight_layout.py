@@ -173,3 +173,22 @@ def test_nir_round_trip_of_edited_weights():
     for s1, s2 in zip(net.simulate(x).spikes[1:], back.simulate(x).spikes[1:]):
         np.testing.assert_array_equal(s1.neurons, s2.neurons)
         np.testing.assert_allclose(s1.times, s2.times, rtol=0, atol=1e-9)
+
+
+def test_weight_is_none_before_initialisation_and_code_needing_it_says_so():
+    from eventsnn.dense import ops
+    from eventsnn.layers import AvgPool2d, Dense
+    d = Dense(4, 3)
+    assert d.weight is None and d.weight_t is None
+    with pytest.raises(ValueError, match="no weight yet"):
+        d._weight_array()
+    d.bind((4,))
+    with pytest.raises(ValueError, match="has no weight"):
+        ops.forward(d, np.zeros(4))
+    d.weight = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(d._weight_array(), np.arange(12.0).reshape(3, 4))
+    assert d._weight_array().base is d.weight_t     # the stored array, not a copy
+    pool = AvgPool2d(2)
+    assert pool.weight is None
+    with pytest.raises(TypeError, match="has no weight"):
+        pool._weight_array()

@@ -105,7 +105,8 @@ def init_firing_rate(net: Sequential, x: ArrayLike, target: float = 1.0,
             scales.append(None)
             rates.append(None)
             continue
-        w0 = standardized(layer.weight) if standardize else layer.weight.copy()
+        w = layer._weight_array()
+        w0 = standardized(w) if standardize else w.copy()
 
         def run(m):
             layer.weight = w0 * m

@@ -84,7 +84,7 @@ def forward(layer: Layer, x: np.ndarray, pool_weight: float = 1.0) -> np.ndarray
     x = _as_flat("x", x, layer.n_in)
     lead = x.shape[:-1]
     if isinstance(layer, Dense):
-        out = x.reshape(-1, layer.n_in) @ layer.weight.T
+        out = x.reshape(-1, layer.n_in) @ layer._weight_array().T
     elif isinstance(layer, Conv2d):
         out = _conv_forward(layer, x.reshape(-1, layer.n_in))
     elif isinstance(layer, MaxPool2d):

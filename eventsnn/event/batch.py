@@ -661,10 +661,10 @@ def backward_batch(net: Sequential, levels: Sequence[Events],
                 shape_k = (layer.n_in, layer.n_out)
                 fix = lambda a: np.ascontiguousarray(a.reshape(shape_k).T)  # noqa: E731
             else:
-                fix = lambda a: a.reshape(layer.weight.shape)  # noqa: E731
+                fix = lambda a: a.reshape(layer.weight_shape)  # noqa: E731
             if per_sample:
                 weights[li - 1] = np.stack([fix(G[s]) for s in range(n)]) if n else \
-                    np.zeros((0,) + layer.weight.shape)
+                    np.zeros((0,) + layer.weight_shape)
             else:
                 total = G[0] if not rows else _sum_rows(G)
                 weights[li - 1] = fix(total)

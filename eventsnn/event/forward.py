@@ -63,11 +63,11 @@ def dense_csr(weight: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 def layer_connectivity(layer: Layer) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, targets, weights) of a Dense or Conv2d layer."""
     if isinstance(layer, Dense):
-        indptr, targets, _ = dense_csr(layer.weight)
+        indptr, targets, _ = dense_csr(layer._weight_array())
         # the links run input by input, each over every neuron: exactly W.T's rows
-        return indptr, targets, layer.weight_t.ravel()
+        return indptr, targets, layer._weight_array().T.ravel()
     indptr, targets, widx = cast(Conv2d, layer).connectivity()
-    return indptr, targets, np.ascontiguousarray(layer.weight.ravel()[widx])
+    return indptr, targets, np.ascontiguousarray(layer._weight_array().ravel()[widx])
 
 
 def simulate_sample(layers: Sequence[Layer],
@@ -161,7 +161,7 @@ def kernel_weights(layer: Layer) -> Any:
         return layer.weight_t
     if isinstance(layer, Conv2d):
         _, _, widx = layer.connectivity()
-        return np.ascontiguousarray(layer.weight.ravel()[widx])
+        return np.ascontiguousarray(layer._weight_array().ravel()[widx])
     if isinstance(layer, (MaxPool2d, AvgPool2d)):
         return layer.pool_index()
     return None

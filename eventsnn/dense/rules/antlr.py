@@ -142,7 +142,7 @@ def backward(rec: DenseRecord, grad_s: Optional[ArrayLike] = None,
             weights[l] = ops.grad_weight(layer, x, dc_act)
             if timing_penalty and isinstance(layer, Dense):
                 silent = (rec.outputs[l].reshape(T, B, -1) == 0).all(axis=0).sum(axis=0)
-                weights[l] = weights[l] - (timing_penalty / layer.weight.shape[1]) * silent[:, None]
+                weights[l] = weights[l] - (timing_penalty / layer.n_in) * silent[:, None]
             if layer.has_bias:
                 db = bias_window_grad(dv, np.ascontiguousarray(S), neuron.a_v, neuron.resolved_b_bias(T))
                 biases[l] = ops.grad_bias(layer, db.reshape(B, -1))
