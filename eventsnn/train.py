@@ -88,9 +88,13 @@ class Trainer:
     seed : int, seeds shuffling, the validation split and the rng passed to the learner;
         same seed, same result.
     progress : bool, show a progress bar on stderr (tqdm's, or a built-in text bar).
-    schedule : "constant" or "cosine": the learning rate decays from ``lr`` to
-        ``lr * min_lr_fraction`` along a half cosine over the epochs (set per epoch).
-    min_lr_fraction : float in [0, 1], the final fraction of ``lr`` under "cosine".
+    schedule : "constant" or "cosine": the learning rate decays from ``lr`` towards
+        ``lr * min_lr_fraction`` along a half cosine over the epochs, set per epoch as
+        torch's ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch does: epoch e
+        (1-based) of E uses ``lr * (f + (1 - f) * (1 + cos(pi * (e - 1) / E)) / 2)``, so
+        every epoch, the last included, learns (3 epochs: 1, 0.75, 0.25 times ``lr``).
+    min_lr_fraction : float in [0, 1], f above: the fraction of ``lr`` the cosine decays
+        towards (reached after the last epoch).
     log : path or None, append one JSON line per epoch (the history row) to this file.
     checkpoint : path or None, write the complete training state (weights, optimiser,
         random generators, history) to this ``.npz`` file after every epoch (atomically);
@@ -341,10 +345,12 @@ class Trainer:
         return L.finish(GradSums.combine(L.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks))
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of epoch (1-based) under the schedule."""
-        if self.schedule == "constant" or self.epochs <= 1:
+        """Learning rate of epoch (1-based) under the schedule (see the class docstring)."""
+        if self.schedule == "constant":
             return self.base_lr
-        frac = (epoch - 1) / (self.epochs - 1)
+        # (epoch - 1) / epochs, not / (epochs - 1): the last epoch must not get the floor
+        # (with the default floor 0 it would not learn at all)
+        frac = (epoch - 1) / self.epochs
         lo = self.min_lr_fraction
         return self.base_lr * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * frac)))
 

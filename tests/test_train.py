@@ -335,3 +335,32 @@ def test_parse_arch_shape_token_then_dense_builds_a_network():
     assert net.n_in == 2312 and net.n_out == 10
     layers = parse_arch("4C3-100-10", (1, 8, 8), 10)      # Flatten stays between conv and Dense
     assert [type(layer).__name__ for layer in layers] == ["Conv2d", "Flatten", "Dense", "Dense"]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 30])
+@pytest.mark.parametrize("floor", [0.0, 0.1])
+def test_cosine_schedule_is_torchs_cosine_annealing_stepped_per_epoch(epochs, floor):
+    # oracle: torch's documented closed form of CosineAnnealingLR(T_max=epochs), with
+    # eta_min = floor * lr, at its step t = epoch - 1
+    lr = 0.02
+    tr = Trainer(SoftmaxLearner(es.Sequential(es.Dense(4, 3), rng=0)), optimizer="sgd", lr=lr,
+                 epochs=epochs, schedule="cosine", min_lr_fraction=floor)
+    for e in range(1, epochs + 1):
+        eta_min = floor * lr
+        want = eta_min + (lr - eta_min) * (1 + np.cos(np.pi * (e - 1) / epochs)) / 2
+        assert tr.lr_at(e) == pytest.approx(want, rel=1e-12)
+    assert tr.lr_at(1) == lr
+    assert tr.lr_at(epochs) > floor * lr          # the last epoch still learns
+
+
+def test_cosine_schedule_last_epoch_moves_the_weights():
+    # with the default floor 0 the last epoch once ran at lr 0 and left the weights as they were
+    X, y = _blobs()
+    net = es.Sequential(es.Dense(4, 3), rng=0)
+    net.layers[0].weight = np.zeros((3, 4))
+    seen = []
+    tr = Trainer(SoftmaxLearner(net), optimizer="sgd", lr=0.5, batch_size=16, epochs=2, seed=1,
+                 schedule="cosine", epoch_callback=lambda row: seen.append(net.layers[0].weight.copy()))
+    tr.fit(X, y)
+    assert len(seen) == 2
+    assert np.abs(seen[1] - seen[0]).max() > 1e-3
