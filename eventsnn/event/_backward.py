@@ -976,7 +976,8 @@ def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense,
                             gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
             else:
                 # dL/dt of the event in the same pass: one partial sum per output channel
-                # (contiguous rows, it vectorises), then the sum over the channels
+                # (contiguous rows, it vectorises), then the sum over the channels; the "exp"
+                # kernel has no G2 (it stays 0): its sum is skipped
                 for co in range(co_n):
                     s1[co] = 0.0
                     s2[co] = 0.0
@@ -985,11 +986,16 @@ def _sweep_assign(in_t, in_i, in_v, em, es, eg, fm, fs, ref_of, n_out, is_dense,
                     for ox in range(ox0, ox1 + 1):
                         pos = oy * Wo + ox
                         r = wr - ox * st
-                        for co in range(co_n):
-                            gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
-                            wi = wk[r, co]
-                            s1[co] += wi * G_1[pos, co]
-                            s2[co] += wi * G_2[pos, co]
+                        if exp_kernel:
+                            for co in range(co_n):
+                                gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
+                                s1[co] += wk[r, co] * G_1[pos, co]
+                        else:
+                            for co in range(co_n):
+                                gk[r, co] += P_m[pos, co] * a_m - P_s[pos, co] * a_s
+                                wi = wk[r, co]
+                                s1[co] += wi * G_1[pos, co]
+                                s2[co] += wi * G_2[pos, co]
                 acc1 = 0.0
                 acc2 = 0.0
                 for co in range(co_n):

@@ -26,8 +26,14 @@ reference engine (the slow readable oracle) within 1e-9 ms. What differs:
   heap entry with key <= t. Neurons do not interact within a layer, so what matters for a
   neuron's spikes is only which group its entry is handled before, never the order between
   neurons: an entry with key k belongs to the first group at or after k (or to the final
-  sweep up to t_end), found from a uniform grid over the group times (``_group_index``);
-  a doubly linked list per bucket gives O(1) insert, move and removal.
+  sweep up to t_end), found from a uniform grid over the group times (``_group_index``).
+  The buckets hold output *positions*, not neurons: a position sits in the bucket of the
+  smallest key of its C_out neurons, and when its bucket comes due every neuron of the
+  position with key <= t is handled (again, while its new key is <= t). An input lowers
+  many keys of a position but rarely its smallest one, so a position moves between buckets
+  about once per 20 lowered keys (a doubly linked list per bucket: O(1) insert, move and
+  removal). Each neuron's entries are handled in the same groups as with one entry per
+  neuron, so the spikes are the same, bit for bit.
 """
 import math
 
@@ -112,21 +118,24 @@ def _unlink(i, head, nxt, prv, bkt):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _set_key(i, k, p_min, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt):
-    """Neuron i's entry gets key k, in the bucket of the first group >= p_min at or after k."""
-    key[i] = k
-    b = _bucket(gt, grid, t0, inv_dx, p_min, k)
-    if bkt[i] == b:
+def _lower_position(pos, k, p_min, gt, grid, t0, inv_dx, pkey, head, nxt, prv, bkt):
+    """A neuron of position pos got the key k: if k is below the position's smallest key
+    pkey[pos], the position moves to the bucket of the first group >= p_min at or after k."""
+    if not k < pkey[pos]:
         return
-    if bkt[i] >= 0:
-        _unlink(i, head, nxt, prv, bkt)
+    pkey[pos] = k
+    b = _bucket(gt, grid, t0, inv_dx, p_min, k)
+    if bkt[pos] == b:
+        return
+    if bkt[pos] >= 0:
+        _unlink(pos, head, nxt, prv, bkt)
     h = head[b]
-    nxt[i] = h
-    prv[i] = -1
+    nxt[pos] = h
+    prv[pos] = -1
     if h >= 0:
-        prv[h] = i
-    head[b] = i
-    bkt[i] = b
+        prv[h] = pos
+    head[b] = pos
+    bkt[pos] = b
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -215,7 +224,7 @@ def _screen_g(m, s, w, key, a, bb, a_m, b_s, th_fm, theta, t, t_end, tol_t):
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
-                 p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt):
+                 p_next, gt, grid, t0, inv_dx, pkey, head, nxt, prv, bkt):
     """New lower bounds of the neurons b..b+C_out-1 (one position) after their inputs at t
     (several inputs, or a position with refractory neurons): a branch-free screen first."""
     n_go = 0
@@ -228,15 +237,17 @@ def _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, i
         go[o] = _may_improve(m, sv, base, min(key[i], t_end), c, inv_m, inv_s, theta)
         n_go += go[o]
     if n_go > 0:
-        _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
-                  p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
+        k_min = _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s,
+                          theta)
+        _lower_position(b // C_out, k_min, p_next, gt, grid, t0, inv_dx, pkey, head, nxt, prv,
+                        bkt)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta,
-              p_next, gt, grid, t0, inv_dx, head, nxt, prv, bkt):
+def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_s, theta):
     """_tangent_bound of the screened neurons of a position; a bound before the neuron's
-    entry replaces it."""
+    entry replaces it. Returns the smallest new key (inf if none)."""
+    k_min = math.inf
     for o in range(C_out):
         if not go[o]:
             continue
@@ -246,7 +257,9 @@ def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_
         else:  # refractory (membrane reset): traces at r
             lb = r[i] + _tangent_bound(M[i], S[i], c, inv_m, inv_s, theta)
         if lb <= t_end and lb < key[i]:
-            _set_key(i, lb, p_next, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
+            key[i] = lb
+            k_min = min(k_min, lb)
+    return k_min
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -300,95 +313,123 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     # clean again
     clean = np.ones(n_pos, np.bool_)
     touched = np.empty(n_pos, np.int64)
+    # buckets of positions: pkey[pos] the smallest key of the position when it was put in
+    # its bucket (inf: in none); after the pop phase of a group every key is above its time
+    pkey = np.full(n_pos, math.inf)
     head = np.full(P + 1, -1, np.int64)
-    nxt = np.empty(n_out, np.int64)
-    prv = np.empty(n_out, np.int64)
-    bkt = np.full(n_out, -1, np.int64)
+    nxt = np.empty(n_pos, np.int64)
+    prv = np.empty(n_pos, np.int64)
+    bkt = np.full(n_pos, -1, np.int64)
     out_t = np.empty(64, np.float64)
     out_i = np.empty(64, np.int64)
     n_spk = 0
     e = 0
     for p in range(P + 1):
         t = gt[p] if p < P else math.inf
-        # 1. entries of this group (keys <= t): fire exact ones, refine bounds. The queue
-        # operations of this loop and of the input's bounds below are written out: numba
-        # counts references (atomically) to every array passed to a helper, even an inlined
-        # one, which cost a fifth of the kernel
+        # 1. entries of this group (keys <= t): fire exact ones, refine bounds. Each position
+        # of the bucket: every neuron with key <= t is handled, again while its new key is
+        # <= t; then the position goes to the bucket of its smallest key. The queue
+        # operations are written out: numba counts references (atomically) to every array
+        # passed to a helper, even an inlined one, which cost a fifth of the kernel
         while head[p] >= 0:
-            i = head[p]
-            nb = nxt[i]  # take i's entry off the bucket
+            pos = head[p]
+            nb = nxt[pos]  # take the position off the bucket
             head[p] = nb
             if nb >= 0:
                 prv[nb] = -1
-            bkt[i] = -1
-            t_k = key[i]
-            key[i] = math.inf
-            if t_k > t_end:  # rounding of t_k + s past t_end: never handled (as sparse_layer)
-                continue
-            pos = i // C_out
-            if solved[i] > stamp[pos]:
-                solved[i] = -1
-                if n_spk >= max_spikes:
-                    t_o, i_o = _sorted_output(out_t, out_i, n_spk)
-                    return t_o, i_o, True
-                out_t, out_i = _grow(out_t, out_i, n_spk)
-                out_t[n_spk] = t_k
-                out_i[n_spk] = (i - pos * C_out) * n_pos + pos
-                n_spk += 1
-                rr = t_k + t_ref
-                r[i] = rr
-                clean[pos] = False
-                if membrane_reset:
-                    S_r = S[i] * math.exp(-(rr - T[i]) / tau_s)
-                    M[i] = S_r
-                    S[i] = S_r
-                    T[i] = rr
-                    d = _tangent_bound(S_r, S_r, c, inv_m, inv_s, theta)
-                    if rr + d <= t_end:
-                        _set_key(i, rr + d, p, gt, grid, t0, inv_dx, key, head, nxt, prv, bkt)
-                else:  # zero traces are the same in every frame
-                    M[i] = 0.0
-                    S[i] = 0.0
-                    T[i] = G
-                continue
-            # a bound was reached with no input since: the state at t_k (not stored: the
-            # traces stay in G's frame), then a new bound or the exact solve
-            m = M[i]
-            sv = S[i]
-            if t_k > T[i]:
-                d = t_k - T[i]
-                m *= math.exp(-d / tau_m)
-                sv *= math.exp(-d / tau_s)
-            d = _tangent_bound(m, sv, c, inv_m, inv_s, theta)
-            if d == math.inf or t_k + d > t_end:
-                continue
-            if t_k + d > t:
-                nk = t_k + d
-                q = p + 1
-            else:
-                s = _newton_crossing(m, sv, t_end - t_k, c, tau_m, tau_s, theta)
-                if s == math.inf:
+            bkt[pos] = -1
+            pkey[pos] = math.inf
+            b = pos * C_out
+            for o in range(C_out):  # the neurons due (a vectorised pass), then 8 flags at a time
+                go[o] = K2[pos, o] <= t
+            for wq in range(n_words):
+                if go_words[wq] == 0:
                     continue
-                nk = t_k + s
-                q = p
-                solved[i] = p
-            # into the bucket of the first group q' >= q at or after nk (as _bucket)
-            key[i] = nk
-            if q < P and nk <= gt[P - 1]:
-                xq = (nk - t0) * inv_dx
-                if xq > 0.0:
-                    q = max(q, grid[int(xq)])
-                while gt[q] < nk:
-                    q += 1
-            else:
-                q = P
-            h = head[q]
-            nxt[i] = h
-            prv[i] = -1
-            if h >= 0:
-                prv[h] = i
-            head[q] = i
-            bkt[i] = q
+                for o in range(8 * wq, min(8 * wq + 8, C_out)):
+                    if not go[o]:
+                        continue
+                    i = b + o
+                    # (t = inf in the final sweep: a neuron without entry, key inf, is dropped
+                    # at once by the test t_k > t_end)
+                    while key[i] <= t:
+                        t_k = key[i]
+                        key[i] = math.inf
+                        if t_k > t_end:
+                            break  # rounding of t_k + s past t_end: never handled (as sparse_layer)
+                        if solved[i] > stamp[pos]:
+                            solved[i] = -1
+                            if n_spk >= max_spikes:
+                                t_o, i_o = _sorted_output(out_t, out_i, n_spk)
+                                return t_o, i_o, True
+                            out_t, out_i = _grow(out_t, out_i, n_spk)
+                            out_t[n_spk] = t_k
+                            out_i[n_spk] = (i - pos * C_out) * n_pos + pos
+                            n_spk += 1
+                            rr = t_k + t_ref
+                            r[i] = rr
+                            clean[pos] = False
+                            if membrane_reset:
+                                S_r = S[i] * math.exp(-(rr - T[i]) / tau_s)
+                                M[i] = S_r
+                                S[i] = S_r
+                                T[i] = rr
+                                d = _tangent_bound(S_r, S_r, c, inv_m, inv_s, theta)
+                                if rr + d <= t_end:
+                                    key[i] = rr + d
+                            else:  # zero traces are the same in every frame
+                                M[i] = 0.0
+                                S[i] = 0.0
+                                T[i] = G
+                            continue
+                        # a bound was reached with no input since: the state at t_k (not
+                        # stored: the traces stay in G's frame), then a new bound or the exact
+                        # solve
+                        m = M[i]
+                        sv = S[i]
+                        if t_k > T[i]:
+                            d = t_k - T[i]
+                            m *= math.exp(-d / tau_m)
+                            sv *= math.exp(-d / tau_s)
+                        d = _tangent_bound(m, sv, c, inv_m, inv_s, theta)
+                        if d == math.inf or t_k + d > t_end:
+                            break
+                        if t_k + d > t:
+                            key[i] = t_k + d
+                        else:
+                            s = _newton_crossing(m, sv, t_end - t_k, c, tau_m, tau_s, theta)
+                            if s == math.inf:
+                                break
+                            key[i] = t_k + s
+                            solved[i] = p
+            k0 = k1 = k2 = k3 = math.inf  # the smallest key (as in the input phase)
+            for o in range(0, C_out - 3, 4):
+                k0 = min(k0, K2[pos, o])
+                k1 = min(k1, K2[pos, o + 1])
+                k2 = min(k2, K2[pos, o + 2])
+                k3 = min(k3, K2[pos, o + 3])
+            for o in range(C_out - C_out % 4, C_out):
+                k0 = min(k0, K2[pos, o])
+            k_min = min(min(k0, k1), min(k2, k3))
+            if k_min < math.inf:
+                # into the bucket of the first group q >= p + 1 at or after k_min (k_min > t;
+                # as _bucket)
+                pkey[pos] = k_min
+                q = p + 1
+                if q < P and k_min <= gt[P - 1]:
+                    xq = (k_min - t0) * inv_dx
+                    if xq > 0.0:
+                        q = max(q, grid[int(xq)])
+                    while gt[q] < k_min:
+                        q += 1
+                else:
+                    q = P
+                h = head[q]
+                nxt[pos] = h
+                prv[pos] = -1
+                if h >= 0:
+                    prv[h] = pos
+                head[q] = pos
+                bkt[pos] = q
         if p == P:
             break
         # 2. apply the group's inputs, in the frame of G
@@ -459,6 +500,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                             n_go += go[o]
                         if n_go == 0:
                             continue
+                        k_min = math.inf
                         for wq in range(n_words):  # the flags 8 at a time
                             if go_words[wq] == 0:
                                 continue
@@ -468,24 +510,27 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                 i = b + o
                                 lb = t + _tangent_g(M[i], S[i], a_g, b_g, a_m, b_s, th_fm,
                                                     theta)
-                                if not (lb <= t_end and lb < key[i]):
-                                    continue
-                                key[i] = lb
-                                q = p + 1  # the bucket, as _bucket
-                                if q < P and lb <= gt[P - 1]:
-                                    xq = (lb - t0) * inv_dx
-                                    if xq > 0.0:
-                                        q = max(q, grid[int(xq)])
-                                    while gt[q] < lb:
-                                        q += 1
-                                else:
-                                    q = P
-                                qo = bkt[i]
-                                if qo == q:
-                                    continue
+                                if lb <= t_end and lb < key[i]:
+                                    key[i] = lb
+                                    k_min = min(k_min, lb)
+                        if k_min < pkey[pos]:
+                            # the position moves to the bucket of the first group q >= p + 1
+                            # at or after k_min (as _lower_position)
+                            pkey[pos] = k_min
+                            q = p + 1
+                            if q < P and k_min <= gt[P - 1]:
+                                xq = (k_min - t0) * inv_dx
+                                if xq > 0.0:
+                                    q = max(q, grid[int(xq)])
+                                while gt[q] < k_min:
+                                    q += 1
+                            else:
+                                q = P
+                            qo = bkt[pos]
+                            if qo != q:
                                 if qo >= 0:  # off its old bucket (as _unlink)
-                                    pa = prv[i]
-                                    nb = nxt[i]
+                                    pa = prv[pos]
+                                    nb = nxt[pos]
                                     if pa >= 0:
                                         nxt[pa] = nb
                                     else:
@@ -493,12 +538,12 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                     if nb >= 0:
                                         prv[nb] = pa
                                 h = head[q]
-                                nxt[i] = h
-                                prv[i] = -1
+                                nxt[pos] = h
+                                prv[pos] = -1
                                 if h >= 0:
-                                    prv[h] = i
-                                head[q] = i
-                                bkt[i] = q
+                                    prv[h] = pos
+                                head[q] = pos
+                                bkt[pos] = q
                         continue
                     if not special:
                         for o in range(C_out):
@@ -523,13 +568,15 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                         S[i] += w * fs
                     if single:
                         _bound_block(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c,
-                                     inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
+                                     inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, pkey,
+                                     head, nxt, prv, bkt)
             e += 1
         # 3. a lower bound of the next crossing of every neuron of a touched position (a
         # full-reset neuron whose input was discarded has M = S = 0: no bound, no entry)
         for q in range(n_touch):
             _bound_block(touched[q] * C_out, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds,
-                         c, inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, head, nxt, prv, bkt)
+                         c, inv_m, inv_s, theta, p + 1, gt, grid, t0, inv_dx, pkey, head, nxt,
+                         prv, bkt)
     t_o, i_o = _sorted_output(out_t, out_i, n_spk)
     return t_o, i_o, False
 

@@ -1,0 +1,204 @@
+"""Where the time of one training step of the paper net (``train_epoch.py --row paper``) goes.
+
+    python benchmarks/profile_paper_step.py [--batches 4] [--train 0] [--repeats 3]
+
+Builds the ``--row paper`` network exactly as ``benchmarks/train_epoch.py`` does (the
+authors' N-MNIST settings, weight standardisation, firing-rate initialisation on the first
+batch), optionally trains it on ``--train`` recordings first (so that firing is at its
+trained level), then records ``--batches`` training batches (levels, relays, dL/dt of the
+output events) and times, process CPU time, one thread, best of ``--repeats`` after a
+warm-up, summed over the batches:
+
+- the whole ``loss_and_grads`` (forward, loss, backward, Python),
+- the forward: each layer's kernel over the batch (Conv2d, pooling, Dense),
+- the backward: ``backward_batch`` and each weighted layer's kernel over the batch (with the
+  input time gradient where training computes it), pooling's relay,
+
+and prints one JSON line with the times (ms per recording) and the spike counts per
+recording of each level.
+"""
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+import train_epoch as te  # noqa: E402
+from eventsnn import train as _train  # noqa: E402
+from eventsnn.layers import AvgPool2d, Conv2d, Dense, MaxPool2d  # noqa: E402
+from eventsnn.network import Sequential  # noqa: E402
+from eventsnn.neurons import SRM  # noqa: E402
+from eventsnn.event import batch as B  # noqa: E402
+from eventsnn.event import _backward as K  # noqa: E402
+from eventsnn.event import _conv  # noqa: E402
+from eventsnn.event.backward import _prepare, _lowest_level  # noqa: E402
+from eventsnn.event.learner import EventLearner  # noqa: E402
+from eventsnn.reparam import make_reparam  # noqa: E402
+from eventsnn.train_cli import input_shape, load_dataset, parse_arch  # noqa: E402
+
+
+def best(fn, repeats):
+    fn()
+    out = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        fn()
+        out.append(time.process_time() - c0)
+    return min(out)
+
+
+def build(train, seed=0):
+    row = dict(te._TRAIN, **te.ROWS["paper"])
+    X, y, _, _ = load_dataset(row["dataset"], te.NMNIST, dict(row["data"]))
+    net = Sequential(*parse_arch(row["arch"], input_shape(X), 10), neuron=SRM(**row["neuron"]),
+                     rng=seed)
+    learner = EventLearner(net, rng=seed, n_threads=1, **row["opt"])
+    reparam = make_reparam(row["reparam"])
+    reparam.attach(net, keep=False)
+    first = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[1]).permutation(len(y))
+    learner.initialise(_train._take(X, first[: row["batch"]]))
+    trainer = _train.Trainer(learner, optimizer=row["optimizer"], lr=row["lr"],
+                             optimizer_options={"weight_decay": row["weight_decay"]},
+                             batch_size=row["batch"], epochs=1, seed=seed, progress=False,
+                             schedule="cosine", clip_norm=row["clip"], reparam=reparam)
+    if train:
+        trainer.fit(X[:train], y[:train])
+    return net, learner, trainer, X, y, row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--train", type=int, default=0, help="recordings to train on first")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--offset", type=int, default=500, help="first recording profiled")
+    args = ap.parse_args()
+    net, learner, trainer, X, y, row = build(args.train)
+    b = row["batch"]
+    n = b * args.batches
+    idx = np.arange(args.offset, args.offset + n)
+    Xs, ys = _train._take(X, idx), y[idx]
+    # the layers hold the effective weights (the reparametrisation writes them after a step)
+    o = learner.options
+    res = {"batches": args.batches, "batch": b, "trained_on": args.train}
+    batches = []
+    for k in range(args.batches):
+        sl = slice(k * b, (k + 1) * b)
+        events = learner.encode_batch(_train._take(Xs, np.arange(k * b, (k + 1) * b)))
+        levels, relays = learner._forward(events)
+        out, _, g = learner._loss(levels[-1], np.asarray(ys[sl]))
+        batches.append((events, levels, relays, out, g))
+    L = len(net.layers)
+    res["spikes_per_rec"] = [round(sum(bt[1][li].times.size for bt in batches) / n, 1)
+                             for li in range(L + 1)]
+
+    def step():
+        for k in range(args.batches):
+            learner.loss_and_grads(_train._take(Xs, np.arange(k * b, (k + 1) * b)),
+                                   ys[k * b:(k + 1) * b])
+    res["loss_and_grads"] = best(step, args.repeats)
+
+    def fwd():
+        for bt in batches:
+            learner._forward(bt[0])
+    res["forward"] = best(fwd, args.repeats)
+    # per-layer forward kernels
+    weights = B.prepare_forward(net)
+    lneur = B._layer_neurons(net)
+    for li, layer in enumerate(net.layers, start=1):
+        if isinstance(layer, Conv2d):
+            nrn = lneur[li - 1]
+            tau_m, tau_s, theta, mr, t_ref = nrn.as_tuple()
+            WT = _conv.transposed_weight(layer, weights[li - 1])
+
+            def f(li=li, layer=layer, WT=WT, tau_m=tau_m, tau_s=tau_s, theta=theta, mr=mr,
+                  t_ref=t_ref):
+                for bt in batches:
+                    cur = bt[1][li - 1]
+                    B._conv_batch(cur.times, cur.neurons, cur.values, cur.offsets, layer, WT,
+                                  tau_m, tau_s, theta, mr, t_ref, o["t_window"], 10 ** 7)
+            res[f"fwd_L{li}_{type(layer).__name__}"] = best(f, args.repeats)
+        elif isinstance(layer, (MaxPool2d, AvgPool2d)):
+            def f(li=li, layer=layer):
+                for bt in batches:
+                    cur = bt[1][li - 1]
+                    B._pool_batch(cur.times, cur.neurons, cur.values, cur.offsets,
+                                  weights[li - 1], layer.n_out, isinstance(layer, MaxPool2d), 0.25)
+            res[f"fwd_L{li}_{type(layer).__name__}"] = best(f, args.repeats)
+        elif isinstance(layer, Dense):
+            nrn = lneur[li - 1]
+            tau_m, tau_s, theta, mr, t_ref = nrn.as_tuple()
+
+            def f(li=li, nrn=nrn, tau_m=tau_m, tau_s=tau_s, theta=theta, mr=mr, t_ref=t_ref):
+                for bt in batches:
+                    cur = bt[1][li - 1]
+                    B._dense_batch(cur.times, cur.neurons, cur.values, cur.offsets,
+                                   weights[li - 1], tau_m, tau_s, theta, mr, t_ref,
+                                   o["t_window"], 10 ** 7)
+            res[f"fwd_L{li}_Dense"] = best(f, args.repeats)
+    # backward
+    code = K.KERNEL_EXP if o["kernel"] == "exp" else K.KERNEL_DEPSILON
+    clamp = None if o["clamp"] is None else tuple(o["clamp"])
+    lo, hi = clamp if clamp is not None else (0.0, 0.0)
+    prep = _prepare(net)
+
+    def bwd():
+        for bt in batches:
+            levels = bt[1]
+            B.backward_batch(net, levels[:-1] + [bt[3]], bt[2], bt[4], code, o["tau_grad"],
+                             o["drop_nonpositive"], clamp, o["factor"], n_threads=1, prep=prep)
+    res["backward"] = best(bwd, args.repeats)
+    # the dL/dt each weighted layer receives, then each kernel alone
+    lowest = _lowest_level(net, False)
+    per = []
+    for bt in batches:
+        levels = bt[1][:-1] + [bt[3]]
+        g = bt[4]
+        d = {}
+        for li in range(L, lowest, -1):
+            layer = net.layers[li - 1]
+            p = prep[li - 1]
+            below, here = levels[li - 1], levels[li]
+            if p[0] in ("dense", "conv"):
+                nrn = lneur[li - 1]
+                blk = K.block_length(nrn.tau_m, nrn.tau_s, code, o["tau_grad"])
+                need_in = li - 1 > lowest
+                args_ = (p[0], np.zeros(0, np.int64) if p[0] == "dense" else p[2], p[1], p[1].size)
+                call = (below.times, below.neurons, below.values, below.offsets,
+                        here.times, here.neurons, here.offsets, g, below.n_neurons,
+                        here.n_neurons, *args_, nrn.tau_m, nrn.tau_s, nrn.t_ref, code,
+                        o["tau_grad"], bool(o["drop_nonpositive"]), clamp is not None, lo, hi,
+                        o["factor"], need_in, blk, False)
+                d[li] = call
+                g = B._layer_backward_batch(*call)[0]
+            elif p[0] in ("max", "avg"):
+                src, winner = bt[2][li]
+                g = B.pool_backward_batch(g, here.offsets, src, winner, below.offsets,
+                                          p[0] == "max", True, 1.0)
+        per.append(d)
+    for li in per[0]:
+        layer = net.layers[li - 1]
+
+        def f(li=li):
+            for d in per:
+                B._layer_backward_batch(*d[li])
+        res[f"bwd_L{li}_{type(layer).__name__}" + ("_ingrad" if per[0][li][-3] else "")] = \
+            best(f, args.repeats)
+    out = {k: (round(1e3 * v / n, 2) if isinstance(v, float) else v) for k, v in res.items()}
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
