@@ -15,7 +15,13 @@ warm-up, summed over the batches:
   input time gradient where training computes it), pooling's relay,
 
 and prints one JSON line with the times (ms per recording) and the spike counts per
-recording of each level.
+recording of each level. With ``--baseline DIR`` (another checkout, e.g. main unpacked with
+``git archive main | tar -x -C DIR``) it also times that checkout's Conv2d kernel
+(``DIR/eventsnn/event/_conv.py``, loaded with its package imports pointed at this checkout:
+only the kernel file differs) against this one on the same recorded inputs, alternating
+round by round, and checks that both give the same spikes bit for bit.
+
+    python benchmarks/profile_paper_step.py --baseline /tmp/main-src --rounds 3
 """
 import os
 
@@ -84,6 +90,8 @@ def main():
     ap.add_argument("--train", type=int, default=0, help="recordings to train on first")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--offset", type=int, default=500, help="first recording profiled")
+    ap.add_argument("--baseline", help="checkout whose Conv2d kernel is timed against this one")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
     args = ap.parse_args()
     net, learner, trainer, X, y, row = build(args.train)
     b = row["batch"]
@@ -198,6 +206,60 @@ def main():
             best(f, args.repeats)
     out = {k: (round(1e3 * v / n, 2) if isinstance(v, float) else v) for k, v in res.items()}
     print(json.dumps(out), flush=True)
+    if args.baseline:
+        compare(args.baseline, net, batches, weights, lneur, o["t_window"], args.rounds,
+                args.repeats, n)
+
+
+def load_kernel(checkout):
+    """The ``conv_layer`` of another checkout's ``eventsnn/event/_conv.py``, its relative
+    imports resolved in this checkout's package."""
+    import importlib.util
+    import re
+    import tempfile
+
+    src = (Path(checkout) / "eventsnn" / "event" / "_conv.py").read_text()
+    src = re.sub(r"^from \.\._constants", "from eventsnn._constants", src, flags=re.M)
+    src = re.sub(r"^from \._", "from eventsnn.event._", src, flags=re.M)
+    path = Path(tempfile.mkdtemp()) / "baseline_conv.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("baseline_conv", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.conv_layer
+
+
+def compare(checkout, net, batches, weights, lneur, t_end, rounds, repeats, n):
+    """Each Conv2d layer's kernel of ``checkout`` and of this checkout over the recorded
+    inputs, per sample, alternating; prints ms per recording per round and the ratio."""
+    base = load_kernel(checkout)
+    for li, layer in enumerate(net.layers, start=1):
+        if not isinstance(layer, Conv2d):
+            continue
+        tau_m, tau_s, theta, mr, t_ref = lneur[li - 1].as_tuple()
+        WT = _conv.transposed_weight(layer, weights[li - 1])
+        C_in, H, W = layer.in_shape
+        C_out, Ho, Wo = layer.out_shape
+        ins = []
+        for bt in batches:
+            cur = bt[1][li - 1]
+            for s in range(cur.n_samples):
+                a, b = cur.offsets[s], cur.offsets[s + 1]
+                ins.append((cur.times[a:b].copy(), cur.neurons[a:b].copy(),
+                            cur.values[a:b].copy()))
+
+        def run(fn):
+            return [fn(t, i, v, WT, C_in, H, W, C_out, Ho, Wo, layer.kernel_size, layer.stride,
+                       layer.padding, tau_m, tau_s, theta, mr, t_ref, t_end, 10 ** 7)
+                    for t, i, v in ins]
+        same = all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) and x[2] == y[2]
+                   for x, y in zip(run(base), run(_conv.conv_layer)))
+        for r in range(rounds):
+            tb = best(lambda: run(base), repeats)
+            tn = best(lambda: run(_conv.conv_layer), repeats)
+            print(json.dumps({"layer": li, "round": r, "baseline_ms": round(1e3 * tb / n, 2),
+                              "this_ms": round(1e3 * tn / n, 2), "ratio": round(tn / tb, 3),
+                              "same_spikes": bool(same)}), flush=True)
 
 
 if __name__ == "__main__":
