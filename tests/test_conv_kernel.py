@@ -1,8 +1,9 @@
 """The Conv2d kernel ``_conv.conv_layer`` gives the spikes of ``_engine.sparse_layer``.
 
 conv_layer computes its targets from the kernel geometry, keeps the neuron state by
-position then channel, queues pending crossings in one bucket per input group, bounds them
-with tangents instead of ``rise_bound`` and solves from other states; the same neurons must
+position then channel, queues pending crossings in one bucket per input group (buckets of
+positions: a position sits in the bucket of its smallest key), bounds them with tangents
+instead of ``rise_bound`` and solves from other states; the same neurons must
 spike, at times within TOL_MS (the fast-vs-reference tolerance). sparse_layer (itself checked
 against the reference engine in test_engine_vs_reference.py and test_engine_oracles.py) is
 the oracle here, on random geometries (strides, paddings, kernels that meet only padding),
@@ -28,7 +29,7 @@ TAUS = [(5.0, 2.5), (5.0, 3.0), (4.0, 3.0), (2.0, 5.0), (10.0, 1.0), (5.0, 0.05)
 SEEN = Counter()
 
 
-def _case(seed):
+def _case(seed, c_out=None):
     rng = np.random.default_rng(seed)
     C_in = int(rng.integers(1, 4))
     H, W = int(rng.integers(1, 10)), int(rng.integers(1, 10))
@@ -36,7 +37,7 @@ def _case(seed):
     k = int(rng.integers(1, min(H, W) + 2 * pad + 1))
     k = max(1, min(k, 5))
     stride = int(rng.integers(1, 4))
-    C_out = int(rng.integers(1, 5))
+    C_out = int(rng.integers(1, 5)) if c_out is None else c_out
     layer = es.Conv2d((C_in, H, W), C_out, k, stride=stride, padding=pad)
     tau_m, tau_s = TAUS[rng.integers(len(TAUS))]
     nrn = es.SRM(tau_m, tau_s, float(rng.choice([0.5, 1.0, 2.0])),
@@ -103,6 +104,18 @@ def test_conv_layer_matches_sparse_layer(seed):
     SEEN["stride > 1"] += net.layers[0].stride > 1
     SEEN["padding"] += net.layers[0].padding > 0
     SEEN["spike after a long silence"] += bool((t0 > 1000.0).any())
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), c_out=st.sampled_from([8, 9, 13, 17, 24]))
+def test_conv_layer_many_channels_matches_sparse_layer(seed, c_out):
+    """More output channels than one 8-flag word: conv_layer's buckets hold positions, a
+    due position's neurons are found 8 flags at a time and its smallest key by four min
+    chains (plus a tail when C_out is not a multiple of 4); the same spikes as sparse_layer."""
+    net, x, t_end = _case(seed, c_out)
+    (t0, i0, ex0), (t1, i1, ex1) = _both(net, x, t_end, 100_000)
+    assert not ex0 and not ex1
+    _assert_same_spikes((t1, i1), (t0, i0))
 
 
 @settings(max_examples=examples(60), deadline=None)
