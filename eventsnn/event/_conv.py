@@ -411,18 +411,9 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                 k0 = min(k0, K2[pos, o])
             k_min = min(min(k0, k1), min(k2, k3))
             if k_min < math.inf:
-                # into the bucket of the first group q >= p + 1 at or after k_min (k_min > t;
-                # as _bucket)
+                # into the bucket of the first group q >= p + 1 at or after k_min (k_min > t)
                 pkey[pos] = k_min
-                q = p + 1
-                if q < P and k_min <= gt[P - 1]:
-                    xq = (k_min - t0) * inv_dx
-                    if xq > 0.0:
-                        q = max(q, grid[int(xq)])
-                    while gt[q] < k_min:
-                        q += 1
-                else:
-                    q = P
+                q = _bucket(gt, grid, t0, inv_dx, p + 1, k_min)
                 h = head[q]
                 nxt[pos] = h
                 prv[pos] = -1
@@ -517,15 +508,7 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                             # the position moves to the bucket of the first group q >= p + 1
                             # at or after k_min (as _lower_position)
                             pkey[pos] = k_min
-                            q = p + 1
-                            if q < P and k_min <= gt[P - 1]:
-                                xq = (k_min - t0) * inv_dx
-                                if xq > 0.0:
-                                    q = max(q, grid[int(xq)])
-                                while gt[q] < k_min:
-                                    q += 1
-                            else:
-                                q = P
+                            q = _bucket(gt, grid, t0, inv_dx, p + 1, k_min)
                             qo = bkt[pos]
                             if qo != q:
                                 if qo >= 0:  # off its old bucket (as _unlink)
