@@ -6,7 +6,8 @@ dispatches, so a subcommand's options live next to its code.
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+import warnings
+from typing import List, Optional, TextIO, Type, Union
 
 from . import __version__
 
@@ -58,8 +59,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ImportError as exc:  # pragma: no cover - a broken install
         print(f"eventsnn {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
+    def one_line(message: Union[Warning, str], category: Type[Warning], filename: str,
+                 lineno: int, file: Optional[TextIO] = None, line: Optional[str] = None) -> None:
+        print(f"eventsnn {argv[0]}: warning: {message}", file=sys.stderr)
+
     try:
-        return run(argv[1:])
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line  # a warning is one line, as an error is
+            return run(argv[1:])
     except SystemExit as exc:   # argparse: --help (0) or a bad flag (2)
         return _status(exc)
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -225,6 +226,7 @@ class Trainer:
         if resume and self.checkpoint is not None and os.path.exists(self.checkpoint):
             meta, arrays = _ckpt.load(self.checkpoint)
             start = _ckpt.restore(self, meta, arrays, generators, self.checkpoint)
+            self._check_resumed_rates(start)
         elif self.log is not None:
             open(self.log, "w").close()  # a fresh run starts a fresh log
         n = len(y)
@@ -343,6 +345,25 @@ class Trainer:
         if L.sum_rounds():
             return L.finish(sums_in_rounds(L, X, y, seeds, blocks))
         return L.finish(GradSums.combine(L.loss_and_grad_sums(X[a:b], y[a:b], seeds[a:b]) for a, b in blocks))
+
+    def _check_resumed_rates(self, start: int) -> None:
+        """Warn when the epochs a checkpoint holds ran at other learning rates than this
+        trainer's schedule gives them: another lr, schedule or epoch count, or a checkpoint
+        written before the cosine schedule was fixed (until December 2026 its last epoch got
+        the floor rate). Training goes on at this trainer's rates; the result is then not
+        that of an uninterrupted run."""
+        past = [row.get("lr") for row in self.history[:start]]
+        want = [self.lr_at(e) for e in range(1, start + 1)]
+        if all(isinstance(a, float) and math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+               for a, b in zip(past, want)):
+            return
+        def fmt(rates: List[Any]) -> str:
+            return ", ".join("?" if r is None else f"{r:.4g}" for r in rates)
+        warnings.warn(f"{self.checkpoint}: epochs 1-{start} ran at learning rates {fmt(past)}, "
+                      f"but this trainer's schedule gives them {fmt(want)} (another lr, "
+                      f"schedule or epoch count, or a checkpoint from before the cosine "
+                      f"schedule fix); the remaining epochs use this trainer's rates, so the "
+                      f"run will not equal an uninterrupted one", UserWarning, stacklevel=3)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch (1-based) under the schedule (see the class docstring)."""

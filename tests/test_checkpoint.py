@@ -85,3 +85,50 @@ def test_checkpoint_of_another_rule_is_refused(tmp_path):
     t = Trainer(get_learner_class("antlr")(net2), epochs=2, checkpoint=tmp_path / "c.npz")
     with pytest.raises(ValueError, match="rule 'activation'"):
         t.fit(X, y, resume=True)
+
+
+def _rewrite_history_lr(path, rates):
+    """The checkpoint at path with the history's learning rates replaced by rates."""
+    from eventsnn import checkpoint as ck
+    meta, arrays = ck.load(str(path))
+    for row, lr in zip(meta["history"], rates):
+        row["lr"] = lr
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _killed_after_two(tmp_path, **kw):
+    def kill(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _trainer("activation", tmp_path, {}, epoch_callback=kill, **kw).fit(*_data())
+
+
+def test_resume_at_the_same_rates_does_not_warn(tmp_path):
+    _killed_after_two(tmp_path)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _trainer("activation", tmp_path, {}).fit(*_data(), resume=True)
+
+
+def test_resume_of_a_checkpoint_at_other_rates_warns(tmp_path):
+    # a checkpoint of the cosine schedule before its fix: epoch e of E at cos(pi (e-1)/(E-1))
+    _killed_after_two(tmp_path)
+    old = [0.01 * 0.5 * (1 + np.cos(np.pi * (e - 1) / 3)) for e in (1, 2)]
+    assert old[1] != pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi / 4)))
+    _rewrite_history_lr(tmp_path / "c.npz", old)
+    with pytest.warns(UserWarning, match=r"epochs 1-2 ran at learning rates 0\.01, 0\.0075, but "
+                                         r"this trainer's schedule gives them 0\.01, 0\.008536"):
+        h = _trainer("activation", tmp_path, {}).fit(*_data(), resume=True)
+    assert [r["epoch"] for r in h] == [1, 2, 3, 4]
+    # and another base rate than the checkpoint's
+    (tmp_path / "b").mkdir()
+    _killed_after_two(tmp_path / "b")
+    t = _trainer("activation", tmp_path / "b", {})
+    t.base_lr = 0.02
+    with pytest.warns(UserWarning, match="learning rates"):
+        t.fit(*_data(), resume=True)

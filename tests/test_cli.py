@@ -187,3 +187,17 @@ def test_simulate_time_scale_overflow_names_where_the_time_scale_came_from(tmp_p
     assert "overflows" in err and "from --time-scale" in err and "m.npz" not in err.split("e.bin:")[1]
     # a time_scale that fits still simulates
     assert cli.main(["simulate", "m.npz", "e.bin", "--time-scale", "0.1"]) == 0
+
+
+def test_resume_at_other_learning_rates_warns_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--log", "run.jsonl"] + SMALL) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "--epochs", "3", "--lr", "0.02", "--log", "run.jsonl", "--resume"]
+                    + SMALL[:2] + SMALL[4:]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "warning" in ln]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("eventsnn train: warning: run.jsonl.ckpt.npz: epochs 1-2 ran at "
+                               "learning rates 0.01, 0.01, but this trainer's schedule gives them "
+                               "0.02, 0.02")
