@@ -8,6 +8,19 @@ t_ref 0.1 ms) with normal weights N(0, w_std^2) (w_std 0.06: about 3 spikes/s pe
 The script prints the wall time of ``Sequential.simulate`` (median of ``--repeats`` runs
 after one warm-up) and the synaptic events per second (input events x fan-out / wall time).
 
+Floor. The least any dense sweep must do: read the weight row of every input event and add
+it to one accumulator per output neuron (a numba loop, one add per synaptic event,
+vectorised). The floor's time on a shared machine moves by tens of percent between
+moments, so it is measured paired with eventsnn: in one process, after a warm-up of both,
+each of the ``--repeats`` rounds times one floor sweep and one ``simulate`` on the same
+input (process CPU time; the order alternates between rounds, and the floor reads the
+layer's own weight array). Printed and in the JSON: the median over rounds of the
+per-round ratio eventsnn / floor (``floor_paired_ratio_median``, the rounds in
+``floor_paired_ratios``), min(eventsnn) / min(floor) (``floor_min_ratio``), and as before
+the best floor (``floor_cpu_s``) and eventsnn's median CPU time over it. The per-round
+ratio cancels what the load does to both within a round; the ratio of minima compares
+the two when least disturbed.
+
 With ``--peers`` the same spike times and weights are simulated in the same run by
 - Brian2 (runtime, cython target, dt 0.1 ms, LIF with exponential synaptic current), and
 - NEST (``iaf_psc_exp_ps``, precise spike times, 1 thread, resolution 0.1 ms),
@@ -72,31 +85,11 @@ def make_workload(n_in, n_out, rate_hz, duration_ms, w_std, seed):
     return times[order], neurons[order], weight
 
 
-# ---------------------------------------------------------------------------- eventsnn
-def run_eventsnn(times, neurons, weight, duration_ms, t_ref, repeats):
-    from eventsnn import SRM, Dense, Sequential, SpikeTrains
-
-    n_out, n_in = weight.shape
-    net = Sequential(Dense(n_in, n_out), neuron=SRM(TAU_M, TAU_S, THETA, "membrane", t_ref), rng=0)
-    net.layers[0].weight = weight
-    st = SpikeTrains(times, neurons, n_in)
-    rec = net.simulate(st, t_end=duration_ms)  # warm-up (loads or compiles the kernels)
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        rec = net.simulate(st, t_end=duration_ms)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    out = rec.output
-    return (walls, cpus), out.times.copy(), out.neurons.copy()
-
-
 # ---------------------------------------------------------------------------- floor
-def run_floor(times, neurons, weight, repeats):
-    """CPU time of the least any dense sweep must do: read the weight row of every input
-    event and add it to one accumulator per output neuron (one multiply-add per synaptic
-    event, vectorised; no decay, no threshold test). Best of ``repeats``."""
+def floor_sweep():
+    """The floor kernel: the least any dense sweep must do, read the weight row of every
+    input event and add it to one accumulator per output neuron (one add per synaptic
+    event, vectorised; no decay, no threshold test)."""
     from numba import njit
 
     @njit(cache=False)
@@ -107,15 +100,65 @@ def run_floor(times, neurons, weight, repeats):
                 acc[k] += row[k]
         return acc
 
-    WT = np.ascontiguousarray(weight.T)
-    acc = np.zeros(WT.shape[1])
-    sweep(WT, neurons, acc)
-    best = float("inf")
-    for _ in range(repeats):
+    return sweep
+
+
+# ---------------------------------------------------------------------------- eventsnn
+def run_paired(times, neurons, weight, duration_ms, t_ref, repeats):
+    """eventsnn's ``simulate`` and the floor sweep, alternating in one process.
+
+    Both are warmed up once (compilation, cache loading), then each of ``repeats`` rounds
+    times one floor sweep and one ``simulate`` on the same input, process CPU time (and the
+    wall time of ``simulate``); the order within a round alternates (floor first in even
+    rounds, eventsnn first in odd ones) so neither always runs on the other's cache. The
+    floor reads the layer's own weight array (``Dense.weight_t``, the array the kernel
+    reads). Returns ((walls, cpus) of eventsnn, the floor's CPU times, output spike times
+    and neurons)."""
+    from eventsnn import SRM, Dense, Sequential, SpikeTrains
+
+    n_out, n_in = weight.shape
+    net = Sequential(Dense(n_in, n_out), neuron=SRM(TAU_M, TAU_S, THETA, "membrane", t_ref), rng=0)
+    net.layers[0].weight = weight
+    st = SpikeTrains(times, neurons, n_in)
+    sweep = floor_sweep()
+    WT = net.layers[0].weight_t
+    idx = np.ascontiguousarray(neurons, dtype=np.int64)
+    acc = np.zeros(n_out)
+    rec = net.simulate(st, t_end=duration_ms)  # warm-up (loads or compiles the kernels)
+    sweep(WT, idx, acc)
+    walls, cpus, floors = [], [], []
+
+    def ours():
         c0 = time.process_time()
-        sweep(WT, neurons, acc)
-        best = min(best, time.process_time() - c0)
-    return best
+        t0 = time.perf_counter()
+        r = net.simulate(st, t_end=duration_ms)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        return r
+
+    def floor():
+        c0 = time.process_time()
+        sweep(WT, idx, acc)
+        floors.append(time.process_time() - c0)
+
+    for r in range(repeats):
+        if r % 2 == 0:
+            floor()
+            rec = ours()
+        else:
+            rec = ours()
+            floor()
+    out = rec.output
+    return (walls, cpus), floors, out.times.copy(), out.neurons.copy()
+
+
+def paired_ratios(cpus, floors):
+    """Per-round ratios ours / floor of a paired run, their median, and min(ours) /
+    min(floor)."""
+    per_round = [a / b for a, b in zip(cpus, floors)]
+    return {"floor_paired_ratios": per_round,
+            "floor_paired_ratio_median": statistics.median(per_round),
+            "floor_min_ratio": min(cpus) / min(floors)}
 
 
 # ---------------------------------------------------------------------------- Brian2
@@ -310,7 +353,8 @@ def main(argv=None):
           f"python {platform.python_version()}, numba {numba.__version__}")
     results = {"args": vars(args), "input_events": int(times.size), "synaptic_events": int(syn_events)}
 
-    walls, ot, oi = run_eventsnn(times, neurons, weight, args.duration, args.t_ref, args.repeats)
+    walls, floors, ot, oi = run_paired(times, neurons, weight, args.duration, args.t_ref,
+                                       args.repeats)
     ours = stats(walls)
     ours["spikes"] = int(ot.size)
     ours["syn_events_per_s"] = syn_events / ours["median_s"]
@@ -320,11 +364,19 @@ def main(argv=None):
           f"{ours['syn_events_per_s']:.3g} synaptic events/s, "
           f"{ot.size} output spikes ({ot.size / args.n_out / args.duration * 1000:.2f} Hz per neuron)")
 
-    floor = run_floor(times, neurons, weight, args.repeats)
+    floor = min(floors)
     results["floor_cpu_s"] = floor
-    print(f"floor (weight row of every event added to one accumulator per neuron): CPU {floor * 1e3:.1f} ms; "
+    results["floor_cpu_runs_s"] = floors
+    ours["cpu_runs_s"] = walls[1]
+    results.update(paired_ratios(walls[1], floors))
+    print(f"floor (weight row of every event added to one accumulator per neuron): CPU {floor * 1e3:.1f} ms "
+          f"(best of {args.repeats}; median {statistics.median(floors) * 1e3:.1f} ms); "
           f"eventsnn CPU median / floor = {ours['cpu_median_s'] / floor:.2f}, "
           f"CPU min / floor = {min(walls[1]) / floor:.2f}")
+    print(f"  paired (floor and simulate alternating in each of {args.repeats} rounds): median of the "
+          f"per-round ratios eventsnn / floor = {results['floor_paired_ratio_median']:.2f} "
+          f"(rounds: {', '.join(f'{x:.2f}' for x in results['floor_paired_ratios'])}); "
+          f"min(eventsnn) / min(floor) = {results['floor_min_ratio']:.2f}")
     if args.peers:
         try:
             import brian2  # noqa: F401
