@@ -173,3 +173,144 @@ def test_scan_path_taken_and_spiking():
             if g >= 0 and wst[w + 1] - wst[w] == 8:
                 hits.add(int(g - wst[w]))
     assert len(hits) >= 6, hits
+
+
+# ---- the window pass's coarse flags -------------------------------------------------------
+@njit(cache=True)
+def _headrooms(M, S, dm, ds, a, b, c, itau_m, itau_s, theta):
+    """(coarse, full) bounds of each neuron, compiled as the kernel compiles them."""
+    hc = np.empty(M.size)
+    hf = np.empty(M.size)
+    for i in range(M.size):
+        hc[i] = _engine._headroom_coarse(M[i], S[i], dm, ds, a, b, c, theta)
+        hf[i] = _engine._headroom(M[i], S[i], dm, ds, a, b, c, itau_m, itau_s, theta)
+    return hc, hf
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(seed=SEEDS)
+def test_coarse_headroom_bounds_u_and_is_below_full(seed):
+    """``_headroom_coarse``: never above ``_headroom``, bit for bit (compiled and as Python),
+    so the coarse flags hold every full flag; and a true bound (theta minus it is above u
+    on a fine grid of the window: the test fails for a coarse bound that is too small)."""
+    rng = np.random.default_rng(seed)
+    tau_m, tau_s = [(5.0, 1.25), (2.0, 5.0), (4.0, 3.0), (1.0, 0.2)][rng.integers(4)]
+    c = tau_m / (tau_m - tau_s)
+    theta = float(rng.choice([0.5, 1.0, 2.0]))
+    n = 200
+    # traces in the frame of G = 0, the window at t0 >= 0 (dm, ds bring them there)
+    t0 = float(rng.uniform(0.0, 20.0))
+    span = float(rng.choice([0.01, 0.4, 3.0, 20.0]))
+    dm, ds = math.exp(-t0 / tau_m), math.exp(-t0 / tau_s)
+    a, b = math.exp(-span / tau_m), math.exp(-span / tau_s)
+    scale = rng.choice([1e-3, 1.0, 3.0], n) * theta
+    M = rng.normal(0, 1, n) * scale / dm
+    S = np.where(rng.random(n) < 0.7, M * dm * rng.uniform(0, 1.5, n), rng.normal(0, 1, n) * scale) / ds
+    hc, hf = _headrooms(M, S, dm, ds, a, b, c, 1.0 / tau_m, 1.0 / tau_s, theta)
+    assert np.all(hc <= hf)
+    coarse_py = _engine._headroom_coarse.py_func
+    full_py = _engine._headroom.py_func
+    for i in range(0, n, 7):
+        assert coarse_py(M[i], S[i], dm, ds, a, b, c, theta) == hc[i]
+        assert full_py(M[i], S[i], dm, ds, a, b, c, 1.0 / tau_m, 1.0 / tau_s, theta) == hf[i]
+    s = np.linspace(0.0, span, 401)
+    u = c * (np.outer(M * dm, np.exp(-s / tau_m)) - np.outer(S * ds, np.exp(-s / tau_s)))
+    slack = 1e-12 * (np.abs(M * dm) + np.abs(S * ds)) * abs(c)
+    assert np.all(u.max(axis=1) <= theta - hc + slack)
+
+
+def exact_flag_reference(x, E, m, s, dm, ds, a, b, c, tau_m, tau_s, theta):
+    """The full flag of one neuron in a window of 8 single inputs of weights x and flag
+    weights E, as the window pass computed it before its flags were coarse: the positive
+    parts in pairs (larger E of each pair) when every E >= 0, else each weighed with its own
+    E, summed in the pass's order (one rounding per multiply-add), against ``_headroom``."""
+    pos = [max(v, 0.0) for v in x]
+    if min(E) >= 0.0:
+        F = [max(E[0], E[1]), max(E[2], E[3]), max(E[4], E[5]), max(E[6], E[7])]
+        p = fma_reference(F[1], pos[2] + pos[3], F[0] * (pos[0] + pos[1]))
+        p = fma_reference(F[3], pos[6] + pos[7], fma_reference(F[2], pos[4] + pos[5], p))
+    else:
+        p = 0.0
+        for k in range(8):
+            p = p + max(x[k] * E[k], 0.0) if k else max(x[0] * E[0], 0.0)
+    h = _engine._headroom.py_func(m, s, dm, ds, a, b, c, 1.0 / tau_m, 1.0 / tau_s, theta)
+    return p >= h
+
+
+@njit(cache=True)
+def _exact_flags(WT, in_i, qW, M, S, dm, ds, a, b, c, itau_m, itau_s, theta):
+    out = np.empty(M.size, np.bool_)
+    for i in range(M.size):
+        out[i] = _engine._exact_flag8(i, 0, WT, in_i, 0, qW, M[i], S[i], dm, ds, a, b, c,
+                                      itau_m, itau_s, theta)
+    return out
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(seed=SEEDS)
+def test_window8_coarse_flags_hold_the_exact_ones(seed):
+    """``_window8``'s flags (coarse bound) against ``_exact_flag8`` and a Python reference of
+    the full flag: every neuron the full bound flags is flagged (the kernel replays exactly
+    those, after ``_exact_flag8``), the count returned is the number of flags, and the
+    state after the window is the traces' fused multiply-adds."""
+    rng = np.random.default_rng(seed)
+    tau_m, tau_s = [(5.0, 1.25), (2.0, 5.0), (4.0, 3.0), (1.0, 0.2)][rng.integers(4)]
+    c = tau_m / (tau_m - tau_s)
+    theta = float(rng.choice([0.5, 1.0, 2.0]))
+    n_in, n_out = 6, int(rng.integers(1, 300))
+    WT = rng.normal(float(rng.choice([0.0, 0.3])), 0.5, (n_in, n_out)) * theta
+    in_i = rng.integers(0, n_in, 8)
+    t0 = float(rng.uniform(0.0, 10.0))
+    t = np.sort(rng.uniform(t0, t0 + float(rng.choice([0.2, 2.0, 10.0])), 9))
+    t[0] = t0
+    v = np.ones(8) if rng.random() < 0.5 else rng.choice([1.0, -1.0, 0.5], 8)
+    wm = v * np.exp(t[:8] / tau_m)
+    ws = v * np.exp(t[:8] / tau_s)
+    span = t[8] - t0
+    dm, ds = math.exp(-t0 / tau_m), math.exp(-t0 / tau_s)
+    a, b = math.exp(-span / tau_m), math.exp(-span / tau_s)
+    # flag weights of either sign, large enough that some neurons are flagged
+    qW = rng.uniform(0.0, 0.7, 8) * dm * wm * (1.0 if rng.random() < 0.7 else -1.0)
+    M = rng.normal(0, 1, n_out) * rng.choice([0.01, 0.5, 1.2], n_out) * theta / dm
+    S = M * dm * rng.uniform(0, 1.5, n_out) / ds
+    Mo, So = np.empty(n_out), np.empty(n_out)
+    flag = np.zeros(n_out, np.bool_)
+    n = _engine._window8(M, S, Mo, So, flag, WT, in_i, 0, n_out, wm, ws, qW, 0, dm, ds, a, b,
+                         c, 1.0 / tau_m, 1.0 / tau_s, theta)
+    assert n == int(flag.sum())
+    exact = _exact_flags(WT, in_i, qW, M, S, dm, ds, a, b, c, 1.0 / tau_m, 1.0 / tau_s, theta)
+    for i in range(n_out):
+        want = exact_flag_reference(WT[in_i, i], qW, M[i], S[i], dm, ds, a, b, c, tau_m,
+                                    tau_s, theta)
+        assert exact[i] == want
+        assert flag[i] or not want
+        m, s = M[i], S[i]
+        for k in range(8):
+            m = fma_reference(WT[in_i[k], i], wm[k], m)
+            s = fma_reference(WT[in_i[k], i], ws[k], s)
+        assert Mo[i] == m and So[i] == s
+
+
+def test_window8_coarse_flags_tested_both_ways():
+    """The cases above include neurons flagged by the full bound and neurons flagged only
+    by the coarse one (else the test before would not tell the two apart)."""
+    both = coarse_only = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        tau_m, tau_s, c, theta = 5.0, 1.25, 5.0 / 3.75, 1.0
+        WT = rng.normal(0.3, 0.5, (6, 200))
+        in_i = rng.integers(0, 6, 8)
+        t = np.sort(rng.uniform(0.0, 2.0, 9))
+        t[0] = 0.0
+        wm, ws = np.exp(t[:8] / tau_m), np.exp(t[:8] / tau_s)
+        a, b = math.exp(-t[8] / tau_m), math.exp(-t[8] / tau_s)
+        qW = rng.uniform(0.0, 0.7, 8) * wm
+        M = rng.normal(0, 1, 200) * rng.choice([0.01, 0.5, 1.2], 200)
+        S = M * rng.uniform(0, 1.5, 200)
+        flag = np.zeros(200, np.bool_)
+        _engine._window8(M, S, np.empty(200), np.empty(200), flag, WT, in_i, 0, 200, wm, ws,
+                         qW, 0, 1.0, 1.0, a, b, c, 0.2, 0.8, theta)
+        exact = _exact_flags(WT, in_i, qW, M, S, 1.0, 1.0, a, b, c, 0.2, 0.8, theta)
+        both += int((flag & exact).sum())
+        coarse_only += int((flag & ~exact).sum())
+    assert both > 0 and coarse_only > 0, (both, coarse_only)
