@@ -21,6 +21,16 @@ the best floor (``floor_cpu_s``) and eventsnn's median CPU time over it. The per
 ratio cancels what the load does to both within a round; the ratio of minima compares
 the two when least disturbed.
 
+Memory-bandwidth floor (issue 12's "within 2x of the memory-bandwidth floor"): the time
+to stream the weight rows the input events read, input events x n_out x 8 bytes (160 MB
+for W1 at 20 Hz), from main memory at this core's read bandwidth. The bandwidth is
+measured in the same run: a vectorised numba read (an OR over int64 words) of a
+``--bandwidth-mib`` (1024) MiB buffer, far beyond the caches, best of ``--repeats``.
+Printed with eventsnn's median and minimum CPU time over it (``mem_floor_s``,
+``mem_bandwidth_gbs``, ``mem_floor_ratio_median``, ``mem_floor_ratio_min``). The sweep
+floor above is the stricter bound on a machine whose caches hold the whole weight matrix
+(8 MB at 1000 x 1000): there the rows come from cache, faster than memory.
+
 With ``--peers`` the same spike times and weights are simulated in the same run by
 - Brian2 (runtime, cython target, dt 0.1 ms, LIF with exponential synaptic current), and
 - NEST (``iaf_psc_exp_ps``, precise spike times, 1 thread, resolution 0.1 ms),
@@ -101,6 +111,29 @@ def floor_sweep():
         return acc
 
     return sweep
+
+
+def read_bandwidth(mib, repeats):
+    """Single-core read bandwidth of main memory (bytes/s): a vectorised numba OR over the
+    int64 words of a ``mib`` MiB buffer (well past the caches), best of ``repeats`` after a
+    warm-up pass (which also faults the pages in)."""
+    from numba import njit
+
+    @njit(cache=False)
+    def read_all(a):
+        acc = np.int64(0)
+        for i in range(a.size):
+            acc |= a[i]
+        return acc
+
+    buf = np.ones(mib * 1024 * 1024 // 8, dtype=np.int64)
+    read_all(buf)
+    best = float("inf")
+    for _ in range(repeats):
+        c0 = time.process_time()
+        read_all(buf)
+        best = min(best, time.process_time() - c0)
+    return buf.nbytes / best
 
 
 # ---------------------------------------------------------------------------- eventsnn
@@ -337,6 +370,8 @@ def main(argv=None):
     p.add_argument("--peers", action="store_true", help="also run Brian2 and NEST")
     p.add_argument("--no-nest", action="store_true", help="with --peers: Brian2 only")
     p.add_argument("--peer-repeats", type=int, default=3, help="timed runs per peer (after a warm-up)")
+    p.add_argument("--bandwidth-mib", type=int, default=1024,
+                   help="buffer (MiB) of the memory-bandwidth measurement")
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
 
@@ -377,6 +412,17 @@ def main(argv=None):
           f"per-round ratios eventsnn / floor = {results['floor_paired_ratio_median']:.2f} "
           f"(rounds: {', '.join(f'{x:.2f}' for x in results['floor_paired_ratios'])}); "
           f"min(eventsnn) / min(floor) = {results['floor_min_ratio']:.2f}")
+    bw = read_bandwidth(args.bandwidth_mib, max(args.repeats, 3))
+    row_bytes = times.size * args.n_out * weight.itemsize
+    mem_floor = row_bytes / bw
+    results.update({"mem_bandwidth_gbs": bw / 1e9, "mem_floor_bytes": int(row_bytes),
+                    "mem_floor_s": mem_floor,
+                    "mem_floor_ratio_median": ours["cpu_median_s"] / mem_floor,
+                    "mem_floor_ratio_min": min(walls[1]) / mem_floor})
+    print(f"memory-bandwidth floor: the input events' weight rows, {row_bytes / 1e6:.0f} MB, at "
+          f"{bw / 1e9:.1f} GB/s (one core reading {args.bandwidth_mib} MiB) = {mem_floor * 1e3:.1f} ms; "
+          f"eventsnn CPU median / it = {results['mem_floor_ratio_median']:.2f}, "
+          f"CPU min / it = {results['mem_floor_ratio_min']:.2f}")
     if args.peers:
         try:
             import brian2  # noqa: F401
