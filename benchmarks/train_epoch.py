@@ -4,6 +4,7 @@
     python benchmarks/train_epoch.py --row cnn         # digits 16C3p1-P2-10
     python benchmarks/train_epoch.py --row nmnist      # N-MNIST 12C5s2-MP2-10
     python benchmarks/train_epoch.py --row paper --limit 64 --epochs 1   # paper net, subset
+    python benchmarks/train_epoch.py --row paper-sparse --epochs 3 --test # fewer output spikes
     python benchmarks/train_epoch.py --row paper-plain --epochs 3 --test # paper net, old settings
 
 Each row is what ``eventsnn train`` does with the flags printed in its output line
@@ -13,7 +14,8 @@ the process): the firing-rate initialisation on the first batch (``init_s``), th
 epoch (``epoch_s``; the first epoch also pays numba's compile/cache load, so compare the
 best). With ``--limit n`` only n training samples are used and ``epoch_s`` is also given
 scaled to the full training set (``epoch_s_full``, linear in the samples). Prints one JSON
-line per row; ``--test`` adds the test accuracy.
+line per row; ``--test`` adds the test accuracy. Without ``--row`` it runs fc, cnn, nmnist
+and paper-sparse (the settings issue 12's targets are measured with).
 """
 import os
 
@@ -35,7 +37,7 @@ from eventsnn import train as _train  # noqa: E402
 from eventsnn.network import Sequential  # noqa: E402
 from eventsnn.neurons import SRM  # noqa: E402
 from eventsnn.event.learner import EventLearner  # noqa: E402
-from eventsnn.reparam import make_reparam  # noqa: E402
+from eventsnn.reparam import WeightStandardization  # noqa: E402
 from eventsnn.train_cli import input_shape, load_dataset, parse_arch  # noqa: E402
 
 NMNIST = next((str(p / "shared" / "data" / "nmnist_slayer_small") for p in Path(__file__).resolve().parents[2:4]
@@ -55,7 +57,7 @@ PAPER_TRAIN = {"optimizer": "adamw", "lr": 1.2e-3, "weight_decay": 0.2, "clip": 
 
 #: training settings of a row unless it gives its own (``eventsnn train``'s flags)
 _TRAIN = {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "clip": None, "reparam": None,
-          "neuron": {}}
+          "reparam_raw_scale": 1.0, "neuron": {}}
 
 #: the rows: dataset, loader options, arch, rule options, batch (as ``eventsnn train`` takes
 #: them), and any key of _TRAIN
@@ -66,6 +68,13 @@ ROWS = {
                "batch": 8},
     "paper": {"dataset": "nmnist", "data": _NM_DATA, "arch": "12C5p1-P2-64C5-P2-10",
               "opt": PAPER_OPT, "batch": 8, **PAPER_TRAIN},
+    # the paper net asked for fewer output spikes (counts 10 / 1 instead of the authors' 15 / 2,
+    # firing-rate target 0.5): ~2/3 of the spikes and time of "paper". The authors' lr 5e-4
+    # for v, g and b alike, with v at half torch's default spread (raw scale 1 / (2 sqrt 6)
+    # on eventsnn's weights): docs/benchmarks.md, "Paper net: the authors' optimiser geometry"
+    "paper-sparse": {"dataset": "nmnist", "data": _NM_DATA, "arch": "12C5p1-P2-64C5-P2-10",
+                     "opt": {**PAPER_OPT, "desired": 10.0, "undesired": 1.0, "init_target": 0.5},
+                     "batch": 8, **PAPER_TRAIN, "lr": 5e-4, "reparam_raw_scale": 0.204124},
     # the paper net with the settings it had before issue 12's accuracy work (62 % test)
     "paper-plain": {"dataset": "nmnist", "data": _NM_DATA, "arch": "12C5p1-P2-64C5-P2-10",
                     "opt": _NM_OPT, "batch": 8},
@@ -85,6 +94,8 @@ def command(row, epochs, data_dir):
         parts.append(f"--clip {row['clip']:g}")
     if row["reparam"]:
         parts.append(f"--reparam {row['reparam']}")
+        if row["reparam_raw_scale"] != 1.0:
+            parts.append(f"--reparam-raw-scale {row['reparam_raw_scale']:g}")
     parts += [f"--neuron {k}={json.dumps(x)}" for k, x in row["neuron"].items()]
     if row["dataset"] == "nmnist":
         parts.append(f"--data-dir {data_dir}")
@@ -113,7 +124,7 @@ def run_row(name, epochs, limit, data_dir, test, batch=None, seed=0):
     if row["reparam"]:
         # attached before the initialisation, as ``fit`` does when it starts: the
         # initialisation then scales the standardised weights and the scale goes into g
-        reparam = make_reparam(row["reparam"])
+        reparam = WeightStandardization(raw_scale=row["reparam_raw_scale"])
         reparam.attach(net, keep=False)
     trainer = _train.Trainer(learner, optimizer=row["optimizer"], lr=row["lr"],
                              optimizer_options=opt_kw, batch_size=row["batch"], epochs=epochs,
@@ -147,7 +158,7 @@ def main():
     ap.add_argument("--batch", type=int, help="override the row's batch size")
     ap.add_argument("--seed", type=int, default=0, help="seed of weights and batch order")
     args = ap.parse_args()
-    for name in args.row or [r for r in ROWS if r != "paper-plain"]:
+    for name in args.row or ["fc", "cnn", "nmnist", "paper-sparse"]:
         print(json.dumps(run_row(name, args.epochs, args.limit, args.data_dir, args.test, args.batch,
                                  args.seed)), flush=True)
 

@@ -151,6 +151,13 @@ class WeightStandardization:
     ----------
     grad : "exact" (chain rule, default) or "code" (the authors' ``bn_backward``).
     eps : float > 0, added to the variance (the authors' 1e-5).
+    raw_scale : float > 0 (default 1), factor on the raw weights v when :meth:`attach`
+        takes them from the network. The effective weights do not depend on v's scale (up
+        to eps), but the optimiser's steps do: a step of Adam moves v by about lr whatever
+        v's size, so the relative step on v is ~ lr / (raw_scale * spread). g and b, and the
+        decoupled weight decay, are not affected. ``1 / sqrt(6)`` gives v torch's default
+        spread (the authors' start) on eventsnn's default weights, so that their lr carries
+        over to v and to (g, b) at once.
 
     Use: :meth:`attach` to a network, then per step: the learner's gradient of the
     effective weights -> :meth:`grads` -> the optimiser steps :meth:`params` -> :meth:`apply`
@@ -160,9 +167,10 @@ class WeightStandardization:
 
     name = "standardize"
 
-    def __init__(self, grad: str = "exact", eps: float = STD_EPS) -> None:
+    def __init__(self, grad: str = "exact", eps: float = STD_EPS, raw_scale: float = 1.0) -> None:
         self.grad = v.choice("grad", grad, GRADS)
         self.eps = v.positive_float("eps", eps)
+        self.raw_scale = v.positive_float("raw_scale", raw_scale)
         self.net: Optional[Sequential] = None
         self.layers: List[int] = []
         self.raw: List[np.ndarray] = []
@@ -171,7 +179,8 @@ class WeightStandardization:
         self._written: List[np.ndarray] = []
 
     def __repr__(self) -> str:
-        return f"WeightStandardization(grad={self.grad!r}, eps={self.eps!r})"
+        return (f"WeightStandardization(grad={self.grad!r}, eps={self.eps!r}, "
+                f"raw_scale={self.raw_scale!r})")
 
     # ---- set-up -------------------------------------------------------------------
     def attach(self, net: Sequential, keep: bool = False) -> None:
@@ -179,7 +188,9 @@ class WeightStandardization:
         and b = 0 (the authors' start: the effective weights become the standardised
         weights, which the firing-rate initialisation then scales, as the authors scale g),
         with ``keep=True`` g = sqrt(var + eps) and b = mean per channel, so that the
-        effective weights equal the current ones (up to rounding)."""
+        effective weights equal the current ones (up to rounding). v is the weights times
+        ``raw_scale`` (with ``keep=True`` g and b are set for the scaled v, so the effective
+        weights are still the current ones)."""
         from .network import Sequential
 
         if not isinstance(net, Sequential):
@@ -193,11 +204,14 @@ class WeightStandardization:
         for k in self.layers:
             w = np.array(net.layers[k].weight, dtype=np.float64)
             C = w.shape[0]
+            if self.raw_scale != 1.0:
+                w = w * self.raw_scale
             self.raw.append(w)
             if keep:
+                # (v - mean) / sd * g + b = v / raw_scale, the current weights
                 mean, s = _stats(w.reshape(C, -1), self.eps)
-                self.gain.append(s[:, 0].copy())
-                self.shift.append(mean[:, 0].copy())
+                self.gain.append(s[:, 0] / self.raw_scale)
+                self.shift.append(mean[:, 0] / self.raw_scale)
             else:
                 self.gain.append(np.ones(C))
                 self.shift.append(np.zeros(C))
@@ -294,14 +308,16 @@ class WeightStandardization:
         return out
 
     def config(self) -> Dict[str, Any]:
-        return {"name": self.name, "grad": self.grad, "eps": self.eps, "layers": list(self.layers)}
+        return {"name": self.name, "grad": self.grad, "eps": self.eps, "layers": list(self.layers),
+                "raw_scale": self.raw_scale}
 
     def restore(self, config: Dict[str, Any], arrays: Dict[str, np.ndarray], path: str = "checkpoint") -> None:
         """Load (v, g, b) written by :meth:`state_arrays` into the attached network's
         layout (the settings must match) and write the effective weights."""
         self._need_net()
         if config.get("name") != self.name or config.get("grad") != self.grad \
-                or float(config.get("eps", -1)) != self.eps or list(config.get("layers", [])) != self.layers:
+                or float(config.get("eps", -1)) != self.eps or list(config.get("layers", [])) != self.layers \
+                or float(config.get("raw_scale", 1.0)) != self.raw_scale:  # (older files: 1)
             raise ValueError(f"{path} was written with reparam {config!r}, not {self.config()!r}")
         for i, k in enumerate(self.layers):
             for name, dst in (("v", self.raw[i]), ("g", self.gain[i]), ("b", self.shift[i])):

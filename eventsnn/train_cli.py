@@ -76,6 +76,7 @@ DEFAULTS: Dict[str, Any] = {
     "scheduler_timeout": 10.0,
     "reparam": None,
     "reparam_grad": "exact",
+    "reparam_raw_scale": 1.0,
 }
 
 _CONV = re.compile(r"^([0-9]+)C([0-9]+)(?:s([0-9]+))?(?:p([0-9]+))?$")
@@ -238,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reparam-grad", dest="reparam_grad", choices=list(REPARAM_GRADS),
                    help="gradient of the standardisation: exact (chain rule) or code (the "
                         "authors' bn_backward) (default: exact)")
+    p.add_argument("--reparam-raw-scale", dest="reparam_raw_scale", type=at.positive_float,
+                   help="factor on the raw weights when the standardisation takes them: "
+                        "the effective weights stay, the optimiser's relative steps on them "
+                        "grow as 1/factor (0.408 = 1/sqrt(6): torch's default spread, as the "
+                        "authors') (default: 1)")
     p.add_argument("--seed", type=at.nonneg_int,
                    help=f"seed of weights, batches and split (default: {D['seed']})")
     p.add_argument("--val", type=at.fraction,
@@ -296,7 +302,7 @@ def resolve_config(argv: Optional[Sequence[str]]) -> Dict[str, Any]:
     for key in ("rule", "dataset", "arch", "epochs", "batch", "lr", "optimizer", "weight_decay",
                 "schedule", "clip", "seed", "val", "limit", "save", "data_dir", "log",
                 "checkpoint", "threads", "scheduler", "scheduler_timeout", "reparam",
-                "reparam_grad"):
+                "reparam_grad", "reparam_raw_scale"):
         val = getattr(args, key)
         if val is not None:
             cfg[key] = val
@@ -320,6 +326,10 @@ def resolve_config(argv: Optional[Sequence[str]]) -> Dict[str, Any]:
         raise ValueError(f"reparam must be null, 'none' or one of {list(REPARAMS)}, got {cfg['reparam']!r}")
     if cfg.get("reparam_grad") not in REPARAM_GRADS:
         raise ValueError(f"reparam_grad must be one of {list(REPARAM_GRADS)}, got {cfg['reparam_grad']!r}")
+    if cfg.get("reparam_raw_scale") is None:
+        cfg["reparam_raw_scale"] = 1.0
+    if cfg["reparam_raw_scale"] != 1.0 and cfg.get("reparam") is None:
+        raise ValueError("--reparam-raw-scale needs --reparam standardize")
     return cfg
 
 
@@ -352,7 +362,7 @@ _CONFIG_TYPES = {
     "lr": float, "weight_decay": float, "clip": float, "val": float, "scheduler_timeout": float,
     "opt": dict, "neuron": dict, "data": dict,
     "save": str, "data_dir": str, "log": str, "checkpoint": str, "scheduler": str,
-    "progress": bool, "reparam": str, "reparam_grad": str,
+    "progress": bool, "reparam": str, "reparam_grad": str, "reparam_raw_scale": float,
 }
 
 
@@ -528,7 +538,8 @@ def _run(cfg, client):
                       log=cfg.get("log"), checkpoint=cfg.get("checkpoint"),
                       epoch_callback=epoch_line if lines else None,
                       n_threads=cfg.get("threads"), client=client,
-                      reparam=(WeightStandardization(grad=cfg.get("reparam_grad") or "exact")
+                      reparam=(WeightStandardization(grad=cfg.get("reparam_grad") or "exact",
+                                                     raw_scale=cfg["reparam_raw_scale"])
                                if cfg.get("reparam") else None))
     history = trainer.fit(X_tr, y_tr, resume=cfg.get("resume", False))
     t0 = time.perf_counter()

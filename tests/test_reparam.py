@@ -289,3 +289,84 @@ def test_cli_reparam_flag(tmp_path, capsys):
     cfg.write_text(json.dumps({"reparam": "bn"}))
     assert main(args + ["--config", str(cfg)]) == 2
     assert "reparam" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scale", [0.2, 1 / np.sqrt(6), 3.0])
+def test_raw_scale_scales_v_and_keeps_or_standardises(scale):
+    net = _net()
+    before = [np.array(layer.weight) for layer in net.layers if layer.has_weight]
+    ws = WeightStandardization(raw_scale=scale)
+    ws.attach(net, keep=True)
+    for w, k, r in zip(before, ws.layers, ws.raw):
+        np.testing.assert_array_equal(r, w * scale)
+        np.testing.assert_allclose(net.layers[k].weight, w, rtol=1e-12, atol=1e-14)
+    net = _net()
+    ws.attach(net, keep=False)
+    for w, k, r in zip(before, ws.layers, ws.raw):
+        # the standardised v * scale, with eps = 1e-5 against the scaled variance (naive oracle)
+        rows, _, _ = naive.bn_forward((w * scale).tolist(), [1.0] * w.shape[0], [0.0] * w.shape[0])
+        np.testing.assert_allclose(net.layers[k].weight.reshape(w.shape[0], -1), np.array(rows),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_raw_scale_shrinks_v_not_the_optimisers_step():
+    """Adam's first step moves every entry by lr (m / sqrt(v) = sign of the gradient)
+    whatever its size: with v scaled by s the step on v is the same, so relative to v it
+    grows by 1/s and the effective weights move further; g and b take the same steps as
+    with s = 1."""
+    from eventsnn.optim import Adam
+    G = [np.random.default_rng(k).standard_normal(layer.weight.shape) if layer.has_weight else None
+         for k, layer in enumerate(_net().layers)]
+    out = {}
+    for s in (1.0, 0.25):
+        net = _net()
+        ws = WeightStandardization(raw_scale=s)
+        ws.attach(net, keep=True)
+        w0 = [np.array(net.layers[k].weight) for k in ws.layers]
+        p0 = [p.copy() for p in ws.params()]
+        Adam(lr=1e-4).step(ws.params(), ws.grads(G))
+        ws.apply()
+        steps = [p - q for p, q in zip(ws.params(), p0)]
+        moves = [np.abs(net.layers[k].weight - w).max() for k, w in zip(ws.layers, w0)]
+        out[s] = (p0, steps, moves)
+    for i, (a, b) in enumerate(zip(out[1.0][1], out[0.25][1])):
+        np.testing.assert_allclose(np.abs(a), 1e-4, rtol=1e-3)   # every entry moves by lr
+        np.testing.assert_allclose(np.abs(b), 1e-4, rtol=1e-3)
+        if i % 3 == 0:
+            np.testing.assert_allclose(out[0.25][0][i], out[1.0][0][i] * 0.25, rtol=1e-12)
+    for i in range(0, len(out[1.0][0]), 3):   # v: relative steps 1 / 0.25 = 4x larger
+        rel1 = np.abs(out[1.0][1][i]) / np.abs(out[1.0][0][i])
+        rel4 = np.abs(out[0.25][1][i]) / np.abs(out[0.25][0][i])
+        np.testing.assert_allclose(rel4 / rel1, 4.0, rtol=2e-3)
+    for a, b in zip(out[1.0][2], out[0.25][2]):
+        assert b > 1.5 * a          # and the effective weights move further
+
+
+def test_raw_scale_validated_and_in_the_checkpoint(tmp_path):
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="raw_scale"):
+            WeightStandardization(raw_scale=bad)
+    with pytest.raises(TypeError, match="raw_scale"):
+        WeightStandardization(raw_scale="0.5")
+    X, y = _digits(32)
+    t = _event_trainer(WeightStandardization(raw_scale=0.5), checkpoint=tmp_path / "c.npz")
+    t.epochs = 1
+    t.fit(X, y)
+    with pytest.raises(ValueError, match="raw_scale"):
+        _event_trainer(WeightStandardization(), checkpoint=tmp_path / "c.npz").fit(X, y, resume=True)
+    _event_trainer(WeightStandardization(raw_scale=0.5), checkpoint=tmp_path / "c.npz").fit(X, y, resume=True)
+
+
+def test_cli_reparam_raw_scale(capsys):
+    args = ["--dataset", "digits", "--arch", "64-12-10", "--epochs", "1", "--limit", "48",
+            "--batch", "16", "--no-progress", "--threads", "1"]
+    assert main(args + ["--reparam-raw-scale", "0.5"]) == 2
+    assert "--reparam-raw-scale needs --reparam standardize" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--reparam", "standardize", "--reparam-raw-scale", "-1"])
+    assert "--reparam-raw-scale: must be a number in (0.0, inf)" in capsys.readouterr().err
+    a = main(args + ["--reparam", "standardize", "--reparam-raw-scale", "0.25"])
+    out_a = json.loads(capsys.readouterr().out)
+    b = main(args + ["--reparam", "standardize"])
+    out_b = json.loads(capsys.readouterr().out)
+    assert a == b == 0 and out_a["final_loss"] != out_b["final_loss"]
