@@ -58,22 +58,28 @@ def main():
     blk = K.block_length(tau_m, tau_s, K.KERNEL_EXP, tau_g)
     start, order_ = K._spikes_by_neuron(here.neurons, n_out)
     r = K._window_starts(here.times, here.neurons, n_out, t_ref, start, order_)
-    et, ek, eo = K._edges(here.times, r, n_out, start, order_)
+    et, ek, eo = K._edges_merged(here.times, here.neurons, r, n_out, start, order_)
     ref = K._block_refs(below.times, blk)
     d = below.times - ref
-    em, es_, eg = (below.values * np.exp(d / tau) for tau in (tau_m, tau_s, tau_g))
+    fm, fs, fg = (np.exp(d / tau) for tau in (tau_m, tau_s, tau_g))
+    em, es_, eg = (below.values * f for f in (fm, fs, fg))
     gi, gw = np.zeros(below.times.size), np.zeros(wt.size)
     ones = np.ones(here.times.size)
+    c = tau_m / (tau_m - tau_s)
+    _, _, _, Fk = K._sweep_sums(below.times, below.neurons, below.values, em, es_, eg, fm, fs,
+                                fg, ref, n_out, True, E, E, E, E, wt, here.times, here.neurons,
+                                et, ek, eo, tau_m, tau_s, tau_g, True, E, E)
 
     def sweep1():
-        K._sweep_sums(below.times, below.neurons, em, es_, eg, ref, n_out, True, E, E, wt,
-                      here.times, here.neurons, et, ek, eo, tau_m, tau_s, tau_g, True)
+        K._sweep_sums(below.times, below.neurons, below.values, em, es_, eg, fm, fs, fg, ref,
+                      n_out, True, E, E, E, E, wt, here.times, here.neurons, et, ek, eo, tau_m,
+                      tau_s, tau_g, True, E, E)
 
     def sweep2(input_grad):
         return lambda: K._sweep_assign(
-            below.times, below.neurons, em, es_, eg, ref, n_out, True, E, E, E, wt, here.times,
-            here.neurons, et, ek, eo, tau_m, tau_s, tau_g, True, 1.3, ones, -ones, input_grad,
-            1.0, gi, gw)
+            below.times, below.neurons, below.values, em, es_, eg, fm, fs, ref, n_out, True, E,
+            E, E, E, E, wt, here.times, here.neurons, et, ek, eo, Fk, tau_m, tau_s, tau_g, True,
+            c, ones, -ones, input_grad, 1.0, gi, gw, E, E)
 
     rows = [
         ("simulate", lambda: net.simulate(st, t_end=1000.0)),
@@ -82,7 +88,8 @@ def main():
         ("sweep 1 (window sums)", sweep1),
         ("sweep 2, input_grad=False", sweep2(False)),
         ("sweep 2, input_grad=True", sweep2(True)),
-        ("edges + block references", lambda: (K._edges(here.times, r, n_out, start, order_),
+        ("edges + block references", lambda: (K._edges_merged(here.times, here.neurons, r, n_out,
+                                                                start, order_),
                                               K._block_refs(below.times, blk))),
         ("W^T copy", lambda: np.ascontiguousarray(weight.T).ravel()),
         ("gradient transposed back", lambda: np.ascontiguousarray(gw.reshape(n_in, n_out).T)),
