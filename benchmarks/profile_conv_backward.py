@@ -26,21 +26,13 @@ import pickle  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW = True   # this checkout's kernels (conv_backward); set in profile()
 
 
-def best(fn, repeats):
-    fn()
-    out = []
-    for _ in range(repeats):
-        c0 = time.process_time()
-        fn()
-        out.append(time.process_time() - c0)
-    return min(out)
+from _timing import best_cpu as best  # noqa: E402  (seconds)
 
 
 def record(row, n_batches, seed=0):

@@ -24,15 +24,10 @@ from numba import njit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from event_sim import TAU_M, TAU_S, THETA, make_workload  # noqa: E402
+from event_sim import TAU_M, TAU_S, THETA, floor_sweep, make_workload  # noqa: E402
 
 
-@njit(cache=False)
-def _floor(WT, idx, acc):
-    for q in range(idx.size):
-        row = WT[idx[q]]
-        for k in range(acc.size):
-            acc[k] += row[k]
+_floor = floor_sweep()   # event_sim's floor kernel
 
 
 def _passes(window8, sched, WT, in_i, block, tau_m, tau_s):

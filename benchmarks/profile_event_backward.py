@@ -12,7 +12,6 @@ on their values).
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
@@ -21,14 +20,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
 
 
+from _timing import best_cpu  # noqa: E402
+
+
 def best(fn, repeats):
-    fn()
-    out = []
-    for _ in range(repeats):
-        c0 = time.process_time()
-        fn()
-        out.append(time.process_time() - c0)
-    return 1e3 * min(out)
+    return 1e3 * best_cpu(fn, repeats)   # ms
 
 
 def main():

@@ -31,7 +31,6 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 import types  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -55,14 +54,7 @@ from eventsnn.reparam import make_reparam  # noqa: E402
 from eventsnn.train_cli import input_shape, load_dataset, parse_arch  # noqa: E402
 
 
-def best(fn, repeats):
-    fn()
-    out = []
-    for _ in range(repeats):
-        c0 = time.process_time()
-        fn()
-        out.append(time.process_time() - c0)
-    return min(out)
+from _timing import best_cpu as best  # noqa: E402  (seconds)
 
 
 def build(train, seed=0):
