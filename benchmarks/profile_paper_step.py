@@ -50,49 +50,64 @@ from eventsnn.event import _backward as K  # noqa: E402
 from eventsnn.event import _conv  # noqa: E402
 from eventsnn.event.backward import _prepare, _lowest_level  # noqa: E402
 from eventsnn.event.learner import EventLearner  # noqa: E402
-from eventsnn.reparam import make_reparam  # noqa: E402
+from eventsnn.reparam import WeightStandardization  # noqa: E402
 from eventsnn.train_cli import input_shape, load_dataset, parse_arch  # noqa: E402
 
 
 from _timing import best_cpu as best  # noqa: E402  (seconds)
 
 
-def build(train, seed=0):
-    row = dict(te._TRAIN, **te.ROWS["paper"])
+def build(train, seed=0, row_name="paper", train_epochs=1, cache=None):
+    row = dict(te._TRAIN, **te.ROWS[row_name])
     X, y, _, _ = load_dataset(row["dataset"], te.NMNIST, dict(row["data"]))
     net = Sequential(*parse_arch(row["arch"], input_shape(X), 10), neuron=SRM(**row["neuron"]),
                      rng=seed)
     learner = EventLearner(net, rng=seed, n_threads=1, **row["opt"])
-    reparam = make_reparam(row["reparam"])
+    reparam = WeightStandardization(raw_scale=row["reparam_raw_scale"])
     reparam.attach(net, keep=False)
     first = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[1]).permutation(len(y))
     learner.initialise(_train._take(X, first[: row["batch"]]))
     trainer = _train.Trainer(learner, optimizer=row["optimizer"], lr=row["lr"],
                              optimizer_options={"weight_decay": row["weight_decay"]},
-                             batch_size=row["batch"], epochs=1, seed=seed, progress=False,
+                             batch_size=row["batch"], epochs=train_epochs, seed=seed,
+                             progress=False,
                              schedule="cosine", clip_norm=row["clip"], reparam=reparam)
-    if train:
+    weighted = [layer for layer in net.layers if layer.weight is not None]
+    if cache and Path(cache).is_file():
+        with np.load(cache) as z:
+            for k, layer in enumerate(weighted):
+                layer.weight = z[f"w{k}"]
+    elif train:
         trainer.fit(X[:train], y[:train])
+        if cache:
+            np.savez(cache, **{f"w{k}": layer.weight for k, layer in enumerate(weighted)})
     return net, learner, trainer, X, y, row
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--row", default="paper", choices=["paper", "paper-sparse"])
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train", type=int, default=0, help="recordings to train on first")
+    ap.add_argument("--train-epochs", type=int, default=1, help="epochs over those recordings")
+    ap.add_argument("--cache", help="npz of the trained effective weights: read if it exists, "
+                                    "else written after training")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--offset", type=int, default=500, help="first recording profiled")
     ap.add_argument("--baseline", help="checkout whose Conv2d kernel is timed against this one")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
     args = ap.parse_args()
-    net, learner, trainer, X, y, row = build(args.train)
+    net, learner, trainer, X, y, row = build(args.train, args.seed, args.row, args.train_epochs,
+                                             args.cache)
     b = row["batch"]
     n = b * args.batches
     idx = np.arange(args.offset, args.offset + n)
     Xs, ys = _train._take(X, idx), y[idx]
     # the layers hold the effective weights (the reparametrisation writes them after a step)
     o = learner.options
-    res = {"batches": args.batches, "batch": b, "trained_on": args.train}
+    res = {"row": args.row, "seed": args.seed, "batches": args.batches, "batch": b,
+           "trained_on": args.train, "train_epochs": args.train_epochs}
     batches = []
     for k in range(args.batches):
         sl = slice(k * b, (k + 1) * b)

@@ -119,6 +119,42 @@ def test_conv_layer_many_channels_matches_sparse_layer(seed, c_out):
 
 
 @settings(max_examples=examples(60), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), c_out=st.sampled_from([1, 3, 12, 17]),
+       k=st.integers(2, 5), pad=st.integers(0, 2),
+       reset=st.sampled_from(["full", "membrane"]), t_ref=st.sampled_from([0.0, 0.7]))
+def test_conv_layer_row_segments_match_sparse_layer(seed, c_out, k, pad, reset, t_ref):
+    """Stride 1 and every event at its own time: the positions of a row an input reaches go
+    through one pass (a segment, with the kx-flipped weight) unless one of them holds a
+    refractory neuron, which splits the run; the same spikes as sparse_layer."""
+    rng = np.random.default_rng(seed)
+    C_in, H, W = int(rng.integers(1, 3)), int(rng.integers(k, 9)), int(rng.integers(k, 9))
+    layer = es.Conv2d((C_in, H, W), c_out, k, stride=1, padding=pad)
+    net = es.Sequential(layer, neuron=es.SRM(5.0, 2.5, 1.0, reset, t_ref))
+    layer.weight = rng.normal(0.5, 1.0, layer.weight_shape) * 2.0
+    n_in = C_in * H * W
+    n = int(rng.integers(1, 300))
+    x = es.SpikeTrains(np.sort(rng.uniform(0.0, 40.0, n)), rng.integers(0, n_in, n), n_in,
+                       rng.uniform(-0.5, 1.5, n))
+    (t0, i0, ex0), (t1, i1, ex1) = _both(net, x, np.inf, 100_000)
+    assert not ex0 and not ex1
+    _assert_same_spikes((t1, i1), (t0, i0))
+    SEEN_ROWS["examples"] += 1
+    SEEN_ROWS["spikes"] += t0.size > 0
+    SEEN_ROWS["a neuron spiking twice"] += bool(i0.size and np.bincount(i0).max() > 1)
+
+
+SEEN_ROWS = Counter()
+
+
+def test_row_segment_cases_not_vacuous():
+    if not SEEN_ROWS:
+        test_conv_layer_row_segments_match_sparse_layer()
+    n = SEEN_ROWS["examples"]
+    assert SEEN_ROWS["spikes"] >= 0.5 * n and SEEN_ROWS["a neuron spiking twice"] >= 0.2 * n, \
+        SEEN_ROWS
+
+
+@settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), budget=st.integers(0, 5))
 def test_conv_layer_spike_budget(seed, budget):
     """Both kernels agree on whether more than max_spikes spikes were due, and return no
@@ -204,10 +240,12 @@ def test_tangent_bounds_are_below_the_first_crossing(M, S, taus, theta, frac):
         event("crossing")
         assert d <= first + 1e-12 and dg <= first + 1e-12
     t = 12.5
-    for key in (np.inf, t + 0.5 * dg, t + dg, t + 2 * dg + 1e-3):
-        if t + dg < key:
-            assert _conv._screen_g(m, s, 1.0, key, *consts, t, np.inf, 2e-9 * t)
-    assert not _conv._screen_g(m, s, -1.0, np.inf, *consts, t, np.inf, 2e-9 * t)
+    inv_max = max(1 / tau_m, 1 / tau_s)
+    for t_end in (np.inf, t + 1.0, t):
+        for key in (np.inf, t + 0.5 * dg, t + dg, t + 2 * dg + 1e-3):
+            if t + dg < min(key, t_end):
+                assert _conv._screen_g(m, s, 1.0, key, *consts, t, t_end, 2e-9 * t, inv_max)
+    assert not _conv._screen_g(m, s, -1.0, np.inf, *consts, t, np.inf, 2e-9 * t, inv_max)
 
 
 @settings(max_examples=examples(300), deadline=None)

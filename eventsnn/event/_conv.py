@@ -9,7 +9,11 @@ reference engine (the slow readable oracle) within 1e-9 ms. What differs:
   reaches the output positions whose window holds (y, x), every output channel, and reads
   the weights W[:, c, ky, kx] as one contiguous row of the transposed weight (C_in, k, k,
   C_out) instead of an int64 target and a float64 weight per synapse; the state is stored
-  by position, then channel, so a position's C_out neurons are one vectorised pass;
+  by position, then channel, so a position's C_out neurons are one vectorised pass; with
+  stride 1 the positions ox0..ox1 of a row that an input reaches are consecutive in the
+  state, and in the weight flipped along kx they read consecutive rows, so a run of them
+  with no refractory neuron (a "segment") is one pass (bit for bit the per-position pass:
+  the same operations per neuron, the positions' bucket moves in the same order);
 - the lower bound of a crossing is the tangent of u (``_tangent_bound``: u is concave up to
   a crossing from below), not ``rise_bound``'s bound of the slope: refreshing it from a
   reached entry is Newton's method from the left, so few entries come back, and a neuron
@@ -207,19 +211,27 @@ def _tangent_g(m, s, a, bb, a_m, b_s, th_fm, theta):
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _screen_g(m, s, w, key, a, bb, a_m, b_s, th_fm, theta, t, t_end, tol_t):
+def _screen_g(m, s, w, key, a, bb, a_m, b_s, th_fm, theta, t, t_end, tol_t, max_inv):
     """False only if the input w <= 0 (it can only delay a crossing) or ``t + _tangent_g(m,
     s, ...)`` is certainly inf or not before min(key, t_end): the quotient compared through
     a product, with margins (2e-6 relative, tol_t = 2e-9 |t|) that cover its rounding and
-    that of t + bound. No divisions and no branches: it vectorises."""
+    that of t + bound. No divisions and no branches: it vectorises.
+
+    Two operations fewer than ``_tangent_g`` spells out, with no screened neuron lost (a
+    superset of flags is harmless: the caller keeps a bound only if it is below the entry):
+    du's rounding margin is 1e-12 max(1/tau) (|cm| + |cs|) (1 + 1e-7), at least
+    ``_tangent_g``'s 1e-12 (|am| + |bs|) since am = a_m m rounds to within a few units of
+    cm / tau_m (bs alike), so du here is >= its du; and the test du > 0 is left out: the
+    time factor min(key, t_end) - t is >= 0 (every key is above t after the pop phase, and
+    t <= t_end), so du <= 0 gives rhs <= 0 < gap (1 - RISE_MARGIN) when gap > 0."""
     cm = a * m
     cs = bb * s
     gap = theta - (cm - cs) - 1e-12 * (abs(cm) + abs(cs))
     am = a_m * m
     bs = b_s * s
-    du = bs - am + 1e-12 * (abs(am) + abs(bs))
+    du = bs - am + 1.0000001e-12 * max_inv * (abs(cm) + abs(cs))
     rhs = du * ((min(key, t_end) - t) * (1.0 + 2e-6) + tol_t)
-    return (w > 0.0) & ((gap <= 0.0) | ((m >= th_fm) & (du > 0.0) & (gap * (1.0 - RISE_MARGIN) < rhs)))
+    return (w > 0.0) & ((gap <= 0.0) | ((m >= th_fm) & (gap * (1.0 - RISE_MARGIN) < rhs)))
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -260,6 +272,27 @@ def _bound_go(b, C_out, T, M, S, r, key, go, G, t, t_end, dm, ds, c, inv_m, inv_
             key[i] = lb
             k_min = min(k_min, lb)
     return k_min
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _make_clean(b, C_out, t, r, T, M, S, G, tau_m, tau_s, membrane_reset):
+    """The check of a dirty position (neurons b..b+C_out-1) before an input at t: the
+    traces of neurons past their refractory end are brought to G's frame. Returns (clean:
+    no neuron is refractory at t, special: some neuron's input needs the refractory rule)."""
+    n_refr = 0
+    for o in range(C_out):
+        n_refr += t <= r[b + o]
+    special = False
+    for o in range(C_out):
+        i = b + o
+        if t <= r[i] and (t < r[i] or not membrane_reset):
+            special = True
+        elif T[i] != G:
+            # T[i] <= t <= G + EPOCH_EXP min(tau): no overflow
+            M[i] *= math.exp((T[i] - G) / tau_m)
+            S[i] *= math.exp((T[i] - G) / tau_s)
+            T[i] = G
+    return n_refr == 0, special
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -303,10 +336,18 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
     K2 = key.reshape((n_pos, C_out))
     W2 = Wf.reshape((C_in * k * k, C_out))
     n_words = (C_out + 7) // 8
-    go = np.zeros(8 * n_words, np.bool_)  # whole 8-byte words: scanned 8 flags at a time
+    # flags of a position, or of a segment of up to k positions: whole 8-byte words, scanned
+    # 8 flags at a time
+    go = np.zeros(8 * ((k * C_out + 7) // 8), np.bool_)
+    spc = np.zeros(k, np.bool_)      # the special positions of an input's row
+    kmins = np.empty(k)              # the smallest lowered key of each position of a segment
+    # the weight flipped along kx: (C_in, k, k, C_out) with kx reversed, so that with stride
+    # 1 the positions ox, ox + 1, .. of a row read consecutive rows (the same values)
+    WFf = np.ascontiguousarray(WT[:, :, ::-1, :]).reshape(-1)
     go_words = go.view(np.uint64)
     inv_m = 1.0 / tau_m
     inv_s = 1.0 / tau_s
+    inv_max = max(inv_m, inv_s)
     # clean[pos]: every neuron of the position has its traces in G's frame (T == G) and is
     # past its refractory end (r < t for every later group): its input needs no checks.
     # Spikes and moves of G make positions dirty; a scan that finds nothing makes them
@@ -448,87 +489,105 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
             ci, y, xx, oy0, oy1, ox0, ox1 = input_span(j, HW, W, Ho, Wo, k, stride, pad)
             for oy in range(oy0, oy1 + 1):
                 ky = y + pad - oy * stride
+                # the row's positions first: stamps, and the checks of dirty positions (any
+                # neuron refractory at t: "special"; traces brought to G's frame)
                 for ox in range(ox0, ox1 + 1):
-                    kx = xx + pad - ox * stride
-                    wr = (ci * k + ky) * k + kx
-                    wb = wr * C_out
                     pos = oy * Wo + ox
-                    b = pos * C_out
                     if stamp[pos] != p:
                         stamp[pos] = p
                         if not single:
                             touched[n_touch] = pos
                             n_touch += 1
-                    special = False
+                    sp = False
                     if not clean[pos]:
-                        # any neuron refractory at t, any trace not in G's frame
-                        n_refr = 0
-                        for o in range(C_out):
-                            n_refr += t <= r[b + o]
-                        clean[pos] = n_refr == 0
-                        for o in range(C_out):
-                            i = b + o
-                            if t <= r[i] and (t < r[i] or not membrane_reset):
-                                special = True
-                            elif T[i] != G:
-                                # T[i] <= t <= G + EPOCH_EXP min(tau): no overflow
-                                M[i] *= math.exp((T[i] - G) / tau_m)
-                                S[i] *= math.exp((T[i] - G) / tau_s)
-                                T[i] = G
-                    if not special and single:
-                        # input, then the screen of the bound, in one vectorised pass; an
-                        # input with w <= 0 only delays crossings (the PSP kernel is >= 0):
-                        # the entry stays a lower bound
+                        c_ok, sp = _make_clean(pos * C_out, C_out, t, r, T, M, S, G, tau_m,
+                                               tau_s, membrane_reset)
+                        clean[pos] = c_ok
+                    spc[ox - ox0] = sp
+                sx = ox0
+                while sx <= ox1:
+                    if single and not spc[sx - ox0]:
+                        # a segment of positions with no special neuron, sx..ex-1: with stride
+                        # 1 the run is contiguous in the state and in the kx-flipped weight
+                        ex = sx + 1
+                        if stride == 1:
+                            while ex <= ox1 and not spc[ex - ox0]:
+                                ex += 1
+                        # input, then the screen of the bound, in one vectorised pass over
+                        # the segment's neurons; an input with w <= 0 only delays crossings
+                        # (the PSP kernel is >= 0): the entry stays a lower bound
+                        b0 = (oy * Wo + sx) * C_out
+                        n = (ex - sx) * C_out
+                        wq0 = ((ci * k + ky) * k + k - 1 - (xx + pad - sx * stride)) * C_out
+                        Mr = M[b0:b0 + n]
+                        Sr = S[b0:b0 + n]
+                        Kr = key[b0:b0 + n]
+                        Wr = WFf[wq0:wq0 + n]
                         n_go = 0
-                        for o in range(C_out):
-                            w = W2[wr, o] * val
-                            m = M2[pos, o] + w * fm
-                            sv = S2[pos, o] + w * fs
-                            M2[pos, o] = m
-                            S2[pos, o] = sv
-                            go[o] = _screen_g(m, sv, w, K2[pos, o], a_g, b_g, a_m, b_s, th_fm,
-                                              theta, t, t_end, tol_t)
-                            n_go += go[o]
-                        if n_go == 0:
-                            continue
-                        k_min = math.inf
-                        for wq in range(n_words):  # the flags 8 at a time
-                            if go_words[wq] == 0:
-                                continue
-                            for o in range(8 * wq, min(8 * wq + 8, C_out)):
-                                if not go[o]:
+                        for q in range(n):
+                            w = Wr[q] * val
+                            m = Mr[q] + w * fm
+                            sv = Sr[q] + w * fs
+                            Mr[q] = m
+                            Sr[q] = sv
+                            go[q] = _screen_g(m, sv, w, Kr[q], a_g, b_g, a_m, b_s, th_fm,
+                                              theta, t, t_end, tol_t, inv_max)
+                            n_go += go[q]
+                        if n_go > 0:
+                            for q in range(ex - sx):
+                                kmins[q] = math.inf
+                            jq = 0           # the position of flag q, q < q_end (no division)
+                            q_end = C_out
+                            for wq in range((n + 7) // 8):  # the flags 8 at a time
+                                if go_words[wq] == 0:
                                     continue
-                                i = b + o
-                                lb = t + _tangent_g(M[i], S[i], a_g, b_g, a_m, b_s, th_fm,
-                                                    theta)
-                                if lb <= t_end and lb < key[i]:
-                                    key[i] = lb
-                                    k_min = min(k_min, lb)
-                        if k_min < pkey[pos]:
-                            # the position moves to the bucket of the first group q >= p + 1
-                            # at or after k_min (as _lower_position)
-                            pkey[pos] = k_min
-                            q = _bucket(gt, grid, t0, inv_dx, p + 1, k_min)
-                            qo = bkt[pos]
-                            if qo != q:
-                                if qo >= 0:  # off its old bucket (as _unlink)
-                                    pa = prv[pos]
-                                    nb = nxt[pos]
-                                    if pa >= 0:
-                                        nxt[pa] = nb
-                                    else:
-                                        head[qo] = nb
-                                    if nb >= 0:
-                                        prv[nb] = pa
-                                h = head[q]
-                                nxt[pos] = h
-                                prv[pos] = -1
-                                if h >= 0:
-                                    prv[h] = pos
-                                head[q] = pos
-                                bkt[pos] = q
+                                for q in range(8 * wq, min(8 * wq + 8, n)):
+                                    if not go[q]:
+                                        continue
+                                    while q >= q_end:
+                                        jq += 1
+                                        q_end += C_out
+                                    i = b0 + q
+                                    lb = t + _tangent_g(M[i], S[i], a_g, b_g, a_m, b_s, th_fm,
+                                                        theta)
+                                    if lb <= t_end and lb < key[i]:
+                                        key[i] = lb
+                                        kmins[jq] = min(kmins[jq], lb)
+                            for ox in range(sx, ex):
+                                k_min = kmins[ox - sx]
+                                pos = oy * Wo + ox
+                                if k_min < pkey[pos]:
+                                    # the position moves to the bucket of the first group
+                                    # q >= p + 1 at or after k_min (as _lower_position)
+                                    pkey[pos] = k_min
+                                    q = _bucket(gt, grid, t0, inv_dx, p + 1, k_min)
+                                    qo = bkt[pos]
+                                    if qo != q:
+                                        if qo >= 0:  # off its old bucket (as _unlink)
+                                            pa = prv[pos]
+                                            nb = nxt[pos]
+                                            if pa >= 0:
+                                                nxt[pa] = nb
+                                            else:
+                                                head[qo] = nb
+                                            if nb >= 0:
+                                                prv[nb] = pa
+                                        h = head[q]
+                                        nxt[pos] = h
+                                        prv[pos] = -1
+                                        if h >= 0:
+                                            prv[h] = pos
+                                        head[q] = pos
+                                        bkt[pos] = q
+                        sx = ex
                         continue
-                    if not special:
+                    kx = xx + pad - sx * stride
+                    wr = (ci * k + ky) * k + kx
+                    wb = wr * C_out
+                    pos = oy * Wo + sx
+                    b = pos * C_out
+                    sx += 1
+                    if not spc[sx - 1 - ox0]:  # a group of several events: the bounds at its end
                         for o in range(C_out):
                             w = W2[wr, o] * val
                             M2[pos, o] += w * fm
