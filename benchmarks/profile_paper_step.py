@@ -1,13 +1,16 @@
 """Where the time of one training step of the paper net (``train_epoch.py --row paper``) goes.
 
-    python benchmarks/profile_paper_step.py [--batches 4] [--train 0] [--repeats 3]
+    python benchmarks/profile_paper_step.py [--row paper|paper-sparse] [--seed 0] [--batches 4]
+        [--train 0] [--train-epochs 1] [--cache FILE.npz] [--repeats 3]
 
-Builds the ``--row paper`` network exactly as ``benchmarks/train_epoch.py`` does (the
-authors' N-MNIST settings, weight standardisation, firing-rate initialisation on the first
-batch), optionally trains it on ``--train`` recordings first (so that firing is at its
-trained level), then records ``--batches`` training batches (levels, relays, dL/dt of the
-output events) and times, process CPU time, one thread, best of ``--repeats`` after a
-warm-up, summed over the batches:
+Builds the ``--row`` network (``paper`` or ``paper-sparse``) exactly as
+``benchmarks/train_epoch.py`` does with ``--seed`` (the N-MNIST settings, weight
+standardisation, firing-rate initialisation on the first batch), optionally trains it for
+``--train-epochs`` epochs on ``--train`` recordings first (so that firing is at its trained
+level; ``--cache`` keeps those weights in an .npz and reads them in later runs instead of
+training again, and the JSON names it), then records ``--batches`` training batches
+(levels, relays, dL/dt of the output events) and times, process CPU time, one thread,
+best of ``--repeats`` after a warm-up, summed over the batches:
 
 - the whole ``loss_and_grads`` (forward, loss, backward, Python),
 - the forward: each layer's kernel over the batch (Conv2d, pooling, Dense),
@@ -107,7 +110,9 @@ def main():
     # the layers hold the effective weights (the reparametrisation writes them after a step)
     o = learner.options
     res = {"row": args.row, "seed": args.seed, "batches": args.batches, "batch": b,
-           "trained_on": args.train, "train_epochs": args.train_epochs}
+           "trained_on": args.train, "train_epochs": args.train_epochs,
+           "weights": args.cache if args.cache and Path(args.cache).is_file() and not args.train
+           else "trained here" if args.train else "initialised"}
     batches = []
     for k in range(args.batches):
         sl = slice(k * b, (k + 1) * b)
