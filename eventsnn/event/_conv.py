@@ -554,31 +554,10 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                                         key[i] = lb
                                         kmins[jq] = min(kmins[jq], lb)
                             for ox in range(sx, ex):
-                                k_min = kmins[ox - sx]
                                 pos = oy * Wo + ox
-                                if k_min < pkey[pos]:
-                                    # the position moves to the bucket of the first group
-                                    # q >= p + 1 at or after k_min (as _lower_position)
-                                    pkey[pos] = k_min
-                                    q = _bucket(gt, grid, t0, inv_dx, p + 1, k_min)
-                                    qo = bkt[pos]
-                                    if qo != q:
-                                        if qo >= 0:  # off its old bucket (as _unlink)
-                                            pa = prv[pos]
-                                            nb = nxt[pos]
-                                            if pa >= 0:
-                                                nxt[pa] = nb
-                                            else:
-                                                head[qo] = nb
-                                            if nb >= 0:
-                                                prv[nb] = pa
-                                        h = head[q]
-                                        nxt[pos] = h
-                                        prv[pos] = -1
-                                        if h >= 0:
-                                            prv[h] = pos
-                                        head[q] = pos
-                                        bkt[pos] = q
+                                if kmins[ox - sx] < pkey[pos]:
+                                    _lower_position(pos, kmins[ox - sx], p + 1, gt, grid, t0,
+                                                    inv_dx, pkey, head, nxt, prv, bkt)
                         sx = ex
                         continue
                     kx = xx + pad - sx * stride
@@ -586,8 +565,9 @@ def conv_layer(in_t, in_i, in_v, WT, C_in, H, W, C_out, Ho, Wo, k, stride, pad, 
                     wb = wr * C_out
                     pos = oy * Wo + sx
                     b = pos * C_out
+                    special = spc[sx - ox0]
                     sx += 1
-                    if not spc[sx - 1 - ox0]:  # a group of several events: the bounds at its end
+                    if not special:  # a group of several events: the bounds at its end
                         for o in range(C_out):
                             w = W2[wr, o] * val
                             M2[pos, o] += w * fm
